@@ -1,0 +1,89 @@
+//! The `statuslab` command line: parses arguments and wires the library crates together.
+//!
+//! `main.rs` only calls [`main`]; tests call [`run`] in-process with their own output buffers.
+
+mod catalog_cmd;
+mod serve_cmd;
+
+use clap::{Parser, Subcommand};
+use std::io::Write;
+
+/// Make the HTTP status-code table executable.
+#[derive(Debug, Parser)]
+#[command(name = "statuslab", version, about, long_about = None, propagate_version = true)]
+#[command(after_help = "Examples:\n  statuslab serve                      # every status code on 127.0.0.1:8080\n  statuslab explain 504                # what 504 means and what a client should do\n  statuslab explain \"too many\"         # find codes by words\n  statuslab list --class 4xx --json")]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// statuslab's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Explain a status code: the table's message and description, the RFC meaning, what a
+    /// client should do next, the headers the response carries, and where the table and the RFC differ.
+    #[command(after_help = "Examples:\n  statuslab explain 404\n  statuslab explain NotFound        # by the table's message, any case\n  statuslab explain too many         # by words; several matches are listed\n  statuslab explain 504 --json")]
+    Explain(catalog_cmd::ExplainArgs),
+    /// List the catalog as an aligned table.
+    #[command(after_help = "Examples:\n  statuslab list\n  statuslab list --class 4xx\n  statuslab list --table-only --json")]
+    List(catalog_cmd::ListArgs),
+    /// Serve every status code over HTTP/1.1 and HTTP/2 (h2c).
+    #[command(after_help = serve_cmd::AFTER_HELP)]
+    Serve(Box<serve_cmd::ServeArgs>),
+}
+
+/// A failure the user caused (exit code 2) or the environment caused (exit code 1).
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad input: a one-line message, exit code 2.
+    Usage(String),
+    /// The command could not do its work: exit code 1.
+    Runtime(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Failure {
+        Failure::Runtime(e)
+    }
+}
+
+/// Runs a parsed command, writing its output to `out`.
+pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Failure> {
+    match cli.command {
+        Command::Explain(args) => catalog_cmd::explain(&args, out),
+        Command::List(args) => catalog_cmd::list(&args, out),
+        Command::Serve(args) => serve_cmd::serve(*args),
+    }
+}
+
+/// The whole program: parse, run, map failures to exit codes (2 for bad input, 1 otherwise).
+pub fn main() -> std::process::ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return std::process::ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    match run(cli, &mut stdout) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(Failure::Usage(msg)) => {
+            eprintln!("error: {msg}");
+            std::process::ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) if is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,
+        Err(Failure::Runtime(e)) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+/// A reader that went away (`statuslab list | head`) is not an error worth reporting.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+}

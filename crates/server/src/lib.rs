@@ -1,0 +1,1 @@
+//! statuslab server (filled in by the serve work).

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what the test suite drives besides cargo: curl and Python clients (requests/urllib3,
+# websockets). Safe to run again; installs only what is missing.
+set -euo pipefail
+need_apt=()
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+  else
+    echo "missing: ${need_apt[*]} (install them, or run as root)" >&2; exit 1
+  fi
+fi
+python3 - <<'PY' 2>/dev/null || python3 -m pip install -q requests urllib3 websockets
+import requests, urllib3, websockets
+PY
