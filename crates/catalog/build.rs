@@ -10,9 +10,13 @@ fn main() {
     let text = fs::read_to_string(src).expect("read data/status-codes.tsv");
     let mut lines = text.lines();
     let header = lines.next().expect("table header");
-    assert_eq!(header, "code\tmessage\tdescription", "unexpected table header");
+    assert_eq!(
+        header, "code\tmessage\tdescription",
+        "unexpected table header"
+    );
 
-    let mut out = String::from("/// The table's rows: code, message, description, in table order.\n");
+    let mut out =
+        String::from("/// The table's rows: code, message, description, in table order.\n");
     let mut rows = 0usize;
     let mut body = String::new();
     let mut last = 0u16;
@@ -26,14 +30,28 @@ fn main() {
         else {
             panic!("{src}:{}: expected three tab-separated columns", i + 2);
         };
-        let code: u16 = code.parse().unwrap_or_else(|_| panic!("{src}:{}: bad code {code:?}", i + 2));
-        assert!((100..=599).contains(&code), "{src}:{}: code {code} out of range", i + 2);
+        let code: u16 = code
+            .parse()
+            .unwrap_or_else(|_| panic!("{src}:{}: bad code {code:?}", i + 2));
+        assert!(
+            (100..=599).contains(&code),
+            "{src}:{}: code {code} out of range",
+            i + 2
+        );
         assert!(code > last, "{src}:{}: codes must be ascending", i + 2);
         last = code;
-        writeln!(body, "    TableRow {{ code: {code}, message: {message:?}, description: {description:?} }},").unwrap();
+        writeln!(
+            body,
+            "    TableRow {{ code: {code}, message: {message:?}, description: {description:?} }},"
+        )
+        .unwrap();
         rows += 1;
     }
-    writeln!(out, "pub(crate) static TABLE_ROWS: [TableRow; {rows}] = [\n{body}];").unwrap();
+    writeln!(
+        out,
+        "pub(crate) static TABLE_ROWS: [TableRow; {rows}] = [\n{body}];"
+    )
+    .unwrap();
     let dest = PathBuf::from(env::var_os("OUT_DIR").unwrap()).join("table.rs");
     fs::write(dest, out).expect("write table.rs");
 }

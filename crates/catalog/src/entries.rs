@@ -64,6 +64,7 @@ macro_rules! entry {
 }
 
 /// Every code in the IANA HTTP Status Code Registry, ascending.
+#[rustfmt::skip] // one code per paragraph reads better as data than rustfmt's one argument per line
 pub(crate) static ENTRIES: &[Entry] = &[
     entry!(100, "Continue", h9110("15.2.1"),
         "The initial part of the request has been received and not yet rejected; the client should send the rest (typically the body after `Expect: 100-continue`).",

@@ -106,7 +106,9 @@ impl Class {
         match self {
             Class::Informational => "The request was received, continuing process.",
             Class::Successful => "The request was successfully received, understood, and accepted.",
-            Class::Redirection => "Further action needs to be taken in order to complete the request.",
+            Class::Redirection => {
+                "Further action needs to be taken in order to complete the request."
+            }
             Class::ClientError => "The request contains bad syntax or cannot be fulfilled.",
             Class::ServerError => "The server failed to fulfill an apparently valid request.",
         }
@@ -148,7 +150,9 @@ impl std::str::FromStr for Class {
         by_digit
             .or_else(|| {
                 let words = t.replace(['-', '_'], " ");
-                Class::ALL.into_iter().find(|c| c.name().to_ascii_lowercase() == words)
+                Class::ALL
+                    .into_iter()
+                    .find(|c| c.name().to_ascii_lowercase() == words)
             })
             .ok_or_else(|| Error::BadClass(s.to_owned()))
     }
@@ -244,25 +248,43 @@ impl Advice {
     /// One sentence for a person.
     pub const fn summary(self) -> &'static str {
         match self {
-            Advice::Continue => "Send the rest of the request (the body after Expect: 100-continue).",
+            Advice::Continue => {
+                "Send the rest of the request (the body after Expect: 100-continue)."
+            }
             Advice::SwitchProtocol => "Speak the protocol named in Upgrade on this connection.",
             Advice::Wait => "Interim response: keep waiting for the final response.",
             Advice::Done => "Success: use the response.",
-            Advice::Poll => "Not finished yet: poll the status monitor in Location, after Retry-After if given.",
+            Advice::Poll => {
+                "Not finished yet: poll the status monitor in Location, after Retry-After if given."
+            }
             Advice::FollowLocation => "Repeat the request at the URI in Location.",
             Advice::SeeOther => "Retrieve the URI in Location with GET.",
             Advice::Choose => "Choose one of the alternatives (Location names the preferred one).",
             Advice::UseCached => "Use the cached representation: it is still valid.",
-            Advice::UseProxy => "Deprecated: would repeat through the proxy in Location; clients refuse for security.",
+            Advice::UseProxy => {
+                "Deprecated: would repeat through the proxy in Location; clients refuse for security."
+            }
             Advice::Unused => "Unused code: treat it as its class's x00 code.",
-            Advice::Authenticate => "Repeat the request with credentials that answer the WWW-Authenticate challenge.",
-            Advice::ProxyAuthenticate => "Repeat the request with Proxy-Authorization answering the Proxy-Authenticate challenge.",
+            Advice::Authenticate => {
+                "Repeat the request with credentials that answer the WWW-Authenticate challenge."
+            }
+            Advice::ProxyAuthenticate => {
+                "Repeat the request with Proxy-Authorization answering the Proxy-Authenticate challenge."
+            }
             Advice::DoNotRepeat => "Do not repeat the request without modifications.",
-            Advice::RepeatLater => "The request may be repeated without modifications at any later time.",
-            Advice::RetryAfter => "Repeat the request after the time in Retry-After; without Retry-After, do not repeat it unchanged.",
+            Advice::RepeatLater => {
+                "The request may be repeated without modifications at any later time."
+            }
+            Advice::RetryAfter => {
+                "Repeat the request after the time in Retry-After; without Retry-After, do not repeat it unchanged."
+            }
             Advice::Upgrade => "Repeat the request over the protocol named in Upgrade.",
-            Advice::RepeatElsewhere => "Repeat the request on a new connection, to a server authoritative for the target.",
-            Advice::RetryIdempotent => "Server-side failure: an idempotent request may be retried with backoff.",
+            Advice::RepeatElsewhere => {
+                "Repeat the request on a new connection, to a server authoritative for the target."
+            }
+            Advice::RetryIdempotent => {
+                "Server-side failure: an idempotent request may be retried with backoff."
+            }
         }
     }
 
@@ -270,7 +292,11 @@ impl Advice {
     pub const fn may_repeat_unchanged(self) -> bool {
         matches!(
             self,
-            Advice::RepeatLater | Advice::RetryAfter | Advice::RetryIdempotent | Advice::RepeatElsewhere | Advice::Poll
+            Advice::RepeatLater
+                | Advice::RetryAfter
+                | Advice::RetryIdempotent
+                | Advice::RepeatElsewhere
+                | Advice::Poll
         )
     }
 }

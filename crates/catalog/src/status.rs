@@ -30,10 +30,19 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::OutOfRange(n) => {
-                write!(f, "{n} is not an HTTP status code: codes are 100-599 (RFC 9110 §15)")
+                write!(
+                    f,
+                    "{n} is not an HTTP status code: codes are 100-599 (RFC 9110 §15)"
+                )
             }
-            Error::NotACode(s) => write!(f, "{s:?} is not a status code: expected a number in 100-599"),
-            Error::BadClass(s) => write!(f, "{s:?} is not a status class: expected 1xx, 2xx, 3xx, 4xx or 5xx"),
+            Error::NotACode(s) => write!(
+                f,
+                "{s:?} is not a status code: expected a number in 100-599"
+            ),
+            Error::BadClass(s) => write!(
+                f,
+                "{s:?} is not a status class: expected 1xx, 2xx, 3xx, 4xx or 5xx"
+            ),
             Error::NoMatch(s) => write!(f, "no status code matches {s:?}"),
         }
     }
@@ -65,12 +74,18 @@ impl Status {
     }
 
     fn entry(self) -> Option<&'static Entry> {
-        ENTRIES.binary_search_by_key(&self.0, |e| e.code).ok().map(|i| &ENTRIES[i])
+        ENTRIES
+            .binary_search_by_key(&self.0, |e| e.code)
+            .ok()
+            .map(|i| &ENTRIES[i])
     }
 
     /// The table's row for this code, if the table has one.
     pub fn table_row(self) -> Option<&'static TableRow> {
-        TABLE_ROWS.binary_search_by_key(&self.0, |r| r.code).ok().map(|i| &TABLE_ROWS[i])
+        TABLE_ROWS
+            .binary_search_by_key(&self.0, |r| r.code)
+            .ok()
+            .map(|i| &TABLE_ROWS[i])
     }
 
     /// Whether the code is one of the table's rows, in the registry only, or neither.
@@ -97,7 +112,9 @@ impl Status {
     /// The table's description; for codes outside the table, the RFC meaning, and for
     /// unregistered codes the class's meaning.
     pub fn description(self) -> &'static str {
-        self.table_row().map(|r| r.description).unwrap_or_else(|| self.meaning())
+        self.table_row()
+            .map(|r| r.description)
+            .unwrap_or_else(|| self.meaning())
     }
 
     /// The reason phrase RFC 9110 (or the registry) gives; empty for unregistered codes.
@@ -118,26 +135,37 @@ impl Status {
 
     /// What the RFC says the code means.
     pub fn meaning(self) -> &'static str {
-        self.entry().map_or_else(|| self.class().meaning(), |e| e.meaning)
+        self.entry()
+            .map_or_else(|| self.class().meaning(), |e| e.meaning)
     }
 
     /// What a client should do next: the table's guidance where it gives one, else the RFC's.
     pub fn advice(self) -> Advice {
-        self.entry()
-            .map_or_else(|| self.class().advice(), |e| e.table_advice.unwrap_or(e.rfc_advice))
+        self.entry().map_or_else(
+            || self.class().advice(),
+            |e| e.table_advice.unwrap_or(e.rfc_advice),
+        )
     }
 
     /// What the RFCs advise, which may differ from the table's guidance (503).
     pub fn rfc_advice(self) -> Advice {
-        self.entry().map_or_else(|| self.class().advice(), |e| e.rfc_advice)
+        self.entry()
+            .map_or_else(|| self.class().advice(), |e| e.rfc_advice)
     }
 
     /// Framing and headers the code requires.
     pub fn wire(self) -> Wire {
         match self.entry() {
-            Some(e) => Wire { body: e.body, headers: e.headers },
+            Some(e) => Wire {
+                body: e.body,
+                headers: e.headers,
+            },
             None => Wire {
-                body: if self.class() == Class::Informational { BodyRule::Forbidden } else { BodyRule::Allowed },
+                body: if self.class() == Class::Informational {
+                    BodyRule::Forbidden
+                } else {
+                    BodyRule::Allowed
+                },
                 headers: &[],
             },
         }
@@ -203,7 +231,8 @@ impl FromStr for Status {
         match t.parse::<u64>() {
             Ok(n) if n <= u16::MAX as u64 => Status::new(n as u16),
             Ok(n) => Err(Error::OutOfRange(n)),
-            Err(_) => Err(Error::OutOfRange(u64::MAX)),
+            // Too many digits for a u64: report the text as given, not a made-up number.
+            Err(_) => Err(Error::NotACode(s.to_owned())),
         }
     }
 }
@@ -291,7 +320,9 @@ impl<'de> Deserialize<'de> for Info {
             code: u16,
         }
         let c = Code::deserialize(d)?;
-        Status::new(c.code).map(Status::info).map_err(serde::de::Error::custom)
+        Status::new(c.code)
+            .map(Status::info)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -306,7 +337,10 @@ pub fn table() -> &'static [TableRow] {
 }
 
 fn squash(s: &str) -> String {
-    s.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect()
+    s.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
 }
 
 /// Finds codes by number (`404`), by message or reason phrase (`NotFound`, `not found`,
@@ -327,18 +361,28 @@ pub fn lookup(query: &str) -> Result<Vec<Status>, Error> {
     if !exact.is_empty() {
         return Ok(exact);
     }
-    let words: Vec<String> = q.split_whitespace().map(squash).filter(|w| !w.is_empty()).collect();
+    let words: Vec<String> = q
+        .split_whitespace()
+        .map(squash)
+        .filter(|w| !w.is_empty())
+        .collect();
     let matching = |text: &dyn Fn(Status) -> String| -> Vec<Status> {
-        all().filter(|&s| {
-            let hay = text(s);
-            words.iter().all(|w| hay.contains(w.as_str()))
-        })
-        .collect()
+        all()
+            .filter(|&s| {
+                let hay = text(s);
+                words.iter().all(|w| hay.contains(w.as_str()))
+            })
+            .collect()
     };
     let by_name = matching(&|s| format!("{} {}", squash(s.message()), squash(s.reason())));
     if !by_name.is_empty() {
         return Ok(by_name);
     }
-    let by_text = matching(&|s| format!("{} {}", s.description(), s.meaning()).to_ascii_lowercase());
-    if by_text.is_empty() { Err(Error::NoMatch(query.to_owned())) } else { Ok(by_text) }
+    let by_text =
+        matching(&|s| format!("{} {}", s.description(), s.meaning()).to_ascii_lowercase());
+    if by_text.is_empty() {
+        Err(Error::NoMatch(query.to_owned()))
+    } else {
+        Ok(by_text)
+    }
 }

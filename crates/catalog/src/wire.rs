@@ -14,7 +14,9 @@ pub struct Wire {
 impl Wire {
     /// The rule for `name` (case-insensitive), if the code names that header.
     pub fn header(&self, name: &str) -> Option<&'static HeaderRule> {
-        self.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name))
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
     }
 
     /// The rule for `name` if the code requires or expects that header (not if merely optional).

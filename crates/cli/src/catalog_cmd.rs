@@ -32,7 +32,8 @@ pub struct ListArgs {
 }
 
 fn parse_class(s: &str) -> Result<Class, String> {
-    s.parse().map_err(|e: statuslab_catalog::Error| e.to_string())
+    s.parse()
+        .map_err(|e: statuslab_catalog::Error| e.to_string())
 }
 
 fn io(e: std::io::Error) -> Failure {
@@ -74,7 +75,14 @@ pub(crate) fn describe(s: Status) -> String {
         Source::Unregistered => "unregistered: only its class is known",
     };
     let unused = if i.unused { ", unused" } else { "" };
-    let _ = writeln!(t, "{} {}  ({} {}, {source}{unused})", i.code, i.message, i.class, i.class.name());
+    let _ = writeln!(
+        t,
+        "{} {}  ({} {}, {source}{unused})",
+        i.code,
+        i.message,
+        i.class,
+        i.class.name()
+    );
     let field = |t: &mut String, name: &str, value: &str| {
         let _ = writeln!(t, "  {name:<13} {value}");
     };
@@ -129,9 +137,24 @@ pub(crate) fn list(args: &ListArgs, out: &mut dyn Write) -> Result<(), Failure> 
         let text = serde_json::to_string_pretty(&infos).context("encoding JSON")?;
         return writeln!(out, "{text}").map_err(io);
     }
-    let msg_w = rows.iter().map(|s| s.message().len()).max().unwrap_or(0).max("MESSAGE".len());
-    let rsn_w = rows.iter().map(|s| s.reason().len()).max().unwrap_or(0).max("RFC REASON".len());
-    writeln!(out, "CODE  {:<msg_w$}  {:<rsn_w$}  SOURCE    NEXT STEP", "MESSAGE", "RFC REASON").map_err(io)?;
+    let msg_w = rows
+        .iter()
+        .map(|s| s.message().len())
+        .max()
+        .unwrap_or(0)
+        .max("MESSAGE".len());
+    let rsn_w = rows
+        .iter()
+        .map(|s| s.reason().len())
+        .max()
+        .unwrap_or(0)
+        .max("RFC REASON".len());
+    writeln!(
+        out,
+        "CODE  {:<msg_w$}  {:<rsn_w$}  SOURCE    NEXT STEP",
+        "MESSAGE", "RFC REASON"
+    )
+    .map_err(io)?;
     for s in rows {
         let source = match s.source() {
             Source::Table => "table",
@@ -139,7 +162,14 @@ pub(crate) fn list(args: &ListArgs, out: &mut dyn Write) -> Result<(), Failure> 
             Source::Unregistered => "-",
         };
         let advice = s.advice().name();
-        writeln!(out, "{:<4}  {:<msg_w$}  {:<rsn_w$}  {source:<8}  {advice}", s.code(), s.message(), s.reason()).map_err(io)?;
+        writeln!(
+            out,
+            "{:<4}  {:<msg_w$}  {:<rsn_w$}  {source:<8}  {advice}",
+            s.code(),
+            s.message(),
+            s.reason()
+        )
+        .map_err(io)?;
     }
     Ok(())
 }

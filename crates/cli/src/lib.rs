@@ -11,7 +11,9 @@ use std::io::Write;
 /// Make the HTTP status-code table executable.
 #[derive(Debug, Parser)]
 #[command(name = "statuslab", version, about, long_about = None, propagate_version = true)]
-#[command(after_help = "Examples:\n  statuslab serve                      # every status code on 127.0.0.1:8080\n  statuslab explain 504                # what 504 means and what a client should do\n  statuslab explain \"too many\"         # find codes by words\n  statuslab list --class 4xx --json")]
+#[command(
+    after_help = "Examples:\n  statuslab serve                      # every status code on 127.0.0.1:8080\n  statuslab explain 504                # what 504 means and what a client should do\n  statuslab explain \"too many\"         # find codes by words\n  statuslab list --class 4xx --json"
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -23,10 +25,14 @@ pub struct Cli {
 pub enum Command {
     /// Explain a status code: the table's message and description, the RFC meaning, what a
     /// client should do next, the headers the response carries, and where the table and the RFC differ.
-    #[command(after_help = "Examples:\n  statuslab explain 404\n  statuslab explain NotFound        # by the table's message, any case\n  statuslab explain too many         # by words; several matches are listed\n  statuslab explain 504 --json")]
+    #[command(
+        after_help = "Examples:\n  statuslab explain 404\n  statuslab explain NotFound        # by the table's message, any case\n  statuslab explain too many         # by words; several matches are listed\n  statuslab explain 504 --json"
+    )]
     Explain(catalog_cmd::ExplainArgs),
     /// List the catalog as an aligned table.
-    #[command(after_help = "Examples:\n  statuslab list\n  statuslab list --class 4xx\n  statuslab list --table-only --json")]
+    #[command(
+        after_help = "Examples:\n  statuslab list\n  statuslab list --class 4xx\n  statuslab list --table-only --json"
+    )]
     List(catalog_cmd::ListArgs),
     /// Serve every status code over HTTP/1.1 and HTTP/2 (h2c).
     #[command(after_help = serve_cmd::AFTER_HELP)]

@@ -1,0 +1,224 @@
+//! The route table and dispatch: every URL statuslab answers is listed in [`ROUTES`].
+//!
+//! Method handling is data: each route names its methods, so OPTIONS (204 + `Allow`), 405
+//! (+ `Allow`) and 501 (a method no route implements) come from one place.
+
+use crate::bodies::{self, Bodies};
+use crate::config::Config;
+use crate::negotiate::Format;
+use crate::reply::Reply;
+use crate::request::Request;
+use crate::{catalog_routes, status};
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::Method;
+use statuslab_catalog::Status;
+use std::sync::Arc;
+
+/// Which handler a route runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Handler {
+    /// `/`: the web page of every code.
+    Index,
+    /// `/codes`: the catalog as JSON.
+    Codes,
+    /// `/codes/{code}`: one entry as JSON.
+    Code,
+    /// `/status/{codes}`: on-demand codes (httpbin).
+    Status,
+    /// `/{code}`: on-demand code (httpstat.us).
+    Httpstat,
+    /// `/random/{list}`: a random code from a list with ranges (httpstat.us).
+    Random,
+    /// `/websocket/echo`: a WebSocket echo (101).
+    WebSocketEcho,
+    /// `/openapi.json`: the OpenAPI description of these routes.
+    OpenApi,
+    /// `/health`: liveness for load balancers.
+    Health,
+}
+
+/// One route: a path pattern (matchit syntax), its handler and the methods it allows.
+#[derive(Debug)]
+pub(crate) struct Route {
+    pub(crate) pattern: &'static str,
+    pub(crate) handler: Handler,
+    pub(crate) methods: &'static [Method],
+}
+
+/// Every method statuslab implements; any other gets 501.
+pub(crate) const IMPLEMENTED: &[Method] =
+    &[Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS];
+const READ: &[Method] = &[Method::GET, Method::HEAD, Method::OPTIONS];
+const ANY: &[Method] = IMPLEMENTED;
+
+/// The whole URL space.
+pub(crate) const ROUTES: &[Route] = &[
+    Route { pattern: "/", handler: Handler::Index, methods: READ },
+    Route { pattern: "/codes", handler: Handler::Codes, methods: READ },
+    Route { pattern: "/codes/{code}", handler: Handler::Code, methods: READ },
+    Route { pattern: "/status/{codes}", handler: Handler::Status, methods: ANY },
+    Route { pattern: "/{code}", handler: Handler::Httpstat, methods: ANY },
+    Route { pattern: "/random/{list}", handler: Handler::Random, methods: ANY },
+    Route { pattern: "/websocket/echo", handler: Handler::WebSocketEcho, methods: &[Method::GET, Method::OPTIONS] },
+    Route { pattern: "/openapi.json", handler: Handler::OpenApi, methods: READ },
+    Route { pattern: "/health", handler: Handler::Health, methods: READ },
+];
+
+/// Headers a browser script may read on a cross-origin reply.
+const EXPOSE: &str = "Retry-After, Location, Content-Range, Allow, WWW-Authenticate, Proxy-Authenticate, ETag, Last-Modified, Link, RateLimit, RateLimit-Policy";
+
+/// The application: routes, pre-rendered bodies and configuration; shared read-only by every
+/// connection (no locks).
+#[derive(Debug)]
+pub struct App {
+    pub(crate) cfg: Arc<Config>,
+    router: matchit::Router<usize>,
+    allow: Vec<HeaderValue>,
+    pub(crate) bodies: Bodies,
+    pub(crate) pages: catalog_routes::Pages,
+}
+
+/// A routed request: the route and its one path parameter (every route has at most one).
+pub(crate) struct Routed<'a> {
+    pub(crate) route: &'a Route,
+    pub(crate) allow: &'a HeaderValue,
+    pub(crate) param: &'a str,
+}
+
+impl App {
+    /// Builds the application for a configuration.
+    pub fn new(cfg: Config) -> App {
+        let mut router = matchit::Router::new();
+        for (i, r) in ROUTES.iter().enumerate() {
+            router.insert(r.pattern, i).expect("route patterns are distinct");
+        }
+        let allow = ROUTES
+            .iter()
+            .map(|r| {
+                let list: Vec<&str> = r.methods.iter().map(Method::as_str).collect();
+                HeaderValue::from_str(&list.join(", ")).expect("method names are tokens")
+            })
+            .collect();
+        App { cfg: Arc::new(cfg), router, allow, bodies: Bodies::new(), pages: catalog_routes::Pages::new() }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub(crate) fn route<'a>(&'a self, path: &'a str) -> Option<Routed<'a>> {
+        let m = self.router.at(path).ok()?;
+        let param = m.params.iter().next().map_or("", |(_, v)| v);
+        let route = &ROUTES[*m.value];
+        if route.handler == Handler::Httpstat && !(param.len() == 3 && param.bytes().all(|b| b.is_ascii_digit())) {
+            return None;
+        }
+        Some(Routed { route, allow: &self.allow[*m.value], param })
+    }
+
+    /// Decides, from the head alone, whether a request with content will be refused; the
+    /// connection layer calls this before it sends `100 Continue` or reads the content, so
+    /// a refused upload is never read.
+    pub fn precheck(&self, req: &Request) -> Option<Reply> {
+        match self.route(req.path()) {
+            None => Some(self.error(req, 404, "no route matches this path; see / for the list of routes")),
+            Some(r) => self.method_check(req, &r),
+        }
+    }
+
+    fn method_check(&self, req: &Request, r: &Routed<'_>) -> Option<Reply> {
+        if !IMPLEMENTED.contains(&req.method) {
+            let detail = format!("method {} is not implemented by statuslab", req.method);
+            return Some(self.error(req, 501, &detail));
+        }
+        if !r.route.methods.contains(&req.method) {
+            let detail = format!("{} does not allow {}; allowed: {}", r.route.pattern, req.method, r.allow.to_str().unwrap_or(""));
+            return Some(self.error(req, 405, &detail).with_header(header::ALLOW, r.allow.clone()));
+        }
+        None
+    }
+
+    /// Answers a request.
+    pub async fn handle(&self, req: Request) -> Reply {
+        let reply = self.dispatch(&req).await;
+        self.finish(&req, reply)
+    }
+
+    async fn dispatch(&self, req: &Request) -> Reply {
+        let Some(routed) = self.route(req.path()) else {
+            if req.method == Method::OPTIONS && req.path() == "*" {
+                return self.options(req, &HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"));
+            }
+            return self.error(req, 404, "no route matches this path; see / for the list of routes");
+        };
+        if req.method == Method::OPTIONS {
+            return self.options(req, routed.allow);
+        }
+        if let Some(refused) = self.method_check(req, &routed) {
+            return refused;
+        }
+        match routed.route.handler {
+            Handler::Index => catalog_routes::index(self, req),
+            Handler::Codes => catalog_routes::codes(self, req),
+            Handler::Code => catalog_routes::code(self, req, routed.param),
+            Handler::OpenApi => catalog_routes::openapi(self, req),
+            Handler::Health => catalog_routes::health(self, req),
+            Handler::Status | Handler::Httpstat => status::on_demand(self, req, routed.param, false).await,
+            Handler::Random => status::on_demand(self, req, routed.param, true).await,
+            Handler::WebSocketEcho => crate::websocket::handshake(self, req),
+        }
+    }
+
+    /// OPTIONS: 204 with `Allow`, as the table says; a CORS preflight also gets its answer.
+    fn options(&self, req: &Request, allow: &HeaderValue) -> Reply {
+        let mut reply = Reply::new(status(204)).with_header(header::ALLOW, allow.clone());
+        if req.headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
+            let h = &mut reply.headers;
+            h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, allow.clone());
+            if let Some(asked) = req.headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+                h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
+            }
+            h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+        }
+        reply
+    }
+
+    /// Adds what every reply carries: CORS headers, so browser clients can read the codes.
+    fn finish(&self, _req: &Request, mut reply: Reply) -> Reply {
+        let h = &mut reply.headers;
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSE));
+        reply
+    }
+
+    /// An error reply: `code` with a problem+json body (or JSON, text or HTML if the client
+    /// accepts only those) whose `detail` says what was wrong.
+    pub(crate) fn error(&self, req: &Request, code: u16, detail: &str) -> Reply {
+        let s = status(code);
+        let format = Format::negotiate(req.headers.get(header::ACCEPT), Format::Problem).unwrap_or(Format::Problem);
+        let mut reply = Reply::new(s).with_body(format.content_type(), bodies::render(s, format, Some(detail)));
+        reply.close = code == 408;
+        reply
+    }
+
+    /// A JSON reply.
+    pub(crate) fn json(&self, code: u16, body: impl Into<Bytes>) -> Reply {
+        Reply::new(status(code)).with_body(HeaderValue::from_static("application/json"), body)
+    }
+}
+
+/// A code known to be in 100–599.
+pub(crate) fn status(code: u16) -> Status {
+    Status::new(code).expect("status codes used by the server are in 100-599")
+}
+
+/// Header fields a request may not ask statuslab to set (they would break framing).
+pub(crate) fn is_framing_header(name: &http::HeaderName) -> bool {
+    matches!(
+        *name,
+        header::CONTENT_LENGTH | header::TRANSFER_ENCODING | header::CONNECTION | header::UPGRADE | header::TE | header::TRAILER
+    ) || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+}

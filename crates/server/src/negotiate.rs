@@ -1,0 +1,152 @@
+//! Proactive content negotiation (RFC 9110 §12.5.1) over the formats statuslab can write.
+
+use http::HeaderValue;
+
+/// A body format a reply can be written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `text/plain`: one line.
+    Text,
+    /// `application/json`.
+    Json,
+    /// `application/problem+json` (RFC 9457).
+    Problem,
+    /// `text/html`.
+    Html,
+}
+
+impl Format {
+    /// In the server's order of preference when the client ranks several equally.
+    pub const ALL: [Format; 4] = [Format::Text, Format::Json, Format::Problem, Format::Html];
+
+    /// The media type.
+    pub const fn media_type(self) -> &'static str {
+        match self {
+            Format::Text => "text/plain",
+            Format::Json => "application/json",
+            Format::Problem => "application/problem+json",
+            Format::Html => "text/html",
+        }
+    }
+
+    /// The `Content-Type` value, with charset where it applies.
+    pub fn content_type(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            Format::Text => "text/plain; charset=utf-8",
+            Format::Json => "application/json",
+            Format::Problem => "application/problem+json",
+            Format::Html => "text/html; charset=utf-8",
+        })
+    }
+
+    /// The `format` query option's names: `text`, `json`, `problem`, `html`.
+    pub fn from_name(name: &str) -> Option<Format> {
+        Some(match name {
+            "text" | "txt" | "plain" => Format::Text,
+            "json" => Format::Json,
+            "problem" | "problem+json" => Format::Problem,
+            "html" => Format::Html,
+            _ => return None,
+        })
+    }
+
+    /// Chooses a format for an `Accept` header. No header (or `*/*`) gives `default`;
+    /// `None` means nothing acceptable can be produced (406).
+    pub fn negotiate(accept: Option<&HeaderValue>, default: Format) -> Option<Format> {
+        let Some(accept) = accept.and_then(|v| v.to_str().ok()).filter(|s| !s.trim().is_empty()) else {
+            return Some(default);
+        };
+        let mut best: Option<(u16, u8, Format)> = None; // (q, specificity, format)
+        for format in std::iter::once(default).chain(Format::ALL) {
+            let (ty, sub) = format.media_type().split_once('/').unwrap_or(("", ""));
+            // The most specific matching range decides the quality of this format.
+            let mut found: Option<(u8, u16)> = None;
+            for range in accept.split(',') {
+                let mut parts = range.split(';');
+                let media = parts.next().unwrap_or("").trim();
+                let Some((rt, rs)) = media.split_once('/') else { continue };
+                let specificity = match (rt.trim(), rs.trim()) {
+                    ("*", "*") => 1,
+                    (t, "*") if t.eq_ignore_ascii_case(ty) => 2,
+                    (t, s) if t.eq_ignore_ascii_case(ty) && s.eq_ignore_ascii_case(sub) => 3,
+                    _ => continue,
+                };
+                let q = parts
+                    .filter_map(|p| p.trim().strip_prefix("q=").or_else(|| p.trim().strip_prefix("Q=")))
+                    .find_map(parse_q)
+                    .unwrap_or(1000);
+                if found.is_none_or(|(s, _)| specificity > s) {
+                    found = Some((specificity, q));
+                }
+            }
+            if let Some((specificity, q)) = found {
+                if q > 0 && best.is_none_or(|(bq, bs, _)| q > bq || (q == bq && specificity > bs)) {
+                    best = Some((q, specificity, format));
+                }
+            }
+        }
+        best.map(|(_, _, f)| f)
+    }
+}
+
+/// Parses a qvalue (`0`, `0.5`, `1.000`) into thousandths.
+fn parse_q(s: &str) -> Option<u16> {
+    let s = s.trim();
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let whole = match int {
+        "0" => 0,
+        "1" => 1000,
+        _ => return None,
+    };
+    let mut thousandths = 0u16;
+    for (i, b) in frac.bytes().enumerate() {
+        thousandths += u16::from(b - b'0') * [100, 10, 1][i];
+    }
+    let q = whole + thousandths;
+    (q <= 1000).then_some(q)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pick(accept: &str) -> Option<Format> {
+        Format::negotiate(Some(&HeaderValue::from_str(accept).unwrap()), Format::Text)
+    }
+
+    #[test]
+    fn negotiation() {
+        let cases: &[(&str, Option<Format>)] = &[
+            ("", Some(Format::Text)),
+            ("*/*", Some(Format::Text)),
+            ("application/json", Some(Format::Json)),
+            ("application/problem+json", Some(Format::Problem)),
+            ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", Some(Format::Html)),
+            ("application/*", Some(Format::Json)),
+            ("text/*;q=0.5, application/json", Some(Format::Json)),
+            ("application/json;q=0.2, text/html;q=0.9", Some(Format::Html)),
+            ("image/png", None),
+            ("text/plain;q=0, */*;q=0", None),
+            ("*/*;q=0.1, text/plain;q=0", Some(Format::Json)),
+            ("text/plain;q=1.5", Some(Format::Text)),
+            ("garbage", None),
+        ];
+        for (accept, want) in cases {
+            assert_eq!(pick(accept), *want, "Accept: {accept}");
+        }
+    }
+
+    #[test]
+    fn qvalues() {
+        assert_eq!(parse_q("0.5"), Some(500));
+        assert_eq!(parse_q("1"), Some(1000));
+        assert_eq!(parse_q("1.000"), Some(1000));
+        assert_eq!(parse_q("0.001"), Some(1));
+        assert_eq!(parse_q("1.1"), None);
+        assert_eq!(parse_q("2"), None);
+        assert_eq!(parse_q("0.1234"), None);
+    }
+}

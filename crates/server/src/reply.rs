@@ -1,0 +1,183 @@
+//! `Reply`: what a handler answers, independent of the protocol that carries it.
+//!
+//! The HTTP/1.1 writer ([`crate::h1`]) turns a reply into bytes itself, so interim responses,
+//! framing rules and `Connection: close` are under statuslab's control; the HTTP/2 writer
+//! ([`crate::h2c`]) maps the same reply onto h2 frames.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use statuslab_catalog::{BodyRule, Status};
+use std::cell::RefCell;
+use std::time::SystemTime;
+
+/// The content of a reply.
+#[derive(Debug, Clone, Default)]
+pub enum Body {
+    /// No content at all.
+    #[default]
+    Empty,
+    /// Content held in memory.
+    Full(Bytes),
+}
+
+impl Body {
+    /// The content's length in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            Body::Empty => 0,
+            Body::Full(b) => b.len(),
+        }
+    }
+
+    /// Whether the body has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// An interim (1xx) response sent before the final one.
+#[derive(Debug, Clone)]
+pub struct Interim {
+    /// A code in 100–199 other than 101 (which only a real protocol switch sends).
+    pub status: u16,
+    /// Its header fields (e.g. `Link` for 103 Early Hints).
+    pub headers: HeaderMap,
+}
+
+/// The protocol a 101 switches to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upgrade {
+    /// RFC 6455 WebSocket, echoing every message.
+    WebSocketEcho,
+}
+
+/// A final response, plus what the connection layer must do around it.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The final status code (100–599; 1xx finals are only 101).
+    pub status: Status,
+    /// Header fields, without framing headers (`Content-Length`, `Transfer-Encoding`), which
+    /// the protocol writer derives from the body and the code's wire rules.
+    pub headers: HeaderMap,
+    /// The content (dropped on the wire for HEAD and for codes that forbid content).
+    pub body: Body,
+    /// Interim responses to send first.
+    pub interim: Vec<Interim>,
+    /// Close the connection after this reply.
+    pub close: bool,
+    /// Switch protocols after a 101.
+    pub upgrade: Option<Upgrade>,
+}
+
+impl Reply {
+    /// A reply with no headers and no content.
+    pub fn new(status: Status) -> Reply {
+        Reply { status, headers: HeaderMap::new(), body: Body::Empty, interim: Vec::new(), close: false, upgrade: None }
+    }
+
+    /// Sets the content and its type.
+    pub fn with_body(mut self, content_type: HeaderValue, body: impl Into<Bytes>) -> Reply {
+        self.headers.insert(header::CONTENT_TYPE, content_type);
+        self.body = Body::Full(body.into());
+        self
+    }
+
+    /// Adds a header field.
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Reply {
+        self.headers.append(name, value);
+        self
+    }
+
+    /// Whether the wire may carry this reply's content, per the code's rules (RFC 9110 §6.4.1).
+    pub fn body_allowed(&self) -> bool {
+        self.status.wire().body.allows_body()
+    }
+
+    /// Whether the head carries `Content-Length` (never on 1xx and 204, RFC 9110 §8.6; not on
+    /// 304, whose length would describe the selected representation).
+    pub fn has_content_length(&self) -> bool {
+        let code = self.status.code();
+        !(code < 200 || code == 204 || code == 304)
+    }
+
+    /// The content length written in the head: 0 for 205, the body's length otherwise.
+    pub fn content_length(&self) -> usize {
+        match self.status.wire().body {
+            BodyRule::Allowed => self.body.len(),
+            BodyRule::Empty | BodyRule::Forbidden => 0,
+        }
+    }
+}
+
+/// Writes an HTTP/1.1 status line, e.g. `HTTP/1.1 404 Not Found`, with the RFC reason phrase.
+pub(crate) fn put_status_line(out: &mut BytesMut, code: u16) {
+    let reason = Status::new(code).map_or("", Status::wire_reason);
+    out.put_slice(b"HTTP/1.1 ");
+    out.put_slice(itoa::Buffer::new().format(code).as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(reason.as_bytes());
+    out.put_slice(b"\r\n");
+}
+
+/// Writes one header field line.
+pub(crate) fn put_header(out: &mut BytesMut, name: &[u8], value: &[u8]) {
+    out.put_slice(name);
+    out.put_slice(b": ");
+    out.put_slice(value);
+    out.put_slice(b"\r\n");
+}
+
+/// Writes the HTTP/1.1 head of an interim response.
+pub(crate) fn put_interim(out: &mut BytesMut, interim: &Interim) {
+    put_status_line(out, interim.status);
+    for (name, value) in &interim.headers {
+        put_header(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    out.put_slice(b"\r\n");
+}
+
+/// Writes the HTTP/1.1 head (and, unless `head_only`, the content) of a final reply.
+pub(crate) fn put_final(out: &mut BytesMut, reply: &Reply, head_only: bool, close: bool) {
+    put_status_line(out, reply.status.code());
+    with_date(|date| put_header(out, b"date", date));
+    for (name, value) in &reply.headers {
+        put_header(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if reply.has_content_length() {
+        put_header(out, b"content-length", itoa::Buffer::new().format(reply.content_length()).as_bytes());
+    }
+    if close && !reply.headers.contains_key(header::CONNECTION) {
+        put_header(out, b"connection", b"close");
+    }
+    out.put_slice(b"\r\n");
+    if !head_only && reply.body_allowed() {
+        if let Body::Full(b) = &reply.body {
+            out.put_slice(b);
+        }
+    }
+}
+
+thread_local! {
+    static DATE: RefCell<(u64, [u8; 29])> = const { RefCell::new((u64::MAX, [0; 29])) };
+}
+
+/// Runs `f` with the current IMF-fixdate (RFC 9110 §5.6.7), reformatted at most once a second
+/// per thread, so the hot path neither allocates nor shares a lock for it.
+pub(crate) fn with_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
+    DATE.with(|cell| {
+        let mut d = cell.borrow_mut();
+        let now = SystemTime::now();
+        let secs = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if d.0 != secs {
+            let text = httpdate::fmt_http_date(now);
+            d.1.copy_from_slice(&text.as_bytes()[..29]);
+            d.0 = secs;
+        }
+        f(&d.1)
+    })
+}
+
+/// The current date as a header value (for HTTP/2 replies).
+pub(crate) fn date_value() -> HeaderValue {
+    with_date(|d| HeaderValue::from_bytes(d).unwrap_or(HeaderValue::from_static("")))
+}

@@ -1,0 +1,449 @@
+//! On-demand codes: `/status/{codes}`, `/{code}`, `/random/{list}`, each answered in full dress.
+//!
+//! "Full dress" is driven by the catalog: for every header the code's wire rules call for,
+//! [`dress_header`] knows how to produce a faithful value; framing (no content on 1xx/204/304,
+//! `Content-Length: 0` on 205) is applied by the protocol writers from the same rules.
+
+use crate::app::{App, IMPLEMENTED, is_framing_header, status};
+use crate::negotiate::Format;
+use crate::range::{self, RangeRequest};
+use crate::reply::{Body, Interim, Reply};
+use crate::request::Request;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Version};
+use percent_encoding::percent_decode_str;
+use statuslab_catalog::{BodyRule, Status};
+use std::borrow::Cow;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+/// Most codes in one list.
+const MAX_CHOICES: usize = 100;
+/// Most headers added with `header=` and `X-HttpStatus-Response-*`.
+const MAX_EXTRA_HEADERS: usize = 32;
+/// Longest value of an added header.
+const MAX_HEADER_VALUE: usize = 4096;
+/// Longest `Retry-After` in seconds (one year).
+const MAX_RETRY_AFTER: u64 = 365 * 24 * 3600;
+
+/// Length of the deterministic representation served by 206 and named by 416.
+pub const REPRESENTATION_LEN: usize = 1024;
+/// The deterministic representation: byte `i` is `b'a' + i % 26`.
+static REPRESENTATION: LazyLock<Bytes> =
+    LazyLock::new(|| (0..REPRESENTATION_LEN).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>().into());
+/// The representation's validators, kept on 206 and 304.
+const ETAG: &str = "\"statuslab-representation-1\"";
+const LAST_MODIFIED: &str = "Wed, 01 Jan 2025 00:00:00 GMT";
+/// The byte range served by `/status/206` when the request has no `Range`.
+const DEFAULT_RANGE: &str = "bytes=0-99";
+
+/// Answers an on-demand request: picks the code, waits the asked delay, dresses the reply.
+pub(crate) async fn on_demand(app: &App, req: &Request, param: &str, ranges: bool) -> Reply {
+    let list = percent_decode_str(param).decode_utf8_lossy();
+    let code = match pick(&list, ranges) {
+        Ok(code) => code,
+        Err(detail) => return app.error(req, 400, &detail),
+    };
+    let opts = match Options::parse(app, req) {
+        Ok(opts) => opts,
+        Err(detail) => return app.error(req, 400, &detail),
+    };
+    if !opts.sleep.is_zero() {
+        tokio::time::sleep(opts.sleep).await;
+    }
+    dress(app, req, code, &opts)
+}
+
+/// Parses a code list and picks one: `404`, `500,503` (uniform), `200:0.9,500:0.1`
+/// (weighted, as httpbin), and with `ranges` also `200,500-504` (httpstat.us).
+pub(crate) fn pick(list: &str, ranges: bool) -> Result<Status, String> {
+    if list.len() == 3 {
+        return parse_code(list);
+    }
+    let mut choices: Vec<(Status, f64)> = Vec::new();
+    for item in list.split(',') {
+        let item = item.trim();
+        let (code, weight) = match item.split_once(':') {
+            Some((c, w)) => {
+                let w: f64 = w.trim().parse().map_err(|_| format!("weight {w:?} in {item:?} is not a number"))?;
+                if !(w.is_finite() && w >= 0.0) {
+                    return Err(format!("weight {w} in {item:?} must be a finite number >= 0"));
+                }
+                (c.trim(), w)
+            }
+            None => (item, 1.0),
+        };
+        match code.split_once('-') {
+            Some((lo, hi)) if ranges => {
+                let (lo, hi) = (parse_code(lo)?, parse_code(hi)?);
+                if lo > hi {
+                    return Err(format!("range {code:?} is empty: {lo} > {hi}"));
+                }
+                for c in lo.code()..=hi.code() {
+                    choices.push((status(c), weight));
+                    if choices.len() > MAX_CHOICES {
+                        break;
+                    }
+                }
+            }
+            _ => choices.push((parse_code(code)?, weight)),
+        }
+        if choices.len() > MAX_CHOICES {
+            return Err(format!("too many codes: at most {MAX_CHOICES} in one list"));
+        }
+    }
+    let total: f64 = choices.iter().map(|c| c.1).sum();
+    if total <= 0.0 {
+        return Err("the weights add up to 0: no code can be picked".to_owned());
+    }
+    let mut x = fastrand::f64() * total;
+    for &(code, weight) in &choices {
+        if x < weight {
+            return Ok(code);
+        }
+        x -= weight;
+    }
+    Ok(choices.iter().rev().find(|c| c.1 > 0.0).map_or(choices[0].0, |c| c.0))
+}
+
+fn parse_code(s: &str) -> Result<Status, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty code: expected a number in 100-599".to_owned());
+    }
+    s.parse::<Status>().map_err(|e| e.to_string())
+}
+
+/// What a request may ask of an on-demand reply.
+#[derive(Debug, Default)]
+pub(crate) struct Options {
+    /// Wait this long before answering (`sleep`, `X-HttpStatus-Sleep`).
+    pub(crate) sleep: Duration,
+    /// `Retry-After` to send (`retry_after`).
+    pub(crate) retry_after: Option<HeaderValue>,
+    /// `Location` to send (`location`), checked to be same-origin.
+    pub(crate) location: Option<HeaderValue>,
+    /// Extra header fields (`header=Name:Value`, `X-HttpStatus-Response-Name`).
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    /// The final code after an interim 1xx (`then`).
+    pub(crate) then: Option<Status>,
+    /// Body format regardless of `Accept` (`format`).
+    pub(crate) format: Option<Format>,
+}
+
+impl Options {
+    /// Reads the query string and the httpstat.us request headers.
+    pub(crate) fn parse(app: &App, req: &Request) -> Result<Options, String> {
+        let mut o = Options::default();
+        for (name, value) in &req.headers {
+            let n = name.as_str();
+            if n == "x-httpstatus-sleep" {
+                let v = value.to_str().map_err(|_| "X-HttpStatus-Sleep is not text".to_owned())?;
+                o.sleep = parse_delay(v, app.cfg.max_delay)?;
+            } else if let Some(target) = n.strip_prefix("x-httpstatus-response-") {
+                let target = HeaderName::from_bytes(target.as_bytes()).map_err(|_| format!("bad header name in {n}"))?;
+                o.add_header(target, value.clone())?;
+            }
+        }
+        let Some(query) = req.uri.query() else { return Ok(o) };
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            match &*key {
+                "sleep" => o.sleep = parse_delay(&value, app.cfg.max_delay)?,
+                "retry_after" | "retry-after" => o.retry_after = Some(parse_retry_after(&value)?),
+                "location" => o.location = Some(check_location(&value, req)?),
+                "header" => {
+                    let (n, v) = value.split_once(':').ok_or_else(|| format!("header={value:?}: expected Name:Value"))?;
+                    let name = HeaderName::from_bytes(n.trim().as_bytes()).map_err(|_| format!("header={value:?}: {n:?} is not a header name"))?;
+                    let value = HeaderValue::from_str(v.trim()).map_err(|_| format!("header={value:?}: the value has characters a header cannot carry"))?;
+                    o.add_header(name, value)?;
+                }
+                "then" => {
+                    let s = parse_code(&value)?;
+                    if s.is_informational() {
+                        return Err(format!("then={s}: the final code after an interim one must be 200-599"));
+                    }
+                    o.then = Some(s);
+                }
+                "format" => {
+                    o.format = Some(Format::from_name(&value).ok_or_else(|| format!("format={value:?}: expected text, json, problem or html"))?);
+                }
+                _ => {}
+            }
+        }
+        Ok(o)
+    }
+
+    fn add_header(&mut self, name: HeaderName, value: HeaderValue) -> Result<(), String> {
+        if is_framing_header(&name) {
+            return Err(format!("{name} is a framing header; statuslab sets it itself"));
+        }
+        if value.len() > MAX_HEADER_VALUE {
+            return Err(format!("the value of {name} is longer than {MAX_HEADER_VALUE} bytes"));
+        }
+        if self.headers.len() >= MAX_EXTRA_HEADERS {
+            return Err(format!("at most {MAX_EXTRA_HEADERS} extra headers"));
+        }
+        self.headers.push((name, value));
+        Ok(())
+    }
+}
+
+/// Parses a delay: milliseconds (`250`) or a duration with a unit (`250ms`, `2s`, `1m`).
+pub(crate) fn parse_delay(s: &str, max: Duration) -> Result<Duration, String> {
+    let s = s.trim();
+    let d = if s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() {
+        Duration::from_millis(s.parse().map_err(|_| format!("sleep={s:?} is too large"))?)
+    } else {
+        humantime::parse_duration(s).map_err(|_| format!("sleep={s:?}: expected milliseconds or a duration such as 250ms or 2s"))?
+    };
+    if d > max {
+        return Err(format!("sleep={s} exceeds the server's maximum delay of {} (--max-delay)", humantime::format_duration(max)));
+    }
+    Ok(d)
+}
+
+/// Parses `Retry-After`: delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
+fn parse_retry_after(s: &str) -> Result<HeaderValue, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        if secs > MAX_RETRY_AFTER {
+            return Err(format!("retry_after={secs} is more than a year ({MAX_RETRY_AFTER} s)"));
+        }
+        return Ok(HeaderValue::from(secs));
+    }
+    let date = httpdate::parse_http_date(s).map_err(|_| format!("retry_after={s:?}: expected seconds or an HTTP date"))?;
+    HeaderValue::from_str(&httpdate::fmt_http_date(date)).map_err(|e| e.to_string())
+}
+
+/// Accepts a relative reference or an absolute http(s) URI on the request's own host;
+/// anything else would make statuslab an open redirector.
+fn check_location(s: &str, req: &Request) -> Result<HeaderValue, String> {
+    let refuse = |why: &str| Err(format!("location={s:?}: {why}"));
+    if s.is_empty() {
+        return refuse("empty");
+    }
+    if s.contains('\\') || s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return refuse("backslashes, spaces and control characters are not allowed");
+    }
+    let scheme_end = s.find(':').filter(|&i| {
+        let scheme = &s[..i];
+        !scheme.is_empty()
+            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            && !s[..i].contains('/')
+    });
+    let authority = match scheme_end {
+        Some(i) => {
+            let scheme = s[..i].to_ascii_lowercase();
+            if scheme != "http" && scheme != "https" {
+                return refuse("only http and https URIs (or relative references) are allowed");
+            }
+            match s[i + 1..].strip_prefix("//") {
+                Some(rest) => Some(rest),
+                None => return refuse("an absolute URI needs a host"),
+            }
+        }
+        None => s.strip_prefix("//"),
+    };
+    if let Some(rest) = authority {
+        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let own = req.host().unwrap_or("");
+        if own.is_empty() || !host.eq_ignore_ascii_case(own) {
+            return refuse("redirects to other hosts are refused (statuslab is not an open redirector)");
+        }
+    }
+    HeaderValue::from_str(s).or_else(|_| refuse("not a valid header value; percent-encode it"))
+}
+
+/// Builds the full-dress reply for `code`.
+pub(crate) fn dress(app: &App, req: &Request, code: Status, opts: &Options) -> Reply {
+    let c = code.code();
+    if c == 101 {
+        return crate::websocket::handshake(app, req);
+    }
+    if code.is_informational() {
+        let then = opts.then.unwrap_or(status(200));
+        let mut reply = dress(app, req, then, opts);
+        // RFC 9110 §15.2: a server must not send a 1xx to an HTTP/1.0 client.
+        if req.version != Version::HTTP_10 {
+            let mut headers = HeaderMap::new();
+            if c == 103 {
+                headers.insert(header::LINK, HeaderValue::from_static("</style.css>; rel=preload; as=style"));
+            }
+            reply.interim.insert(0, Interim { status: c, headers });
+        }
+        return reply;
+    }
+    let accept = req.headers.get(header::ACCEPT);
+    let Some(format) = opts.format.or_else(|| Format::negotiate(accept, Format::Text)) else {
+        let detail = "none of the media types in Accept can be produced; available: text/plain, application/json, application/problem+json, text/html";
+        return app.error(req, 406, detail);
+    };
+    let mut reply = Reply::new(code);
+    if code.wire().body == BodyRule::Allowed {
+        reply = reply.with_body(format.content_type(), app.bodies.get(code, format));
+    }
+    for rule in code.wire().headers {
+        dress_header(app, req, code, opts, rule.name, &mut reply);
+    }
+    if let Some(ra) = &opts.retry_after {
+        reply.headers.insert(header::RETRY_AFTER, ra.clone());
+    }
+    if let Some(loc) = &opts.location {
+        reply.headers.insert(header::LOCATION, loc.clone());
+    }
+    match c {
+        413 | 429 | 503 if !reply.headers.contains_key(header::RETRY_AFTER) => {
+            reply.headers.insert(header::RETRY_AFTER, HeaderValue::from(app.cfg.default_retry_after));
+        }
+        408 => reply.close = true,
+        451 => {
+            reply.headers.insert(header::LINK, HeaderValue::from_static("</>; rel=\"blocked-by\""));
+        }
+        300 => {
+            for alt in ALTERNATIVES {
+                reply.headers.append(header::LINK, HeaderValue::from_static(alt));
+            }
+        }
+        _ => {}
+    }
+    for (name, value) in &opts.headers {
+        reply.headers.append(name.clone(), value.clone());
+    }
+    reply
+}
+
+/// The alternatives a 300 lists (the same status in each format); the first is preferred.
+const ALTERNATIVES: &[&str] = &[
+    "</status/200?format=json>; rel=\"alternate\"; type=\"application/json\"",
+    "</status/200?format=html>; rel=\"alternate\"; type=\"text/html\"",
+    "</status/200?format=text>; rel=\"alternate\"; type=\"text/plain\"",
+];
+
+/// Produces one header the code's wire rules call for.
+fn dress_header(app: &App, req: &Request, code: Status, opts: &Options, name: &str, reply: &mut Reply) {
+    let h = &mut reply.headers;
+    match name {
+        "Location" if opts.location.is_none() => {
+            let value = if code.code() == 305 {
+                // 305 names the proxy to use: statuslab itself.
+                let host = req.host().unwrap_or("localhost");
+                HeaderValue::from_str(&format!("http://{host}/")).unwrap_or(HeaderValue::from_static("/"))
+            } else if code.code() == 300 {
+                HeaderValue::from_static("/status/200?format=json")
+            } else {
+                HeaderValue::from_static("/status/200")
+            };
+            h.insert(header::LOCATION, value);
+        }
+        "Allow" => {
+            let others: Vec<&str> = IMPLEMENTED.iter().filter(|m| **m != req.method).map(Method::as_str).collect();
+            h.insert(header::ALLOW, HeaderValue::from_str(&others.join(", ")).expect("method names are tokens"));
+        }
+        "WWW-Authenticate" => {
+            h.append(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"statuslab\", charset=\"UTF-8\""));
+            h.append(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"statuslab\""));
+        }
+        "Proxy-Authenticate" => {
+            h.insert(header::PROXY_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"statuslab proxy\", charset=\"UTF-8\""));
+        }
+        "Content-Range" => content_range(app, req, code, reply),
+        "Upgrade" => {
+            h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            if req.version != Version::HTTP_2 {
+                h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            }
+        }
+        "ETag" if code.code() == 304 => {
+            h.insert(header::ETAG, HeaderValue::from_static(ETAG));
+            h.insert(header::LAST_MODIFIED, HeaderValue::from_static(LAST_MODIFIED));
+        }
+        "Connection" if code.code() == 408 => {
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        _ => {}
+    }
+}
+
+/// 206 serves the asked slice of the deterministic representation (or `bytes=0-99`);
+/// 416 names the representation's length.
+fn content_range(_app: &App, req: &Request, code: Status, reply: &mut Reply) {
+    let len = REPRESENTATION_LEN as u64;
+    let h = &mut reply.headers;
+    if code.code() == 416 {
+        h.insert(header::CONTENT_RANGE, HeaderValue::from_str(&range::unsatisfied(len)).expect("ascii"));
+        return;
+    }
+    let asked: Cow<'_, str> = req.header(header::RANGE).map_or(Cow::Borrowed(DEFAULT_RANGE), Cow::Borrowed);
+    let ranges = match range::parse(&asked, len) {
+        RangeRequest::Partial(r) => r,
+        // A whole-representation or unsatisfiable ask of /status/206 still answers 206 with
+        // the default slice: the caller asked for this code.
+        RangeRequest::Full | RangeRequest::Unsatisfiable => match range::parse(DEFAULT_RANGE, len) {
+            RangeRequest::Partial(r) => r,
+            _ => unreachable!("the default range is satisfiable"),
+        },
+    };
+    h.insert(header::ETAG, HeaderValue::from_static(ETAG));
+    h.insert(header::LAST_MODIFIED, HeaderValue::from_static(LAST_MODIFIED));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let [one] = ranges.as_slice() {
+        h.insert(header::CONTENT_RANGE, HeaderValue::from_str(&range::content_range(*one, len)).expect("ascii"));
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        reply.body = Body::Full(REPRESENTATION.slice(one.first as usize..=one.last as usize));
+    } else {
+        let ct = format!("multipart/byteranges; boundary={}", range::BOUNDARY);
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_str(&ct).expect("ascii"));
+        reply.body = Body::Full(range::multipart(&REPRESENTATION, "text/plain; charset=utf-8", &ranges));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks() {
+        assert_eq!(pick("404", false).unwrap().code(), 404);
+        for _ in 0..50 {
+            let c = pick("500,503", false).unwrap().code();
+            assert!(c == 500 || c == 503);
+            assert_eq!(pick("200:0,500:1", false).unwrap().code(), 500);
+            let r = pick("200,500-504", true).unwrap().code();
+            assert!(r == 200 || (500..=504).contains(&r));
+        }
+        for bad in ["", "abc", "99", "600", "200:x", "200:-1", "200:0", "500-504", "1000"] {
+            assert!(pick(bad, false).is_err(), "{bad:?} must be refused");
+        }
+        assert!(pick("504-500", true).is_err());
+    }
+
+    #[test]
+    fn weighted_pick_follows_weights() {
+        let n = 4000;
+        let ok = (0..n).filter(|_| pick("200:0.9,500:0.1", false).unwrap().code() == 200).count();
+        let share = ok as f64 / n as f64;
+        assert!((0.85..0.95).contains(&share), "200 picked {share} of the time, want ~0.9");
+    }
+
+    #[test]
+    fn delays() {
+        let max = Duration::from_secs(60);
+        assert_eq!(parse_delay("250", max).unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_delay("250ms", max).unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_delay("2s", max).unwrap(), Duration::from_secs(2));
+        assert!(parse_delay("61s", max).unwrap_err().contains("--max-delay"));
+        assert!(parse_delay("-1", max).is_err());
+        assert!(parse_delay("soon", max).is_err());
+        assert!(parse_delay("99999999999999999999999", max).is_err());
+    }
+
+    #[test]
+    fn retry_after_values() {
+        assert_eq!(parse_retry_after("120").unwrap(), "120");
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT").unwrap(), "Wed, 21 Oct 2015 07:28:00 GMT");
+        assert!(parse_retry_after("tomorrow").is_err());
+        assert!(parse_retry_after("999999999999").is_err());
+    }
+}
