@@ -1,18 +1,219 @@
-//! `statuslab serve`.
+//! `statuslab serve`: raw flags (clap, `STATUSLAB_*` environment variables) become a validated
+//! [`statuslab_server::Config`], then the server runs until SIGINT or SIGTERM.
 
 use crate::Failure;
-use clap::Args;
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use statuslab_server::{AccessLog, Config, Server};
+use std::net::SocketAddr;
+use std::time::Duration;
 
-pub(crate) const AFTER_HELP: &str = "Examples:\n  statuslab serve\n  statuslab serve --listen 0.0.0.0:8080 --max-delay 30s";
+pub(crate) const AFTER_HELP: &str = "\
+Routes:
+  /status/{codes}      any code 100-599; lists pick one: 500,503 or weighted 200:0.9,500:0.1
+  /{code}              httpstat.us style, with ?sleep=MS and X-HttpStatus-* request headers
+  /random/{list}       a random code from a list with ranges: 200,500-504
+  /codes, /codes/{code}  the catalog as JSON;  /  a page of every code
+  /websocket/echo      WebSocket echo (101);  /openapi.json  the API description
+Options on /status, /{code}, /random: sleep=250ms, retry_after=SECONDS|HTTP-DATE, location=/path,
+  header=Name:Value (repeatable), then=CODE (final code after a 1xx), format=text|json|problem|html
+
+Examples:
+  statuslab serve
+  statuslab serve --listen 0.0.0.0:8080 --max-delay 30s --log-format json
+  STATUSLAB_LISTEN=127.0.0.1:9000 statuslab serve
+  curl -i localhost:8080/status/429";
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
 
 /// Arguments of `statuslab serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
+    /// Address to listen on (HTTP/1.1 and HTTP/2 with prior knowledge share it).
     #[arg(long, env = "STATUSLAB_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: String,
+    pub listen: SocketAddr,
+    /// Longest delay a request may ask for with sleep; longer asks get 400.
+    #[arg(long, env = "STATUSLAB_MAX_DELAY", default_value = "60s", value_parser = parse_duration)]
+    pub max_delay: Duration,
+    /// Open connections at once; one more gets 503 with Retry-After and is closed.
+    #[arg(long, env = "STATUSLAB_MAX_CONNECTIONS", default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+    /// Header fields in one request; more gets 431.
+    #[arg(long, env = "STATUSLAB_MAX_HEADERS", default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub max_headers: u16,
+    /// Bytes in one request head; more gets 431 (suffixes: KiB, MiB).
+    #[arg(long, env = "STATUSLAB_MAX_HEAD_BYTES", default_value = "64KiB", value_parser = parse_size)]
+    pub max_head_bytes: usize,
+    /// Bytes in a request target; longer gets 414.
+    #[arg(long, env = "STATUSLAB_MAX_URI", default_value = "8KiB", value_parser = parse_size)]
+    pub max_uri: usize,
+    /// Bytes of request content; more gets 413 (decided from Content-Length before reading).
+    #[arg(long, env = "STATUSLAB_MAX_BODY", default_value = "1MiB", value_parser = parse_size)]
+    pub max_body: usize,
+    /// Time to send a complete request head; then 408 and the connection closes.
+    #[arg(long, env = "STATUSLAB_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+    /// Time to send the request content; then 408 and the connection closes.
+    #[arg(long, env = "STATUSLAB_BODY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+    /// Idle keep-alive connections close (silently) after this.
+    #[arg(long, env = "STATUSLAB_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// On SIGINT/SIGTERM, in-flight requests get this long to finish.
+    #[arg(long, env = "STATUSLAB_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+    /// Retry-After seconds on 413, 429 and 503 when the request names none.
+    #[arg(long, env = "STATUSLAB_DEFAULT_RETRY_AFTER", default_value_t = 1)]
+    pub default_retry_after: u32,
+    /// Concurrent HTTP/2 streams per connection.
+    #[arg(long, env = "STATUSLAB_MAX_H2_STREAMS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_h2_streams: u32,
+    /// Largest WebSocket message echoed; larger closes the socket with 1009.
+    #[arg(long, env = "STATUSLAB_MAX_WS_MESSAGE", default_value = "1MiB", value_parser = parse_size)]
+    pub max_ws_message: usize,
+    /// Worker threads (default: one per core).
+    #[arg(long, env = "STATUSLAB_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
+    /// Log filter: error, warn, info, debug, trace, or a tracing directive list.
+    #[arg(long, env = "STATUSLAB_LOG", default_value = "info")]
+    pub log_level: String,
+    /// Log line format.
+    #[arg(long, env = "STATUSLAB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Do not log one line per request.
+    #[arg(long, env = "STATUSLAB_NO_ACCESS_LOG")]
+    pub no_access_log: bool,
 }
 
-pub(crate) fn serve(_args: ServeArgs) -> Result<(), Failure> {
-    Err(Failure::Runtime(anyhow::anyhow!("serve is not built yet")))
+impl ServeArgs {
+    /// The validated server configuration.
+    pub fn config(&self) -> Config {
+        Config {
+            listen: self.listen,
+            max_delay: self.max_delay,
+            max_connections: self.max_connections as usize,
+            max_headers: usize::from(self.max_headers),
+            max_head_bytes: self.max_head_bytes,
+            max_uri: self.max_uri,
+            max_body: self.max_body,
+            header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
+            idle_timeout: self.idle_timeout,
+            shutdown_grace: self.shutdown_grace,
+            default_retry_after: self.default_retry_after,
+            max_h2_streams: self.max_h2_streams,
+            max_ws_message: self.max_ws_message,
+            access_log: if self.no_access_log {
+                AccessLog::Off
+            } else {
+                AccessLog::On
+            },
+        }
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration such as 250ms, 10s or 1m: {e}"))
+}
+
+/// Parses a size: bytes, or a number with a suffix (k/KiB, M/MiB, G/GiB; powers of 1024).
+fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size such as 65536, 64KiB or 1MiB"))?;
+    let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use KiB, MiB or GiB")),
+    };
+    n.checked_mul(mult)
+        .filter(|&v| v > 0)
+        .ok_or_else(|| format!("{s:?} is out of range"))
+}
+
+pub(crate) fn serve(args: ServeArgs) -> Result<(), Failure> {
+    init_tracing(&args)?;
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    if let Some(n) = args.workers {
+        rt.worker_threads(usize::from(n));
+    }
+    let rt = rt.build().context("starting the runtime")?;
+    rt.block_on(async {
+        let server = Server::bind(args.config())
+            .await
+            .with_context(|| format!("binding {}", args.listen))?;
+        eprintln!("statuslab listening on http://{}", server.local_addr());
+        server.run(shutdown_signal()).await.context("serving")
+    })?;
+    Ok(())
+}
+
+fn init_tracing(args: &ServeArgs) -> Result<(), Failure> {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(&args.log_level)
+        .map_err(|e| Failure::Usage(format!("--log-level {:?}: {e}", args.log_level)))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let result = match args.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    // A second init in the same process (tests) keeps the first subscriber.
+    let _ = result;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("64KiB"), Ok(65536));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("1m"), Ok(1 << 20));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5 parsecs").is_err());
+        assert!(parse_size("99999999999999999999G").is_err());
+    }
 }

@@ -10,8 +10,8 @@ use crate::reply::Reply;
 use crate::request::Request;
 use crate::{catalog_routes, status};
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
 use http::Method;
+use http::header::{self, HeaderValue};
 use statuslab_catalog::Status;
 use std::sync::Arc;
 
@@ -47,22 +47,65 @@ pub(crate) struct Route {
 }
 
 /// Every method statuslab implements; any other gets 501.
-pub(crate) const IMPLEMENTED: &[Method] =
-    &[Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS];
+pub(crate) const IMPLEMENTED: &[Method] = &[
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::OPTIONS,
+];
 const READ: &[Method] = &[Method::GET, Method::HEAD, Method::OPTIONS];
 const ANY: &[Method] = IMPLEMENTED;
 
 /// The whole URL space.
 pub(crate) const ROUTES: &[Route] = &[
-    Route { pattern: "/", handler: Handler::Index, methods: READ },
-    Route { pattern: "/codes", handler: Handler::Codes, methods: READ },
-    Route { pattern: "/codes/{code}", handler: Handler::Code, methods: READ },
-    Route { pattern: "/status/{codes}", handler: Handler::Status, methods: ANY },
-    Route { pattern: "/{code}", handler: Handler::Httpstat, methods: ANY },
-    Route { pattern: "/random/{list}", handler: Handler::Random, methods: ANY },
-    Route { pattern: "/websocket/echo", handler: Handler::WebSocketEcho, methods: &[Method::GET, Method::OPTIONS] },
-    Route { pattern: "/openapi.json", handler: Handler::OpenApi, methods: READ },
-    Route { pattern: "/health", handler: Handler::Health, methods: READ },
+    Route {
+        pattern: "/",
+        handler: Handler::Index,
+        methods: READ,
+    },
+    Route {
+        pattern: "/codes",
+        handler: Handler::Codes,
+        methods: READ,
+    },
+    Route {
+        pattern: "/codes/{code}",
+        handler: Handler::Code,
+        methods: READ,
+    },
+    Route {
+        pattern: "/status/{codes}",
+        handler: Handler::Status,
+        methods: ANY,
+    },
+    Route {
+        pattern: "/{code}",
+        handler: Handler::Httpstat,
+        methods: ANY,
+    },
+    Route {
+        pattern: "/random/{list}",
+        handler: Handler::Random,
+        methods: ANY,
+    },
+    Route {
+        pattern: "/websocket/echo",
+        handler: Handler::WebSocketEcho,
+        methods: &[Method::GET, Method::OPTIONS],
+    },
+    Route {
+        pattern: "/openapi.json",
+        handler: Handler::OpenApi,
+        methods: READ,
+    },
+    Route {
+        pattern: "/health",
+        handler: Handler::Health,
+        methods: READ,
+    },
 ];
 
 /// Headers a browser script may read on a cross-origin reply.
@@ -91,7 +134,9 @@ impl App {
     pub fn new(cfg: Config) -> App {
         let mut router = matchit::Router::new();
         for (i, r) in ROUTES.iter().enumerate() {
-            router.insert(r.pattern, i).expect("route patterns are distinct");
+            router
+                .insert(r.pattern, i)
+                .expect("route patterns are distinct");
         }
         let allow = ROUTES
             .iter()
@@ -100,7 +145,13 @@ impl App {
                 HeaderValue::from_str(&list.join(", ")).expect("method names are tokens")
             })
             .collect();
-        App { cfg: Arc::new(cfg), router, allow, bodies: Bodies::new(), pages: catalog_routes::Pages::new() }
+        App {
+            cfg: Arc::new(cfg),
+            router,
+            allow,
+            bodies: Bodies::new(),
+            pages: catalog_routes::Pages::new(),
+        }
     }
 
     /// The configuration.
@@ -112,10 +163,16 @@ impl App {
         let m = self.router.at(path).ok()?;
         let param = m.params.iter().next().map_or("", |(_, v)| v);
         let route = &ROUTES[*m.value];
-        if route.handler == Handler::Httpstat && !(param.len() == 3 && param.bytes().all(|b| b.is_ascii_digit())) {
+        if route.handler == Handler::Httpstat
+            && !(param.len() == 3 && param.bytes().all(|b| b.is_ascii_digit()))
+        {
             return None;
         }
-        Some(Routed { route, allow: &self.allow[*m.value], param })
+        Some(Routed {
+            route,
+            allow: &self.allow[*m.value],
+            param,
+        })
     }
 
     /// Decides, from the head alone, whether a request with content will be refused; the
@@ -123,7 +180,11 @@ impl App {
     /// a refused upload is never read.
     pub fn precheck(&self, req: &Request) -> Option<Reply> {
         match self.route(req.path()) {
-            None => Some(self.error(req, 404, "no route matches this path; see / for the list of routes")),
+            None => Some(self.error(
+                req,
+                404,
+                "no route matches this path; see / for the list of routes",
+            )),
             Some(r) => self.method_check(req, &r),
         }
     }
@@ -134,8 +195,16 @@ impl App {
             return Some(self.error(req, 501, &detail));
         }
         if !r.route.methods.contains(&req.method) {
-            let detail = format!("{} does not allow {}; allowed: {}", r.route.pattern, req.method, r.allow.to_str().unwrap_or(""));
-            return Some(self.error(req, 405, &detail).with_header(header::ALLOW, r.allow.clone()));
+            let detail = format!(
+                "{} does not allow {}; allowed: {}",
+                r.route.pattern,
+                req.method,
+                r.allow.to_str().unwrap_or("")
+            );
+            return Some(
+                self.error(req, 405, &detail)
+                    .with_header(header::ALLOW, r.allow.clone()),
+            );
         }
         None
     }
@@ -149,9 +218,16 @@ impl App {
     async fn dispatch(&self, req: &Request) -> Reply {
         let Some(routed) = self.route(req.path()) else {
             if req.method == Method::OPTIONS && req.path() == "*" {
-                return self.options(req, &HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"));
+                return self.options(
+                    req,
+                    &HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+                );
             }
-            return self.error(req, 404, "no route matches this path; see / for the list of routes");
+            return self.error(
+                req,
+                404,
+                "no route matches this path; see / for the list of routes",
+            );
         };
         if req.method == Method::OPTIONS {
             return self.options(req, routed.allow);
@@ -165,7 +241,9 @@ impl App {
             Handler::Code => catalog_routes::code(self, req, routed.param),
             Handler::OpenApi => catalog_routes::openapi(self, req),
             Handler::Health => catalog_routes::health(self, req),
-            Handler::Status | Handler::Httpstat => status::on_demand(self, req, routed.param, false).await,
+            Handler::Status | Handler::Httpstat => {
+                status::on_demand(self, req, routed.param, false).await
+            }
             Handler::Random => status::on_demand(self, req, routed.param, true).await,
             Handler::WebSocketEcho => crate::websocket::handshake(self, req),
         }
@@ -174,13 +252,19 @@ impl App {
     /// OPTIONS: 204 with `Allow`, as the table says; a CORS preflight also gets its answer.
     fn options(&self, req: &Request, allow: &HeaderValue) -> Reply {
         let mut reply = Reply::new(status(204)).with_header(header::ALLOW, allow.clone());
-        if req.headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
+        if req
+            .headers
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        {
             let h = &mut reply.headers;
             h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, allow.clone());
             if let Some(asked) = req.headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
                 h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
             }
-            h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("86400"),
+            );
         }
         reply
     }
@@ -188,8 +272,14 @@ impl App {
     /// Adds what every reply carries: CORS headers, so browser clients can read the codes.
     fn finish(&self, _req: &Request, mut reply: Reply) -> Reply {
         let h = &mut reply.headers;
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-        h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSE));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(EXPOSE),
+        );
         reply
     }
 
@@ -197,8 +287,12 @@ impl App {
     /// accepts only those) whose `detail` says what was wrong.
     pub(crate) fn error(&self, req: &Request, code: u16, detail: &str) -> Reply {
         let s = status(code);
-        let format = Format::negotiate(req.headers.get(header::ACCEPT), Format::Problem).unwrap_or(Format::Problem);
-        let mut reply = Reply::new(s).with_body(format.content_type(), bodies::render(s, format, Some(detail)));
+        let format = Format::negotiate(req.headers.get(header::ACCEPT), Format::Problem)
+            .unwrap_or(Format::Problem);
+        let mut reply = Reply::new(s).with_body(
+            format.content_type(),
+            bodies::render(s, format, Some(detail)),
+        );
         reply.close = code == 408;
         reply
     }
@@ -218,7 +312,12 @@ pub(crate) fn status(code: u16) -> Status {
 pub(crate) fn is_framing_header(name: &http::HeaderName) -> bool {
     matches!(
         *name,
-        header::CONTENT_LENGTH | header::TRANSFER_ENCODING | header::CONNECTION | header::UPGRADE | header::TE | header::TRAILER
+        header::CONTENT_LENGTH
+            | header::TRANSFER_ENCODING
+            | header::CONNECTION
+            | header::UPGRADE
+            | header::TE
+            | header::TRAILER
     ) || name.as_str() == "keep-alive"
         || name.as_str() == "proxy-connection"
 }

@@ -64,7 +64,9 @@ pub(crate) fn render(status: Status, format: Format, detail: Option<&str>) -> St
         })
         .to_string(),
         Format::Html => {
-            let detail_html = detail.map(|d| format!("<p><strong>{}</strong></p>\n", escape(d))).unwrap_or_default();
+            let detail_html = detail
+                .map(|d| format!("<p><strong>{}</strong></p>\n", escape(d)))
+                .unwrap_or_default();
             format!(
                 "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{code} {m}</title></head>\n<body>\n<h1>{code} {m}</h1>\n{detail_html}<p>{d}</p>\n<p>RFC reason: {r}. Next step: {a}</p>\n<p><a href=\"/codes/{code}\">catalog entry</a> · <a href=\"/\">all codes</a></p>\n</body></html>\n",
                 m = escape(message),

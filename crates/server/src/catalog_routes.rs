@@ -31,7 +31,10 @@ impl Pages {
 
 /// `GET /`.
 pub(crate) fn index(_app: &App, _req: &Request) -> Reply {
-    Reply::new(crate::app::status(200)).with_body(HeaderValue::from_static("text/html; charset=utf-8"), _app.pages.index.clone())
+    Reply::new(crate::app::status(200)).with_body(
+        HeaderValue::from_static("text/html; charset=utf-8"),
+        _app.pages.index.clone(),
+    )
 }
 
 /// `GET /codes`.
@@ -42,7 +45,10 @@ pub(crate) fn codes(app: &App, _req: &Request) -> Reply {
 /// `GET /codes/{code}`: any code 100–599, registered or not.
 pub(crate) fn code(app: &App, req: &Request, param: &str) -> Reply {
     match param.parse::<Status>() {
-        Ok(s) => app.json(200, serde_json::to_vec(&s.info()).expect("catalog serializes")),
+        Ok(s) => app.json(
+            200,
+            serde_json::to_vec(&s.info()).expect("catalog serializes"),
+        ),
         Err(e) => app.error(req, 404, &format!("no catalog entry: {e}")),
     }
 }

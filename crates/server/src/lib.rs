@@ -1,1 +1,133 @@
-//! statuslab server (filled in by the serve work).
+//! statuslab's server: every HTTP status code, on demand and in full dress.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use statuslab_server::{Config, Server};
+//! let server = Server::bind(Config::default()).await?;
+//! println!("listening on {}", server.local_addr());
+//! server.run(async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+//!
+//! The connection layer is statuslab's own for HTTP/1.1 ([`h1`], on httparse) and the h2 crate
+//! for HTTP/2 ([`h2c`]); handlers return a protocol-independent [`Reply`].
+
+mod app;
+mod bodies;
+mod catalog_routes;
+mod config;
+mod h1;
+mod h2c;
+mod negotiate;
+pub mod range;
+mod reply;
+mod request;
+mod rewind;
+mod status;
+mod websocket;
+
+pub use app::App;
+pub use config::{AccessLog, Config};
+pub use negotiate::Format;
+pub use reply::{Body, Interim, Reply, Upgrade};
+pub use request::Request;
+pub use status::REPRESENTATION_LEN;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// A bound, not yet running server.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    app: Arc<App>,
+}
+
+impl Server {
+    /// Binds the listening socket.
+    pub async fn bind(cfg: Config) -> std::io::Result<Server> {
+        let listener = TcpListener::bind(cfg.listen).await?;
+        Ok(Server {
+            listener,
+            app: Arc::new(App::new(cfg)),
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes; then stops accepting, lets in-flight requests
+    /// finish for up to `--shutdown-grace`, and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        let Server { listener, app } = self;
+        let cfg = Arc::clone(&app.cfg);
+        let stop = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let slots = Arc::new(Semaphore::new(cfg.max_connections));
+        tracing::info!(listen = %listener.local_addr()?, "statuslab serving");
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let (io, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = io.set_nodelay(true);
+            let app = Arc::clone(&app);
+            match Arc::clone(&slots).try_acquire_owned() {
+                Ok(permit) => {
+                    let stop = stop.clone();
+                    tracker.spawn(async move {
+                        h1::Conn::new(io, peer, app, stop).run().await;
+                        drop(permit);
+                    });
+                }
+                Err(_) => {
+                    tracker.spawn(h1::overloaded(io, app));
+                }
+            }
+        }
+        tracing::info!("shutting down: no new connections; finishing in-flight requests");
+        drop(listener);
+        stop.cancel();
+        tracker.close();
+        if tokio::time::timeout(cfg.shutdown_grace, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(grace = ?cfg.shutdown_grace, "in-flight requests still running at the end of the grace period");
+        }
+        Ok(())
+    }
+}
+
+/// One access-log event per request.
+pub(crate) fn log_request(req: &Request, reply: &Reply, started: Instant) {
+    tracing::info!(
+        target: "statuslab::access",
+        peer = %req.peer,
+        method = %req.method,
+        path = req.uri.path(),
+        version = ?req.version,
+        status = reply.status.code(),
+        bytes = reply.body.len(),
+        micros = started.elapsed().as_micros() as u64,
+    );
+}

@@ -53,7 +53,10 @@ impl Format {
     /// Chooses a format for an `Accept` header. No header (or `*/*`) gives `default`;
     /// `None` means nothing acceptable can be produced (406).
     pub fn negotiate(accept: Option<&HeaderValue>, default: Format) -> Option<Format> {
-        let Some(accept) = accept.and_then(|v| v.to_str().ok()).filter(|s| !s.trim().is_empty()) else {
+        let Some(accept) = accept
+            .and_then(|v| v.to_str().ok())
+            .filter(|s| !s.trim().is_empty())
+        else {
             return Some(default);
         };
         let mut best: Option<(u16, u8, Format)> = None; // (q, specificity, format)
@@ -64,7 +67,9 @@ impl Format {
             for range in accept.split(',') {
                 let mut parts = range.split(';');
                 let media = parts.next().unwrap_or("").trim();
-                let Some((rt, rs)) = media.split_once('/') else { continue };
+                let Some((rt, rs)) = media.split_once('/') else {
+                    continue;
+                };
                 let specificity = match (rt.trim(), rs.trim()) {
                     ("*", "*") => 1,
                     (t, "*") if t.eq_ignore_ascii_case(ty) => 2,
@@ -72,17 +77,22 @@ impl Format {
                     _ => continue,
                 };
                 let q = parts
-                    .filter_map(|p| p.trim().strip_prefix("q=").or_else(|| p.trim().strip_prefix("Q=")))
+                    .filter_map(|p| {
+                        p.trim()
+                            .strip_prefix("q=")
+                            .or_else(|| p.trim().strip_prefix("Q="))
+                    })
                     .find_map(parse_q)
                     .unwrap_or(1000);
                 if found.is_none_or(|(s, _)| specificity > s) {
                     found = Some((specificity, q));
                 }
             }
-            if let Some((specificity, q)) = found {
-                if q > 0 && best.is_none_or(|(bq, bs, _)| q > bq || (q == bq && specificity > bs)) {
-                    best = Some((q, specificity, format));
-                }
+            if let Some((specificity, q)) = found
+                && q > 0
+                && best.is_none_or(|(bq, bs, _)| q > bq || (q == bq && specificity > bs))
+            {
+                best = Some((q, specificity, format));
             }
         }
         best.map(|(_, _, f)| f)
@@ -124,10 +134,16 @@ mod tests {
             ("*/*", Some(Format::Text)),
             ("application/json", Some(Format::Json)),
             ("application/problem+json", Some(Format::Problem)),
-            ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", Some(Format::Html)),
+            (
+                "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+                Some(Format::Html),
+            ),
             ("application/*", Some(Format::Json)),
             ("text/*;q=0.5, application/json", Some(Format::Json)),
-            ("application/json;q=0.2, text/html;q=0.9", Some(Format::Html)),
+            (
+                "application/json;q=0.2, text/html;q=0.9",
+                Some(Format::Html),
+            ),
             ("image/png", None),
             ("text/plain;q=0, */*;q=0", None),
             ("*/*;q=0.1, text/plain;q=0", Some(Format::Json)),

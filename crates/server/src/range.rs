@@ -29,7 +29,9 @@ pub const MAX_RANGES: usize = 16;
 
 /// Parses a `Range` header value against a representation of `len` bytes.
 pub fn parse(header: &str, len: u64) -> RangeRequest {
-    let Some(spec) = header.trim().strip_prefix("bytes=") else { return RangeRequest::Full };
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return RangeRequest::Full;
+    };
     let mut ranges = Vec::new();
     let mut any = false;
     for part in spec.split(',') {
@@ -38,17 +40,26 @@ pub fn parse(header: &str, len: u64) -> RangeRequest {
             continue;
         }
         any = true;
-        let Some((a, b)) = part.split_once('-') else { return RangeRequest::Full };
+        let Some((a, b)) = part.split_once('-') else {
+            return RangeRequest::Full;
+        };
         let (a, b) = (a.trim(), b.trim());
         let range = if a.is_empty() {
             // Suffix range: the last N bytes.
-            let Ok(n) = b.parse::<u64>() else { return RangeRequest::Full };
+            let Ok(n) = b.parse::<u64>() else {
+                return RangeRequest::Full;
+            };
             if n == 0 || len == 0 {
                 continue;
             }
-            ByteRange { first: len.saturating_sub(n), last: len - 1 }
+            ByteRange {
+                first: len.saturating_sub(n),
+                last: len - 1,
+            }
         } else {
-            let Ok(first) = a.parse::<u64>() else { return RangeRequest::Full };
+            let Ok(first) = a.parse::<u64>() else {
+                return RangeRequest::Full;
+            };
             let last = if b.is_empty() {
                 u64::MAX
             } else {
@@ -60,7 +71,10 @@ pub fn parse(header: &str, len: u64) -> RangeRequest {
             if first >= len {
                 continue;
             }
-            ByteRange { first, last: last.min(len - 1) }
+            ByteRange {
+                first,
+                last: last.min(len - 1),
+            }
         };
         ranges.push(range);
         if ranges.len() > MAX_RANGES {
@@ -82,7 +96,9 @@ fn coalesce(mut ranges: Vec<ByteRange>) -> Vec<ByteRange> {
     ranges.sort_by_key(|r| r.first);
     for r in ranges {
         match out.last_mut() {
-            Some(prev) if r.first <= prev.last.saturating_add(1) => prev.last = prev.last.max(r.last),
+            Some(prev) if r.first <= prev.last.saturating_add(1) => {
+                prev.last = prev.last.max(r.last)
+            }
             _ => out.push(r),
         }
     }
@@ -107,7 +123,13 @@ pub fn multipart(data: &[u8], content_type: &str, ranges: &[ByteRange]) -> Bytes
     let mut out = BytesMut::new();
     let len = data.len() as u64;
     for r in ranges {
-        out.put_slice(format!("\r\n--{BOUNDARY}\r\nContent-Type: {content_type}\r\nContent-Range: {}\r\n\r\n", content_range(*r, len)).as_bytes());
+        out.put_slice(
+            format!(
+                "\r\n--{BOUNDARY}\r\nContent-Type: {content_type}\r\nContent-Range: {}\r\n\r\n",
+                content_range(*r, len)
+            )
+            .as_bytes(),
+        );
         out.put_slice(&data[r.first as usize..=r.last as usize]);
     }
     out.put_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
@@ -130,7 +152,10 @@ mod tests {
             ("bytes=-10", RangeRequest::Partial(vec![br(1014, 1023)])),
             ("bytes=-5000", RangeRequest::Partial(vec![br(0, 1023)])),
             ("bytes=0-5000", RangeRequest::Partial(vec![br(0, 1023)])),
-            ("bytes=0-9,20-29", RangeRequest::Partial(vec![br(0, 9), br(20, 29)])),
+            (
+                "bytes=0-9,20-29",
+                RangeRequest::Partial(vec![br(0, 9), br(20, 29)]),
+            ),
             ("bytes=0-9,5-19", RangeRequest::Partial(vec![br(0, 19)])),
             ("bytes=2000-3000", RangeRequest::Unsatisfiable),
             ("bytes=1024-", RangeRequest::Unsatisfiable),

@@ -72,7 +72,14 @@ pub struct Reply {
 impl Reply {
     /// A reply with no headers and no content.
     pub fn new(status: Status) -> Reply {
-        Reply { status, headers: HeaderMap::new(), body: Body::Empty, interim: Vec::new(), close: false, upgrade: None }
+        Reply {
+            status,
+            headers: HeaderMap::new(),
+            body: Body::Empty,
+            interim: Vec::new(),
+            close: false,
+            upgrade: None,
+        }
     }
 
     /// Sets the content and its type.
@@ -119,9 +126,36 @@ pub(crate) fn put_status_line(out: &mut BytesMut, code: u16) {
     out.put_slice(b"\r\n");
 }
 
+/// Names whose conventional spelling is not plain title case.
+const SPELLINGS: &[(&str, &str)] = &[
+    ("www-authenticate", "WWW-Authenticate"),
+    ("etag", "ETag"),
+    ("te", "TE"),
+    ("ratelimit", "RateLimit"),
+    ("ratelimit-policy", "RateLimit-Policy"),
+    ("sec-websocket-accept", "Sec-WebSocket-Accept"),
+    ("sec-websocket-version", "Sec-WebSocket-Version"),
+    ("sec-websocket-protocol", "Sec-WebSocket-Protocol"),
+    ("sec-websocket-extensions", "Sec-WebSocket-Extensions"),
+];
+
+/// Writes a header name as it is conventionally spelled (`Retry-After`, `WWW-Authenticate`):
+/// names are case-insensitive, but people grep `curl -i` output for the familiar spelling.
+fn put_name(out: &mut BytesMut, name: &[u8]) {
+    if let Some((_, spelled)) = SPELLINGS.iter().find(|(lower, _)| lower.as_bytes() == name) {
+        out.put_slice(spelled.as_bytes());
+        return;
+    }
+    let mut upper = true;
+    for &b in name {
+        out.put_u8(if upper { b.to_ascii_uppercase() } else { b });
+        upper = b == b'-';
+    }
+}
+
 /// Writes one header field line.
 pub(crate) fn put_header(out: &mut BytesMut, name: &[u8], value: &[u8]) {
-    out.put_slice(name);
+    put_name(out, name);
     out.put_slice(b": ");
     out.put_slice(value);
     out.put_slice(b"\r\n");
@@ -144,16 +178,23 @@ pub(crate) fn put_final(out: &mut BytesMut, reply: &Reply, head_only: bool, clos
         put_header(out, name.as_str().as_bytes(), value.as_bytes());
     }
     if reply.has_content_length() {
-        put_header(out, b"content-length", itoa::Buffer::new().format(reply.content_length()).as_bytes());
+        put_header(
+            out,
+            b"content-length",
+            itoa::Buffer::new()
+                .format(reply.content_length())
+                .as_bytes(),
+        );
     }
     if close && !reply.headers.contains_key(header::CONNECTION) {
         put_header(out, b"connection", b"close");
     }
     out.put_slice(b"\r\n");
-    if !head_only && reply.body_allowed() {
-        if let Body::Full(b) = &reply.body {
-            out.put_slice(b);
-        }
+    if !head_only
+        && reply.body_allowed()
+        && let Body::Full(b) = &reply.body
+    {
+        out.put_slice(b);
     }
 }
 
@@ -167,7 +208,9 @@ pub(crate) fn with_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
     DATE.with(|cell| {
         let mut d = cell.borrow_mut();
         let now = SystemTime::now();
-        let secs = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let secs = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         if d.0 != secs {
             let text = httpdate::fmt_http_date(now);
             d.1.copy_from_slice(&text.as_bytes()[..29]);

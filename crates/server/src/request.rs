@@ -35,7 +35,10 @@ impl Request {
     /// The authority the client addressed: the `Host` header, or the target's authority (HTTP/2
     /// `:authority`, absolute-form).
     pub fn host(&self) -> Option<&str> {
-        self.uri.authority().map(|a| a.as_str()).or_else(|| self.header(header::HOST))
+        self.uri
+            .authority()
+            .map(|a| a.as_str())
+            .or_else(|| self.header(header::HOST))
     }
 
     /// Whether this is a HEAD request (the reply keeps its headers and drops its content).

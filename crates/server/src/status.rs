@@ -30,8 +30,12 @@ const MAX_RETRY_AFTER: u64 = 365 * 24 * 3600;
 /// Length of the deterministic representation served by 206 and named by 416.
 pub const REPRESENTATION_LEN: usize = 1024;
 /// The deterministic representation: byte `i` is `b'a' + i % 26`.
-static REPRESENTATION: LazyLock<Bytes> =
-    LazyLock::new(|| (0..REPRESENTATION_LEN).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>().into());
+static REPRESENTATION: LazyLock<Bytes> = LazyLock::new(|| {
+    (0..REPRESENTATION_LEN)
+        .map(|i| b'a' + (i % 26) as u8)
+        .collect::<Vec<u8>>()
+        .into()
+});
 /// The representation's validators, kept on 206 and 304.
 const ETAG: &str = "\"statuslab-representation-1\"";
 const LAST_MODIFIED: &str = "Wed, 01 Jan 2025 00:00:00 GMT";
@@ -66,9 +70,14 @@ pub(crate) fn pick(list: &str, ranges: bool) -> Result<Status, String> {
         let item = item.trim();
         let (code, weight) = match item.split_once(':') {
             Some((c, w)) => {
-                let w: f64 = w.trim().parse().map_err(|_| format!("weight {w:?} in {item:?} is not a number"))?;
+                let w: f64 = w
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("weight {w:?} in {item:?} is not a number"))?;
                 if !(w.is_finite() && w >= 0.0) {
-                    return Err(format!("weight {w} in {item:?} must be a finite number >= 0"));
+                    return Err(format!(
+                        "weight {w} in {item:?} must be a finite number >= 0"
+                    ));
                 }
                 (c.trim(), w)
             }
@@ -104,7 +113,11 @@ pub(crate) fn pick(list: &str, ranges: bool) -> Result<Status, String> {
         }
         x -= weight;
     }
-    Ok(choices.iter().rev().find(|c| c.1 > 0.0).map_or(choices[0].0, |c| c.0))
+    Ok(choices
+        .iter()
+        .rev()
+        .find(|c| c.1 > 0.0)
+        .map_or(choices[0].0, |c| c.0))
 }
 
 fn parse_code(s: &str) -> Result<Status, String> {
@@ -139,34 +152,48 @@ impl Options {
         for (name, value) in &req.headers {
             let n = name.as_str();
             if n == "x-httpstatus-sleep" {
-                let v = value.to_str().map_err(|_| "X-HttpStatus-Sleep is not text".to_owned())?;
+                let v = value
+                    .to_str()
+                    .map_err(|_| "X-HttpStatus-Sleep is not text".to_owned())?;
                 o.sleep = parse_delay(v, app.cfg.max_delay)?;
             } else if let Some(target) = n.strip_prefix("x-httpstatus-response-") {
-                let target = HeaderName::from_bytes(target.as_bytes()).map_err(|_| format!("bad header name in {n}"))?;
+                let target = HeaderName::from_bytes(target.as_bytes())
+                    .map_err(|_| format!("bad header name in {n}"))?;
                 o.add_header(target, value.clone())?;
             }
         }
-        let Some(query) = req.uri.query() else { return Ok(o) };
+        let Some(query) = req.uri.query() else {
+            return Ok(o);
+        };
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
             match &*key {
                 "sleep" => o.sleep = parse_delay(&value, app.cfg.max_delay)?,
                 "retry_after" | "retry-after" => o.retry_after = Some(parse_retry_after(&value)?),
                 "location" => o.location = Some(check_location(&value, req)?),
                 "header" => {
-                    let (n, v) = value.split_once(':').ok_or_else(|| format!("header={value:?}: expected Name:Value"))?;
-                    let name = HeaderName::from_bytes(n.trim().as_bytes()).map_err(|_| format!("header={value:?}: {n:?} is not a header name"))?;
-                    let value = HeaderValue::from_str(v.trim()).map_err(|_| format!("header={value:?}: the value has characters a header cannot carry"))?;
+                    let (n, v) = value
+                        .split_once(':')
+                        .ok_or_else(|| format!("header={value:?}: expected Name:Value"))?;
+                    let name = HeaderName::from_bytes(n.trim().as_bytes())
+                        .map_err(|_| format!("header={value:?}: {n:?} is not a header name"))?;
+                    let value = HeaderValue::from_str(v.trim()).map_err(|_| {
+                        format!("header={value:?}: the value has characters a header cannot carry")
+                    })?;
                     o.add_header(name, value)?;
                 }
                 "then" => {
                     let s = parse_code(&value)?;
                     if s.is_informational() {
-                        return Err(format!("then={s}: the final code after an interim one must be 200-599"));
+                        return Err(format!(
+                            "then={s}: the final code after an interim one must be 200-599"
+                        ));
                     }
                     o.then = Some(s);
                 }
                 "format" => {
-                    o.format = Some(Format::from_name(&value).ok_or_else(|| format!("format={value:?}: expected text, json, problem or html"))?);
+                    o.format = Some(Format::from_name(&value).ok_or_else(|| {
+                        format!("format={value:?}: expected text, json, problem or html")
+                    })?);
                 }
                 _ => {}
             }
@@ -176,10 +203,14 @@ impl Options {
 
     fn add_header(&mut self, name: HeaderName, value: HeaderValue) -> Result<(), String> {
         if is_framing_header(&name) {
-            return Err(format!("{name} is a framing header; statuslab sets it itself"));
+            return Err(format!(
+                "{name} is a framing header; statuslab sets it itself"
+            ));
         }
         if value.len() > MAX_HEADER_VALUE {
-            return Err(format!("the value of {name} is longer than {MAX_HEADER_VALUE} bytes"));
+            return Err(format!(
+                "the value of {name} is longer than {MAX_HEADER_VALUE} bytes"
+            ));
         }
         if self.headers.len() >= MAX_EXTRA_HEADERS {
             return Err(format!("at most {MAX_EXTRA_HEADERS} extra headers"));
@@ -195,10 +226,15 @@ pub(crate) fn parse_delay(s: &str, max: Duration) -> Result<Duration, String> {
     let d = if s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() {
         Duration::from_millis(s.parse().map_err(|_| format!("sleep={s:?} is too large"))?)
     } else {
-        humantime::parse_duration(s).map_err(|_| format!("sleep={s:?}: expected milliseconds or a duration such as 250ms or 2s"))?
+        humantime::parse_duration(s).map_err(|_| {
+            format!("sleep={s:?}: expected milliseconds or a duration such as 250ms or 2s")
+        })?
     };
     if d > max {
-        return Err(format!("sleep={s} exceeds the server's maximum delay of {} (--max-delay)", humantime::format_duration(max)));
+        return Err(format!(
+            "sleep={s} exceeds the server's maximum delay of {} (--max-delay)",
+            humantime::format_duration(max)
+        ));
     }
     Ok(d)
 }
@@ -208,11 +244,14 @@ fn parse_retry_after(s: &str) -> Result<HeaderValue, String> {
     let s = s.trim();
     if let Ok(secs) = s.parse::<u64>() {
         if secs > MAX_RETRY_AFTER {
-            return Err(format!("retry_after={secs} is more than a year ({MAX_RETRY_AFTER} s)"));
+            return Err(format!(
+                "retry_after={secs} is more than a year ({MAX_RETRY_AFTER} s)"
+            ));
         }
         return Ok(HeaderValue::from(secs));
     }
-    let date = httpdate::parse_http_date(s).map_err(|_| format!("retry_after={s:?}: expected seconds or an HTTP date"))?;
+    let date = httpdate::parse_http_date(s)
+        .map_err(|_| format!("retry_after={s:?}: expected seconds or an HTTP date"))?;
     HeaderValue::from_str(&httpdate::fmt_http_date(date)).map_err(|e| e.to_string())
 }
 
@@ -230,7 +269,9 @@ fn check_location(s: &str, req: &Request) -> Result<HeaderValue, String> {
         let scheme = &s[..i];
         !scheme.is_empty()
             && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
             && !s[..i].contains('/')
     });
     let authority = match scheme_end {
@@ -250,7 +291,9 @@ fn check_location(s: &str, req: &Request) -> Result<HeaderValue, String> {
         let host = rest.split(['/', '?', '#']).next().unwrap_or("");
         let own = req.host().unwrap_or("");
         if own.is_empty() || !host.eq_ignore_ascii_case(own) {
-            return refuse("redirects to other hosts are refused (statuslab is not an open redirector)");
+            return refuse(
+                "redirects to other hosts are refused (statuslab is not an open redirector)",
+            );
         }
     }
     HeaderValue::from_str(s).or_else(|_| refuse("not a valid header value; percent-encode it"))
@@ -269,14 +312,20 @@ pub(crate) fn dress(app: &App, req: &Request, code: Status, opts: &Options) -> R
         if req.version != Version::HTTP_10 {
             let mut headers = HeaderMap::new();
             if c == 103 {
-                headers.insert(header::LINK, HeaderValue::from_static("</style.css>; rel=preload; as=style"));
+                headers.insert(
+                    header::LINK,
+                    HeaderValue::from_static("</style.css>; rel=preload; as=style"),
+                );
             }
             reply.interim.insert(0, Interim { status: c, headers });
         }
         return reply;
     }
     let accept = req.headers.get(header::ACCEPT);
-    let Some(format) = opts.format.or_else(|| Format::negotiate(accept, Format::Text)) else {
+    let Some(format) = opts
+        .format
+        .or_else(|| Format::negotiate(accept, Format::Text))
+    else {
         let detail = "none of the media types in Accept can be produced; available: text/plain, application/json, application/problem+json, text/html";
         return app.error(req, 406, detail);
     };
@@ -295,15 +344,23 @@ pub(crate) fn dress(app: &App, req: &Request, code: Status, opts: &Options) -> R
     }
     match c {
         413 | 429 | 503 if !reply.headers.contains_key(header::RETRY_AFTER) => {
-            reply.headers.insert(header::RETRY_AFTER, HeaderValue::from(app.cfg.default_retry_after));
+            reply.headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(app.cfg.default_retry_after),
+            );
         }
         408 => reply.close = true,
         451 => {
-            reply.headers.insert(header::LINK, HeaderValue::from_static("</>; rel=\"blocked-by\""));
+            reply.headers.insert(
+                header::LINK,
+                HeaderValue::from_static("</>; rel=\"blocked-by\""),
+            );
         }
         300 => {
             for alt in ALTERNATIVES {
-                reply.headers.append(header::LINK, HeaderValue::from_static(alt));
+                reply
+                    .headers
+                    .append(header::LINK, HeaderValue::from_static(alt));
             }
         }
         _ => {}
@@ -322,14 +379,22 @@ const ALTERNATIVES: &[&str] = &[
 ];
 
 /// Produces one header the code's wire rules call for.
-fn dress_header(app: &App, req: &Request, code: Status, opts: &Options, name: &str, reply: &mut Reply) {
+fn dress_header(
+    app: &App,
+    req: &Request,
+    code: Status,
+    opts: &Options,
+    name: &str,
+    reply: &mut Reply,
+) {
     let h = &mut reply.headers;
     match name {
         "Location" if opts.location.is_none() => {
             let value = if code.code() == 305 {
                 // 305 names the proxy to use: statuslab itself.
                 let host = req.host().unwrap_or("localhost");
-                HeaderValue::from_str(&format!("http://{host}/")).unwrap_or(HeaderValue::from_static("/"))
+                HeaderValue::from_str(&format!("http://{host}/"))
+                    .unwrap_or(HeaderValue::from_static("/"))
             } else if code.code() == 300 {
                 HeaderValue::from_static("/status/200?format=json")
             } else {
@@ -338,15 +403,31 @@ fn dress_header(app: &App, req: &Request, code: Status, opts: &Options, name: &s
             h.insert(header::LOCATION, value);
         }
         "Allow" => {
-            let others: Vec<&str> = IMPLEMENTED.iter().filter(|m| **m != req.method).map(Method::as_str).collect();
-            h.insert(header::ALLOW, HeaderValue::from_str(&others.join(", ")).expect("method names are tokens"));
+            let others: Vec<&str> = IMPLEMENTED
+                .iter()
+                .filter(|m| **m != req.method)
+                .map(Method::as_str)
+                .collect();
+            h.insert(
+                header::ALLOW,
+                HeaderValue::from_str(&others.join(", ")).expect("method names are tokens"),
+            );
         }
         "WWW-Authenticate" => {
-            h.append(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"statuslab\", charset=\"UTF-8\""));
-            h.append(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"statuslab\""));
+            h.append(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"statuslab\", charset=\"UTF-8\""),
+            );
+            h.append(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"statuslab\""),
+            );
         }
         "Proxy-Authenticate" => {
-            h.insert(header::PROXY_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"statuslab proxy\", charset=\"UTF-8\""));
+            h.insert(
+                header::PROXY_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"statuslab proxy\", charset=\"UTF-8\""),
+            );
         }
         "Content-Range" => content_range(app, req, code, reply),
         "Upgrade" => {
@@ -357,7 +438,10 @@ fn dress_header(app: &App, req: &Request, code: Status, opts: &Options, name: &s
         }
         "ETag" if code.code() == 304 => {
             h.insert(header::ETAG, HeaderValue::from_static(ETAG));
-            h.insert(header::LAST_MODIFIED, HeaderValue::from_static(LAST_MODIFIED));
+            h.insert(
+                header::LAST_MODIFIED,
+                HeaderValue::from_static(LAST_MODIFIED),
+            );
         }
         "Connection" if code.code() == 408 => {
             h.insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -372,30 +456,53 @@ fn content_range(_app: &App, req: &Request, code: Status, reply: &mut Reply) {
     let len = REPRESENTATION_LEN as u64;
     let h = &mut reply.headers;
     if code.code() == 416 {
-        h.insert(header::CONTENT_RANGE, HeaderValue::from_str(&range::unsatisfied(len)).expect("ascii"));
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&range::unsatisfied(len)).expect("ascii"),
+        );
         return;
     }
-    let asked: Cow<'_, str> = req.header(header::RANGE).map_or(Cow::Borrowed(DEFAULT_RANGE), Cow::Borrowed);
+    let asked: Cow<'_, str> = req
+        .header(header::RANGE)
+        .map_or(Cow::Borrowed(DEFAULT_RANGE), Cow::Borrowed);
     let ranges = match range::parse(&asked, len) {
         RangeRequest::Partial(r) => r,
         // A whole-representation or unsatisfiable ask of /status/206 still answers 206 with
         // the default slice: the caller asked for this code.
-        RangeRequest::Full | RangeRequest::Unsatisfiable => match range::parse(DEFAULT_RANGE, len) {
-            RangeRequest::Partial(r) => r,
-            _ => unreachable!("the default range is satisfiable"),
-        },
+        RangeRequest::Full | RangeRequest::Unsatisfiable => {
+            match range::parse(DEFAULT_RANGE, len) {
+                RangeRequest::Partial(r) => r,
+                _ => unreachable!("the default range is satisfiable"),
+            }
+        }
     };
     h.insert(header::ETAG, HeaderValue::from_static(ETAG));
-    h.insert(header::LAST_MODIFIED, HeaderValue::from_static(LAST_MODIFIED));
+    h.insert(
+        header::LAST_MODIFIED,
+        HeaderValue::from_static(LAST_MODIFIED),
+    );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if let [one] = ranges.as_slice() {
-        h.insert(header::CONTENT_RANGE, HeaderValue::from_str(&range::content_range(*one, len)).expect("ascii"));
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&range::content_range(*one, len)).expect("ascii"),
+        );
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
         reply.body = Body::Full(REPRESENTATION.slice(one.first as usize..=one.last as usize));
     } else {
         let ct = format!("multipart/byteranges; boundary={}", range::BOUNDARY);
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_str(&ct).expect("ascii"));
-        reply.body = Body::Full(range::multipart(&REPRESENTATION, "text/plain; charset=utf-8", &ranges));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(&ct).expect("ascii"),
+        );
+        reply.body = Body::Full(range::multipart(
+            &REPRESENTATION,
+            "text/plain; charset=utf-8",
+            &ranges,
+        ));
     }
 }
 
@@ -413,7 +520,9 @@ mod tests {
             let r = pick("200,500-504", true).unwrap().code();
             assert!(r == 200 || (500..=504).contains(&r));
         }
-        for bad in ["", "abc", "99", "600", "200:x", "200:-1", "200:0", "500-504", "1000"] {
+        for bad in [
+            "", "abc", "99", "600", "200:x", "200:-1", "200:0", "500-504", "1000",
+        ] {
             assert!(pick(bad, false).is_err(), "{bad:?} must be refused");
         }
         assert!(pick("504-500", true).is_err());
@@ -422,16 +531,24 @@ mod tests {
     #[test]
     fn weighted_pick_follows_weights() {
         let n = 4000;
-        let ok = (0..n).filter(|_| pick("200:0.9,500:0.1", false).unwrap().code() == 200).count();
+        let ok = (0..n)
+            .filter(|_| pick("200:0.9,500:0.1", false).unwrap().code() == 200)
+            .count();
         let share = ok as f64 / n as f64;
-        assert!((0.85..0.95).contains(&share), "200 picked {share} of the time, want ~0.9");
+        assert!(
+            (0.85..0.95).contains(&share),
+            "200 picked {share} of the time, want ~0.9"
+        );
     }
 
     #[test]
     fn delays() {
         let max = Duration::from_secs(60);
         assert_eq!(parse_delay("250", max).unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_delay("250ms", max).unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            parse_delay("250ms", max).unwrap(),
+            Duration::from_millis(250)
+        );
         assert_eq!(parse_delay("2s", max).unwrap(), Duration::from_secs(2));
         assert!(parse_delay("61s", max).unwrap_err().contains("--max-delay"));
         assert!(parse_delay("-1", max).is_err());
@@ -442,7 +559,10 @@ mod tests {
     #[test]
     fn retry_after_values() {
         assert_eq!(parse_retry_after("120").unwrap(), "120");
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT").unwrap(), "Wed, 21 Oct 2015 07:28:00 GMT");
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT").unwrap(),
+            "Wed, 21 Oct 2015 07:28:00 GMT"
+        );
         assert!(parse_retry_after("tomorrow").is_err());
         assert!(parse_retry_after("999999999999").is_err());
     }

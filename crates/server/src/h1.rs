@@ -1,0 +1,703 @@
+//! statuslab's own HTTP/1.1 connection: httparse reads heads, everything written is written
+//! here, byte by byte. This is what lets statuslab send real interim 1xx responses, a 408
+//! before closing a stalled connection, 505 for unknown HTTP versions, 417 for unknown
+//! expectations and 413 instead of `100 Continue`, none of which a general-purpose server
+//! (hyper) lets a handler do.
+//!
+//! Memory per connection is kept small: the read buffer starts at 1 KiB and both buffers are
+//! released while a handler waits (a delayed response holds no buffer at all).
+
+use crate::app::{App, status};
+use crate::reply::{self, Reply, Upgrade};
+use crate::request::Request;
+use crate::rewind::Rewind;
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Uri, Version};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Instant;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout_at;
+use tokio_util::sync::CancellationToken;
+
+/// The HTTP/2 connection preface (RFC 9113 §3.4).
+pub(crate) const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// Most header fields httparse is given room for; `--max-headers` may lower it.
+pub(crate) const HEADER_SLOTS: usize = 100;
+const FIRST_READ: usize = 1024;
+/// Output is flushed once it grows past this, even while pipelined requests remain.
+const FLUSH_AT: usize = 64 * 1024;
+/// Longest chunk-size line or trailer section accepted in chunked content.
+const MAX_CHUNK_LINE: usize = 4096;
+
+/// A parsed request head, with the ranges of its parts in the head's bytes.
+struct Head {
+    method: Method,
+    target: (usize, usize),
+    version: Version,
+    headers: [(Option<HeaderName>, usize, usize); HEADER_SLOTS],
+    count: usize,
+    len: usize,
+}
+
+/// Why a head could not be read.
+enum HeadError {
+    /// Answer with this code and detail, then close.
+    Reject(u16, String),
+    /// The peer went away or stayed idle: close without answering.
+    Close,
+}
+
+/// How the request's content is framed (RFC 9112 §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// What happens to the connection after a reply.
+#[derive(PartialEq, Eq)]
+enum Next {
+    KeepAlive,
+    Close,
+    /// A 101 was sent: the connection now speaks WebSocket.
+    WebSocket,
+}
+
+pub(crate) struct Conn {
+    io: TcpStream,
+    peer: SocketAddr,
+    app: Arc<App>,
+    shutdown: CancellationToken,
+    buf: BytesMut,
+    out: BytesMut,
+    served: u64,
+}
+
+impl Conn {
+    pub(crate) fn new(
+        io: TcpStream,
+        peer: SocketAddr,
+        app: Arc<App>,
+        shutdown: CancellationToken,
+    ) -> Conn {
+        Conn {
+            io,
+            peer,
+            app,
+            shutdown,
+            buf: BytesMut::new(),
+            out: BytesMut::new(),
+            served: 0,
+        }
+    }
+
+    /// Serves requests until the client closes, an error closes the connection, or shutdown.
+    pub(crate) async fn run(mut self) {
+        loop {
+            let head = match self.read_head().await {
+                Ok(Some(head)) => head,
+                Ok(None) => {
+                    // The client speaks HTTP/2 with prior knowledge: hand the connection over.
+                    let prefix = self.buf.split().freeze();
+                    let io = Rewind::new(self.io, prefix);
+                    crate::h2c::serve(io, self.peer, self.app, self.shutdown).await;
+                    return;
+                }
+                Err(HeadError::Close) => break,
+                Err(HeadError::Reject(code, detail)) => {
+                    self.reject(code, &detail).await;
+                    break;
+                }
+            };
+            match self.serve_one(head).await {
+                Ok(Next::KeepAlive) => {}
+                Ok(Next::WebSocket) => {
+                    let prefix = self.buf.split().freeze();
+                    let max = self.app.cfg.max_ws_message;
+                    crate::websocket::echo(Rewind::new(self.io, prefix), max).await;
+                    return;
+                }
+                Ok(Next::Close) | Err(_) => break,
+            }
+            if self.shutdown.is_cancelled() && self.buf.is_empty() {
+                break;
+            }
+        }
+        let _ = self.flush().await;
+        let _ = self.io.shutdown().await;
+    }
+
+    /// Reads until a complete head is buffered. `Ok(None)` means the HTTP/2 preface arrived.
+    async fn read_head(&mut self) -> Result<Option<Head>, HeadError> {
+        let cfg = Arc::clone(&self.app.cfg);
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            if !self.buf.is_empty() {
+                if self.served == 0
+                    && self.buf.len() < H2_PREFACE.len()
+                    && H2_PREFACE.starts_with(&self.buf)
+                {
+                    // Could still be the HTTP/2 preface: read on.
+                } else if self.served == 0 && self.buf.starts_with(H2_PREFACE) {
+                    return Ok(None);
+                } else if let Some(head) = parse_head(&self.buf, cfg.max_headers)? {
+                    return Ok(Some(head));
+                } else if self.buf.len() >= cfg.max_head_bytes {
+                    return Err(HeadError::Reject(
+                        431,
+                        format!(
+                            "the request head is larger than {} bytes (--max-head-bytes)",
+                            cfg.max_head_bytes
+                        ),
+                    ));
+                }
+            }
+            // Nothing more is coming until the client sees what was answered so far.
+            self.flush().await.map_err(|_| HeadError::Close)?;
+            let idle = self.buf.is_empty() && self.served > 0;
+            let limit = if idle {
+                cfg.idle_timeout
+            } else {
+                cfg.header_timeout
+            };
+            let until = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + limit);
+            if self.buf.capacity() - self.buf.len() < 256 {
+                let grow = self.buf.len().max(FIRST_READ);
+                self.buf.reserve(grow);
+            }
+            let read = tokio::select! {
+                r = timeout_at(until, self.io.read_buf(&mut self.buf)) => r,
+                () = self.shutdown.cancelled(), if self.buf.is_empty() => return Err(HeadError::Close),
+            };
+            match read {
+                Ok(Ok(0)) | Ok(Err(_)) => return Err(HeadError::Close),
+                Ok(Ok(_)) => {
+                    if idle {
+                        // The next request has begun: it now has --header-timeout to complete.
+                        deadline = Some(tokio::time::Instant::now() + cfg.header_timeout);
+                    }
+                }
+                Err(_elapsed) if idle => return Err(HeadError::Close),
+                Err(_elapsed) => {
+                    return Err(HeadError::Reject(
+                        408,
+                        format!(
+                            "the request head did not arrive within {} (--header-timeout)",
+                            humantime::format_duration(cfg.header_timeout)
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Answers `code` with a problem body and `Connection: close`.
+    async fn reject(&mut self, code: u16, detail: &str) {
+        let req = self.bare_request();
+        let mut reply = self.app.error(&req, code, detail);
+        reply.close = true;
+        reply::put_final(&mut self.out, &reply, false, true);
+        self.log(&req, &reply, Instant::now());
+        let _ = self.flush().await;
+    }
+
+    /// A stand-in request for answers given before a head could be read.
+    fn bare_request(&self) -> Request {
+        Request {
+            method: Method::GET,
+            uri: Uri::from_static("/"),
+            version: Version::HTTP_11,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            peer: self.peer,
+        }
+    }
+
+    async fn serve_one(&mut self, head: Head) -> std::io::Result<Next> {
+        let started = Instant::now();
+        let cfg = Arc::clone(&self.app.cfg);
+        let bytes = self.buf.split_to(head.len).freeze();
+        let mut headers = HeaderMap::with_capacity(head.count);
+        for (name, start, end) in head.headers[..head.count].iter() {
+            let value = HeaderValue::from_maybe_shared(bytes.slice(*start..*end))
+                .map_err(|_| bad("header value"))?;
+            if let Some(name) = name {
+                headers.append(name.clone(), value);
+            }
+        }
+        let target = bytes.slice(head.target.0..head.target.1);
+        let mut req = Request {
+            method: head.method,
+            uri: Uri::from_static("/"),
+            version: head.version,
+            headers,
+            body: Bytes::new(),
+            peer: self.peer,
+        };
+        if target.len() > cfg.max_uri {
+            return self
+                .refuse(
+                    &req,
+                    414,
+                    &format!(
+                        "the request target is {} bytes; the limit is {} (--max-uri)",
+                        target.len(),
+                        cfg.max_uri
+                    ),
+                    started,
+                )
+                .await;
+        }
+        req.uri = match Uri::from_maybe_shared(target) {
+            Ok(uri) => uri,
+            Err(_) => {
+                return self
+                    .refuse(&req, 400, "the request target is not a valid URI", started)
+                    .await;
+            }
+        };
+        if let Some(problem) = check_host(&req) {
+            return self.refuse(&req, 400, problem, started).await;
+        }
+        let framing = match framing(&req) {
+            Ok(f) => f,
+            Err((code, detail)) => return self.refuse(&req, code, detail, started).await,
+        };
+        let expect_continue = match req.headers.get(header::EXPECT) {
+            None => false,
+            Some(v)
+                if v.as_bytes().eq_ignore_ascii_case(b"100-continue")
+                    && req.headers.get_all(header::EXPECT).iter().count() == 1 =>
+            {
+                true
+            }
+            Some(v) => {
+                let detail = format!(
+                    "statuslab meets only the expectation 100-continue, not {:?}",
+                    String::from_utf8_lossy(v.as_bytes())
+                );
+                return self.refuse(&req, 417, &detail, started).await;
+            }
+        };
+        if let Framing::Length(n) = framing
+            && n > cfg.max_body as u64
+        {
+            let detail = format!(
+                "the content is {n} bytes; the limit is {} (--max-body)",
+                cfg.max_body
+            );
+            return self.refuse(&req, 413, &detail, started).await;
+        }
+        let has_body = framing != Framing::None && framing != Framing::Length(0);
+        if (has_body || expect_continue)
+            && let Some(reply) = self.app.precheck(&req)
+        {
+            // The content is never read, so the connection cannot be reused after it.
+            let close = has_body;
+            return self.send(&req, reply, close, started).await;
+        }
+        if expect_continue && has_body && req.version == Version::HTTP_11 {
+            self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            self.flush().await?;
+        }
+        if has_body {
+            match self.read_body(framing).await {
+                Ok(body) => req.body = body,
+                Err(BodyError::Io) => return Ok(Next::Close),
+                Err(BodyError::Reject(code, detail)) => {
+                    return self.refuse(&req, code, &detail, started).await;
+                }
+            }
+        }
+        let reply = self.call(&req).await;
+        let close = wants_close(&req);
+        self.send(&req, reply, close, started).await
+    }
+
+    /// Runs the handler; if it does not finish at once (a delayed reply), the connection's
+    /// buffers are released while it waits.
+    async fn call(&mut self, req: &Request) -> Reply {
+        let app = Arc::clone(&self.app);
+        let mut fut = pin!(app.handle(req.clone()));
+        let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+        match first {
+            Poll::Ready(reply) => reply,
+            Poll::Pending => {
+                if self.buf.is_empty() {
+                    self.buf = BytesMut::new();
+                }
+                if self.out.is_empty() {
+                    self.out = BytesMut::new();
+                }
+                fut.await
+            }
+        }
+    }
+
+    async fn refuse(
+        &mut self,
+        req: &Request,
+        code: u16,
+        detail: &str,
+        started: Instant,
+    ) -> std::io::Result<Next> {
+        let reply = self.app.error(req, code, detail);
+        self.send(req, reply, true, started).await
+    }
+
+    /// Writes a reply (interim responses first), then switches protocols or closes if asked.
+    async fn send(
+        &mut self,
+        req: &Request,
+        reply: Reply,
+        close: bool,
+        started: Instant,
+    ) -> std::io::Result<Next> {
+        let close = close || reply.close || self.shutdown.is_cancelled();
+        if req.version == Version::HTTP_11 {
+            for interim in &reply.interim {
+                reply::put_interim(&mut self.out, interim);
+            }
+        }
+        let mut reply = reply;
+        if req.version == Version::HTTP_10 && !close {
+            reply
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        }
+        reply::put_final(&mut self.out, &reply, req.is_head(), close);
+        self.served += 1;
+        self.log(req, &reply, started);
+        if reply.upgrade == Some(Upgrade::WebSocketEcho) && reply.status.code() == 101 {
+            self.flush().await?;
+            return Ok(Next::WebSocket);
+        }
+        if close {
+            self.flush().await?;
+            return Ok(Next::Close);
+        }
+        if self.buf.is_empty() || self.out.len() >= FLUSH_AT {
+            self.flush().await?;
+        }
+        Ok(Next::KeepAlive)
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.out.is_empty() {
+            self.io.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Reads the request content, bounded by `--max-body` and `--body-timeout`.
+    async fn read_body(&mut self, framing: Framing) -> Result<Bytes, BodyError> {
+        let cfg = Arc::clone(&self.app.cfg);
+        let until = tokio::time::Instant::now() + cfg.body_timeout;
+        match framing {
+            Framing::None => Ok(Bytes::new()),
+            Framing::Length(n) => {
+                let n = n as usize;
+                while self.buf.len() < n {
+                    self.fill(until, n - self.buf.len()).await?;
+                }
+                Ok(self.buf.split_to(n).freeze())
+            }
+            Framing::Chunked => {
+                let mut body = BytesMut::new();
+                loop {
+                    let size = loop {
+                        match httparse::parse_chunk_size(&self.buf) {
+                            Ok(httparse::Status::Complete((used, size))) => {
+                                self.buf.advance(used);
+                                break size;
+                            }
+                            Ok(httparse::Status::Partial) if self.buf.len() < MAX_CHUNK_LINE => {
+                                self.fill(until, 1).await?
+                            }
+                            _ => {
+                                return Err(BodyError::Reject(
+                                    400,
+                                    "malformed chunked content".to_owned(),
+                                ));
+                            }
+                        }
+                    };
+                    if size == 0 {
+                        break;
+                    }
+                    if body.len() as u64 + size > cfg.max_body as u64 {
+                        return Err(BodyError::Reject(
+                            413,
+                            format!(
+                                "the chunked content exceeds {} bytes (--max-body)",
+                                cfg.max_body
+                            ),
+                        ));
+                    }
+                    let need = size as usize + 2;
+                    while self.buf.len() < need {
+                        self.fill(until, need - self.buf.len()).await?;
+                    }
+                    body.extend_from_slice(&self.buf[..size as usize]);
+                    if &self.buf[size as usize..need] != b"\r\n" {
+                        return Err(BodyError::Reject(
+                            400,
+                            "a chunk is not followed by CRLF".to_owned(),
+                        ));
+                    }
+                    self.buf.advance(need);
+                }
+                // Trailer section: skipped, up to the empty line.
+                loop {
+                    if let Some(end) = find_crlf(&self.buf) {
+                        let line_empty = end == 0;
+                        self.buf.advance(end + 2);
+                        if line_empty {
+                            break;
+                        }
+                    } else if self.buf.len() >= MAX_CHUNK_LINE {
+                        return Err(BodyError::Reject(
+                            431,
+                            "the trailer section is too large".to_owned(),
+                        ));
+                    } else {
+                        self.fill(until, 1).await?;
+                    }
+                }
+                Ok(body.freeze())
+            }
+        }
+    }
+
+    async fn fill(&mut self, until: tokio::time::Instant, want: usize) -> Result<(), BodyError> {
+        self.buf.reserve(want.clamp(FIRST_READ, 64 * 1024));
+        match timeout_at(until, self.io.read_buf(&mut self.buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => Err(BodyError::Io),
+            Ok(Ok(_)) => Ok(()),
+            Err(_) => Err(BodyError::Reject(
+                408,
+                format!(
+                    "the request content did not arrive within {} (--body-timeout)",
+                    humantime::format_duration(self.app.cfg.body_timeout)
+                ),
+            )),
+        }
+    }
+
+    fn log(&self, req: &Request, reply: &Reply, started: Instant) {
+        if self.app.cfg.access_log == crate::config::AccessLog::On {
+            crate::log_request(req, reply, started);
+        }
+    }
+}
+
+enum BodyError {
+    Io,
+    Reject(u16, String),
+}
+
+fn bad(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("invalid {what}"))
+}
+
+fn find_crlf(b: &[u8]) -> Option<usize> {
+    b.windows(2).position(|w| w == b"\r\n")
+}
+
+/// Parses a head from `buf`; `Ok(None)` if it is incomplete.
+fn parse_head(buf: &[u8], max_headers: usize) -> Result<Option<Head>, HeadError> {
+    let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
+    let slots = &mut slots[..max_headers.min(HEADER_SLOTS)];
+    let mut req = httparse::Request::new(slots);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(HeadError::Reject(
+                431,
+                format!("more than {max_headers} header fields (--max-headers)"),
+            ));
+        }
+        Err(httparse::Error::Version) => return Err(version_error(buf)),
+        Err(e) => {
+            return Err(HeadError::Reject(
+                400,
+                format!("malformed request head: {e}"),
+            ));
+        }
+    };
+    let base = buf.as_ptr() as usize;
+    let offset = |s: &[u8]| s.as_ptr() as usize - base;
+    let method = Method::from_bytes(req.method.unwrap_or("").as_bytes())
+        .map_err(|_| HeadError::Reject(400, "malformed method".to_owned()))?;
+    let path = req.path.unwrap_or("");
+    let target = (
+        offset(path.as_bytes()),
+        offset(path.as_bytes()) + path.len(),
+    );
+    let version = if req.version == Some(0) {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    let mut head = Head {
+        method,
+        target,
+        version,
+        headers: std::array::from_fn(|_| (None, 0, 0)),
+        count: 0,
+        len,
+    };
+    for h in req.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| HeadError::Reject(400, format!("malformed header name {:?}", h.name)))?;
+        let start = offset(h.value);
+        head.headers[head.count] = (Some(name), start, start + h.value.len());
+        head.count += 1;
+    }
+    Ok(Some(head))
+}
+
+/// httparse refuses any version but 1.0 and 1.1. A well-formed request line naming another
+/// version (`HTTP/1.2`, `HTTP/2.0`, `HTTP/3.0`) gets 505; anything else is malformed (400).
+fn version_error(buf: &[u8]) -> HeadError {
+    let line_end = buf
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .unwrap_or(buf.len());
+    let line = String::from_utf8_lossy(&buf[..line_end.min(8192)]);
+    let mut parts = line.split(' ');
+    if let (Some(_), Some(_), Some(v), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    {
+        let b = v.as_bytes();
+        if b.len() == 8
+            && v.starts_with("HTTP/")
+            && b[5].is_ascii_digit()
+            && b[6] == b'.'
+            && b[7].is_ascii_digit()
+        {
+            return HeadError::Reject(
+                505,
+                format!(
+                    "{v} is not supported: statuslab speaks HTTP/1.0 and HTTP/1.1 here, and HTTP/2 with prior knowledge"
+                ),
+            );
+        }
+    }
+    HeadError::Reject(400, "malformed request line".to_owned())
+}
+
+/// HTTP/1.1 requests need exactly one `Host` (RFC 9112 §3.2).
+fn check_host(req: &Request) -> Option<&'static str> {
+    let hosts = req.headers.get_all(header::HOST).iter().count();
+    match hosts {
+        0 if req.version == Version::HTTP_11 => {
+            Some("an HTTP/1.1 request must carry a Host header (RFC 9112 §3.2)")
+        }
+        n if n > 1 => Some("the request carries more than one Host header (RFC 9112 §3.2)"),
+        _ => None,
+    }
+}
+
+/// Determines the content's framing (RFC 9112 §6.1–6.3).
+fn framing(req: &Request) -> Result<Framing, (u16, &'static str)> {
+    let te: Vec<&HeaderValue> = req
+        .headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .collect();
+    let cl: Vec<&HeaderValue> = req.headers.get_all(header::CONTENT_LENGTH).iter().collect();
+    if !te.is_empty() {
+        if !cl.is_empty() {
+            return Err((
+                400,
+                "both Transfer-Encoding and Content-Length: the content's length is ambiguous",
+            ));
+        }
+        if req.version == Version::HTTP_10 {
+            return Err((400, "Transfer-Encoding in an HTTP/1.0 request"));
+        }
+        let codings: Vec<String> = te
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|c| c.trim().to_ascii_lowercase())
+            .filter(|c| !c.is_empty())
+            .collect();
+        return match codings.as_slice() {
+            [.., last] if last == "chunked" => {
+                if codings.len() > 1 {
+                    Err((501, "statuslab decodes only the chunked transfer coding"))
+                } else {
+                    Ok(Framing::Chunked)
+                }
+            }
+            _ => Err((
+                400,
+                "chunked must be the final transfer coding of a request (RFC 9112 §6.3)",
+            )),
+        };
+    }
+    let mut length: Option<u64> = None;
+    for v in cl {
+        for part in v.to_str().unwrap_or("x").split(',') {
+            let part = part.trim();
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) || part.len() > 18 {
+                return Err((400, "Content-Length is not a valid number"));
+            }
+            let n: u64 = part
+                .parse()
+                .map_err(|_| (400, "Content-Length is not a valid number"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err((400, "conflicting Content-Length values"));
+            }
+            length = Some(n);
+        }
+    }
+    Ok(length.map_or(Framing::None, Framing::Length))
+}
+
+/// Whether the client asked to close after this exchange (RFC 9112 §9.3).
+fn wants_close(req: &Request) -> bool {
+    let tokens = || {
+        req.headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+    };
+    if tokens().any(|t| t.eq_ignore_ascii_case("close")) {
+        return true;
+    }
+    req.version == Version::HTTP_10 && !tokens().any(|t| t.eq_ignore_ascii_case("keep-alive"))
+}
+
+/// Writes a 503 to a connection over `--max-connections` and closes it.
+pub(crate) async fn overloaded(mut io: TcpStream, app: Arc<App>) {
+    let mut out = BytesMut::new();
+    let mut reply = Reply::new(status(503)).with_body(
+        HeaderValue::from_static("application/problem+json"),
+        crate::bodies::render(
+            status(503),
+            crate::negotiate::Format::Problem,
+            Some("too many open connections (--max-connections); retry after Retry-After"),
+        ),
+    );
+    reply.headers.insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(app.cfg.default_retry_after),
+    );
+    reply::put_final(&mut out, &reply, false, true);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), io.write_all(&out)).await;
+    let _ = io.shutdown().await;
+}

@@ -1,0 +1,198 @@
+//! HTTP/2 (h2c with prior knowledge, and h2 over TLS later) on the h2 crate directly, so
+//! interim responses go out through `send_informational`, which hyper's server does not expose.
+
+use crate::app::App;
+use crate::reply::{self, Body, Reply};
+use crate::request::Request;
+use bytes::{Bytes, BytesMut};
+use h2::RecvStream;
+use h2::server::SendResponse;
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, Version};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
+
+/// Serves one HTTP/2 connection until the peer or shutdown ends it.
+pub(crate) async fn serve<T>(io: T, peer: SocketAddr, app: Arc<App>, shutdown: CancellationToken)
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let cfg = Arc::clone(&app.cfg);
+    let handshake = h2::server::Builder::new()
+        .max_concurrent_streams(cfg.max_h2_streams)
+        .max_header_list_size(u32::try_from(cfg.max_head_bytes).unwrap_or(u32::MAX))
+        .handshake(io);
+    let mut conn = match tokio::time::timeout(cfg.header_timeout, handshake).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "h2 handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            next = conn.accept() => match next {
+                Some(Ok((req, respond))) => {
+                    tokio::spawn(stream(req, respond, peer, Arc::clone(&app)));
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "h2 connection error");
+                    break;
+                }
+                None => break,
+            },
+            () = shutdown.cancelled(), if !draining => {
+                draining = true;
+                conn.graceful_shutdown();
+            }
+        }
+    }
+}
+
+async fn stream(
+    req: http::Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    peer: SocketAddr,
+    app: Arc<App>,
+) {
+    let started = Instant::now();
+    let (parts, mut recv) = req.into_parts();
+    let mut req = Request {
+        method: parts.method,
+        uri: parts.uri,
+        version: Version::HTTP_2,
+        headers: parts.headers,
+        body: Bytes::new(),
+        peer,
+    };
+    let max_body = app.cfg.max_body;
+    let declared: Option<u64> = req
+        .header(header::CONTENT_LENGTH)
+        .and_then(|v| v.parse().ok());
+    let refused = if declared.is_some_and(|n| n > max_body as u64) {
+        Some(app.error(
+            &req,
+            413,
+            &format!("the content is larger than {max_body} bytes (--max-body)"),
+        ))
+    } else if !recv.is_end_stream() {
+        app.precheck(&req)
+    } else {
+        None
+    };
+    let reply = match refused {
+        Some(reply) => reply,
+        None => {
+            if !recv.is_end_stream()
+                && req
+                    .headers
+                    .get(header::EXPECT)
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+            {
+                let _ = respond.send_informational(
+                    http::Response::builder()
+                        .status(100)
+                        .body(())
+                        .expect("valid 100"),
+                );
+            }
+            match read_body(&mut recv, max_body, app.cfg.body_timeout).await {
+                Ok(body) => {
+                    req.body = body;
+                    app.handle(req.clone()).await
+                }
+                Err(BodyError::TooLarge) => app.error(
+                    &req,
+                    413,
+                    &format!("the content is larger than {max_body} bytes (--max-body)"),
+                ),
+                Err(BodyError::TimedOut) => app.error(
+                    &req,
+                    408,
+                    "the request content did not arrive in time (--body-timeout)",
+                ),
+                Err(BodyError::Reset) => return,
+            }
+        }
+    };
+    if app.cfg.access_log == crate::config::AccessLog::On {
+        crate::log_request(&req, &reply, started);
+    }
+    let _ = send(&mut respond, &req, reply);
+}
+
+enum BodyError {
+    TooLarge,
+    TimedOut,
+    Reset,
+}
+
+async fn read_body(
+    recv: &mut RecvStream,
+    max: usize,
+    limit: std::time::Duration,
+) -> Result<Bytes, BodyError> {
+    let mut body = BytesMut::new();
+    let read = async {
+        while let Some(chunk) = recv.data().await {
+            let chunk = chunk.map_err(|_| BodyError::Reset)?;
+            let _ = recv.flow_control().release_capacity(chunk.len());
+            if body.len() + chunk.len() > max {
+                return Err(BodyError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(())
+    };
+    tokio::time::timeout(limit, read)
+        .await
+        .map_err(|_| BodyError::TimedOut)??;
+    Ok(body.freeze())
+}
+
+/// Header fields HTTP/2 forbids (RFC 9113 §8.2.2).
+fn connection_specific(name: &http::HeaderName) -> bool {
+    matches!(
+        *name,
+        header::CONNECTION | header::UPGRADE | header::TRANSFER_ENCODING | header::TE
+    ) || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+}
+
+fn send(respond: &mut SendResponse<Bytes>, req: &Request, reply: Reply) -> Result<(), h2::Error> {
+    for interim in &reply.interim {
+        let mut head = http::Response::new(());
+        *head.status_mut() = http::StatusCode::from_u16(interim.status).expect("1xx is valid");
+        *head.headers_mut() = interim.headers.clone();
+        respond.send_informational(head)?;
+    }
+    let mut head = http::Response::new(());
+    *head.status_mut() = reply.status.into();
+    let headers: &mut HeaderMap = head.headers_mut();
+    headers.insert(header::DATE, reply::date_value());
+    for (name, value) in &reply.headers {
+        if !connection_specific(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    if reply.has_content_length() {
+        headers.insert(
+            header::CONTENT_LENGTH,
+            HeaderValue::from(reply.content_length()),
+        );
+    }
+    let body = match &reply.body {
+        Body::Full(b) if reply.body_allowed() && !req.is_head() && !b.is_empty() => Some(b.clone()),
+        _ => None,
+    };
+    let mut stream = respond.send_response(head, body.is_none())?;
+    if let Some(b) = body {
+        stream.send_data(b, true)?;
+    }
+    Ok(())
+}
