@@ -293,7 +293,7 @@ pub(crate) static ENTRIES: &[Entry] = &[
         }]),
     entry!(504, "Gateway Timeout", h9110("15.6.5"),
         "The server, acting as a gateway or proxy, did not receive a timely response from an upstream server it needed.",
-        Advice::RetryIdempotent,
+        Advice::RetryIdempotent, table_advice = Advice::RetryWithTimeout,
         diff = &[reason_diff("ServerTimeout", "Gateway Timeout"), Difference {
             aspect: Aspect::Meaning,
             table: "The request cannot be fulfilled within a given amount of time. The response will reach the client only if the request carries a timeout parameter.",

@@ -217,6 +217,9 @@ pub enum Advice {
     RepeatElsewhere,
     /// A server-side failure: idempotent requests may be retried with backoff.
     RetryIdempotent,
+    /// The table's 504: the answer reaches the client only if the request carries a timeout
+    /// parameter; send one (or a larger one) and retry idempotent requests.
+    RetryWithTimeout,
 }
 
 impl Advice {
@@ -242,6 +245,7 @@ impl Advice {
             Advice::Upgrade => "upgrade",
             Advice::RepeatElsewhere => "repeat-elsewhere",
             Advice::RetryIdempotent => "retry-idempotent",
+            Advice::RetryWithTimeout => "retry-with-timeout",
         }
     }
 
@@ -285,6 +289,9 @@ impl Advice {
             Advice::RetryIdempotent => {
                 "Server-side failure: an idempotent request may be retried with backoff."
             }
+            Advice::RetryWithTimeout => {
+                "The answer reaches the client only if the request carries a timeout parameter: send one (or a larger one); idempotent requests may be retried."
+            }
         }
     }
 
@@ -295,6 +302,7 @@ impl Advice {
             Advice::RepeatLater
                 | Advice::RetryAfter
                 | Advice::RetryIdempotent
+                | Advice::RetryWithTimeout
                 | Advice::RepeatElsewhere
                 | Advice::Poll
         )
