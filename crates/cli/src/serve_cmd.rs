@@ -4,8 +4,10 @@
 use crate::Failure;
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use statuslab_server::{AccessLog, Config, Server};
+use statuslab_server::store::Limits;
+use statuslab_server::{AccessLog, Config, Server, StoreChoice};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub(crate) const AFTER_HELP: &str = "\
@@ -87,6 +89,30 @@ pub struct ServeArgs {
     /// Log line format.
     #[arg(long, env = "STATUSLAB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Where state lives: `embedded` (a crash-safe database in --data-dir) or `memory`.
+    #[arg(long, env = "STATUSLAB_STORE", default_value = "embedded", value_parser = ["embedded", "memory"])]
+    pub store: String,
+    /// Folder of the embedded store.
+    #[arg(long, env = "STATUSLAB_DATA_DIR", default_value = "./statuslab-data")]
+    pub data_dir: PathBuf,
+    /// Total bytes of stored resources; past it, writes get 413 with Retry-After.
+    #[arg(long, env = "STATUSLAB_MAX_STORE_BYTES", default_value = "256MiB", value_parser = parse_size)]
+    pub max_store_bytes: usize,
+    /// Keys per family (resources, jobs, sequences, rate-limit keys); past it, 507.
+    #[arg(long, env = "STATUSLAB_MAX_KEYS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub max_keys: u64,
+    /// How long a deleted resource answers 410 Gone.
+    #[arg(long, env = "STATUSLAB_TOMBSTONE_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub tombstone_ttl: Duration,
+    /// How long a job is kept after submission.
+    #[arg(long, env = "STATUSLAB_JOB_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub job_ttl: Duration,
+    /// How long an unused sequence is kept.
+    #[arg(long, env = "STATUSLAB_SEQUENCE_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub sequence_ttl: Duration,
+    /// Longest job a client may submit (422 past it).
+    #[arg(long, env = "STATUSLAB_MAX_JOB_DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub max_job_duration: Duration,
     /// Do not log one line per request.
     #[arg(long, env = "STATUSLAB_NO_ACCESS_LOG")]
     pub no_access_log: bool,
@@ -110,11 +136,25 @@ impl ServeArgs {
             default_retry_after: self.default_retry_after,
             max_h2_streams: self.max_h2_streams,
             max_ws_message: self.max_ws_message,
+            store: match self.store.as_str() {
+                "memory" => StoreChoice::Memory,
+                _ => StoreChoice::Embedded(self.data_dir.clone()),
+            },
+            limits: Limits {
+                max_store_bytes: self.max_store_bytes as u64,
+                max_keys: self.max_keys,
+                tombstone_ttl: self.tombstone_ttl,
+                job_ttl: self.job_ttl,
+                sequence_ttl: self.sequence_ttl,
+                ..Limits::default()
+            },
+            max_job_duration: self.max_job_duration,
             access_log: if self.no_access_log {
                 AccessLog::Off
             } else {
                 AccessLog::On
             },
+            ..Config::default()
         }
     }
 }

@@ -8,10 +8,11 @@ use crate::config::Config;
 use crate::negotiate::Format;
 use crate::reply::Reply;
 use crate::request::Request;
+use crate::store::SharedStore;
 use crate::{catalog_routes, status};
 use bytes::Bytes;
 use http::Method;
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use statuslab_catalog::Status;
 use std::sync::Arc;
 
@@ -36,6 +37,22 @@ pub(crate) enum Handler {
     OpenApi,
     /// `/health`: liveness for load balancers.
     Health,
+    /// `/resources`: list (GET) and create with a name from `Slug` (POST).
+    Resources,
+    /// `/resources/{name}`: a stored resource.
+    Resource,
+    /// `/jobs`: submit a job (202).
+    Jobs,
+    /// `/jobs/{id}`: the job's status monitor (200 running, 303 done).
+    Job,
+    /// `/jobs/{id}/result`: the finished job's result.
+    JobResult,
+    /// `/sequence/{key}/{codes}`: the next code of a per-key sequence.
+    Sequence,
+    /// `/sequences/{key}`: a sequence's position and recorded attempts.
+    SequenceState,
+    /// A URL with a trailing slash: 301 to the canonical one.
+    Canonical,
 }
 
 /// One route: a path pattern (matchit syntax), its handler and the methods it allows.
@@ -44,6 +61,26 @@ pub(crate) struct Route {
     pub(crate) pattern: &'static str,
     pub(crate) handler: Handler,
     pub(crate) methods: &'static [Method],
+    /// Uploads must declare their length (`Content-Length`); without it, 411.
+    pub(crate) needs_length: bool,
+}
+
+const fn route(pattern: &'static str, handler: Handler, methods: &'static [Method]) -> Route {
+    Route {
+        pattern,
+        handler,
+        methods,
+        needs_length: false,
+    }
+}
+
+const fn upload(pattern: &'static str, handler: Handler, methods: &'static [Method]) -> Route {
+    Route {
+        pattern,
+        handler,
+        methods,
+        needs_length: true,
+    }
 }
 
 /// Every method statuslab implements; any other gets 501.
@@ -61,51 +98,54 @@ const ANY: &[Method] = IMPLEMENTED;
 
 /// The whole URL space.
 pub(crate) const ROUTES: &[Route] = &[
-    Route {
-        pattern: "/",
-        handler: Handler::Index,
-        methods: READ,
-    },
-    Route {
-        pattern: "/codes",
-        handler: Handler::Codes,
-        methods: READ,
-    },
-    Route {
-        pattern: "/codes/{code}",
-        handler: Handler::Code,
-        methods: READ,
-    },
-    Route {
-        pattern: "/status/{codes}",
-        handler: Handler::Status,
-        methods: ANY,
-    },
-    Route {
-        pattern: "/{code}",
-        handler: Handler::Httpstat,
-        methods: ANY,
-    },
-    Route {
-        pattern: "/random/{list}",
-        handler: Handler::Random,
-        methods: ANY,
-    },
-    Route {
-        pattern: "/websocket/echo",
-        handler: Handler::WebSocketEcho,
-        methods: &[Method::GET, Method::OPTIONS],
-    },
-    Route {
-        pattern: "/openapi.json",
-        handler: Handler::OpenApi,
-        methods: READ,
-    },
-    Route {
-        pattern: "/health",
-        handler: Handler::Health,
-        methods: READ,
-    },
+    route("/", Handler::Index, READ),
+    route("/codes", Handler::Codes, READ),
+    route("/codes/{code}", Handler::Code, READ),
+    route("/status/{codes}", Handler::Status, ANY),
+    route("/{code}", Handler::Httpstat, ANY),
+    route("/random/{list}", Handler::Random, ANY),
+    route(
+        "/websocket/echo",
+        Handler::WebSocketEcho,
+        &[Method::GET, Method::OPTIONS],
+    ),
+    route("/openapi.json", Handler::OpenApi, READ),
+    route("/health", Handler::Health, READ),
+    upload(
+        "/resources",
+        Handler::Resources,
+        &[Method::GET, Method::HEAD, Method::POST, Method::OPTIONS],
+    ),
+    upload(
+        "/resources/{name}",
+        Handler::Resource,
+        &[
+            Method::GET,
+            Method::HEAD,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ],
+    ),
+    upload("/jobs", Handler::Jobs, &[Method::POST, Method::OPTIONS]),
+    route(
+        "/jobs/{id}",
+        Handler::Job,
+        &[Method::GET, Method::HEAD, Method::DELETE, Method::OPTIONS],
+    ),
+    route("/jobs/{id}/result", Handler::JobResult, READ),
+    route("/sequence/{key}/{codes}", Handler::Sequence, ANY),
+    route(
+        "/sequences/{key}",
+        Handler::SequenceState,
+        &[Method::GET, Method::HEAD, Method::DELETE, Method::OPTIONS],
+    ),
+    route("/resources/", Handler::Canonical, ANY),
+    route("/resources/{name}/", Handler::Canonical, ANY),
+    route("/jobs/", Handler::Canonical, ANY),
+    route("/jobs/{id}/", Handler::Canonical, ANY),
+    route("/codes/", Handler::Canonical, ANY),
 ];
 
 /// Headers a browser script may read on a cross-origin reply.
@@ -116,22 +156,24 @@ const EXPOSE: &str = "Retry-After, Location, Content-Range, Allow, WWW-Authentic
 #[derive(Debug)]
 pub struct App {
     pub(crate) cfg: Arc<Config>,
+    pub(crate) store: SharedStore,
     router: matchit::Router<usize>,
     allow: Vec<HeaderValue>,
     pub(crate) bodies: Bodies,
     pub(crate) pages: catalog_routes::Pages,
 }
 
-/// A routed request: the route and its one path parameter (every route has at most one).
+/// A routed request: the route and its path parameters (every route has at most two).
 pub(crate) struct Routed<'a> {
     pub(crate) route: &'a Route,
     pub(crate) allow: &'a HeaderValue,
     pub(crate) param: &'a str,
+    pub(crate) param2: &'a str,
 }
 
 impl App {
-    /// Builds the application for a configuration.
-    pub fn new(cfg: Config) -> App {
+    /// Builds the application for a configuration and a store.
+    pub fn new(cfg: Config, store: SharedStore) -> App {
         let mut router = matchit::Router::new();
         for (i, r) in ROUTES.iter().enumerate() {
             router
@@ -147,6 +189,7 @@ impl App {
             .collect();
         App {
             cfg: Arc::new(cfg),
+            store,
             router,
             allow,
             bodies: Bodies::new(),
@@ -161,7 +204,8 @@ impl App {
 
     pub(crate) fn route<'a>(&'a self, path: &'a str) -> Option<Routed<'a>> {
         let m = self.router.at(path).ok()?;
-        let param = m.params.iter().next().map_or("", |(_, v)| v);
+        let mut params = m.params.iter().map(|(_, v)| v);
+        let (param, param2) = (params.next().unwrap_or(""), params.next().unwrap_or(""));
         let route = &ROUTES[*m.value];
         if route.handler == Handler::Httpstat
             && !(param.len() == 3 && param.bytes().all(|b| b.is_ascii_digit()))
@@ -172,6 +216,7 @@ impl App {
             route,
             allow: &self.allow[*m.value],
             param,
+            param2,
         })
     }
 
@@ -179,14 +224,22 @@ impl App {
     /// connection layer calls this before it sends `100 Continue` or reads the content, so
     /// a refused upload is never read.
     pub fn precheck(&self, req: &Request) -> Option<Reply> {
-        match self.route(req.path()) {
-            None => Some(self.error(
-                req,
-                404,
-                "no route matches this path; see / for the list of routes",
-            )),
-            Some(r) => self.method_check(req, &r),
+        let Some(r) = self.route(req.path()) else {
+            let detail = "no route matches this path; see / for the list of routes";
+            return Some(self.error(req, 404, detail));
+        };
+        if req.method == Method::OPTIONS {
+            return None;
         }
+        if let Some(refused) = self.method_check(req, &r) {
+            return Some(refused);
+        }
+        if r.route.needs_length && !req.headers.contains_key(header::CONTENT_LENGTH) {
+            let detail =
+                "uploads here must declare their length with Content-Length (no chunked uploads)";
+            return Some(self.error(req, 411, detail));
+        }
+        None
     }
 
     fn method_check(&self, req: &Request, r: &Routed<'_>) -> Option<Reply> {
@@ -246,6 +299,16 @@ impl App {
             }
             Handler::Random => status::on_demand(self, req, routed.param, true).await,
             Handler::WebSocketEcho => crate::websocket::handshake(self, req),
+            Handler::Resources => crate::resources::collection(self, req).await,
+            Handler::Resource => crate::resources::item(self, req, routed.param).await,
+            Handler::Jobs => crate::jobs::submit(self, req).await,
+            Handler::Job => crate::jobs::monitor(self, req, routed.param).await,
+            Handler::JobResult => crate::jobs::result(self, req, routed.param).await,
+            Handler::Sequence => {
+                crate::sequences::step(self, req, routed.param, routed.param2).await
+            }
+            Handler::SequenceState => crate::sequences::state(self, req, routed.param).await,
+            Handler::Canonical => self.canonical(req),
         }
     }
 
@@ -295,6 +358,54 @@ impl App {
         );
         reply.close = code == 408;
         reply
+    }
+
+    /// 301 from a URL with a trailing slash to the canonical one.
+    fn canonical(&self, req: &Request) -> Reply {
+        let path = req.path().trim_end_matches('/');
+        let target = match req.uri.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_owned(),
+        };
+        let detail = format!("the canonical URL is {target}");
+        let mut reply = self.error(req, 301, &detail);
+        if let Ok(v) = HeaderValue::from_str(&target) {
+            reply.headers.insert(header::LOCATION, v);
+        }
+        reply
+    }
+
+    /// 500 for a failure inside statuslab: the detail goes to the log under an error id; the
+    /// client gets the id and nothing internal.
+    pub(crate) fn internal(&self, req: &Request, err: &dyn std::fmt::Display) -> Reply {
+        let id = format!("{:016x}", fastrand::u64(..));
+        tracing::error!(error_id = %id, method = %req.method, path = req.path(), error = %err, "request failed");
+        let detail = format!(
+            "statuslab failed to handle the request; error id {id} (the server log has the details)"
+        );
+        let mut reply = self.error(req, 500, &detail);
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            reply
+                .headers
+                .insert(HeaderName::from_static("x-error-id"), v);
+        }
+        reply
+    }
+
+    /// 503 when the store cannot be reached: on-demand routes keep working.
+    pub(crate) fn store_failed(&self, req: &Request, err: crate::store::StoreError) -> Reply {
+        match err {
+            crate::store::StoreError::Unavailable(why) => {
+                let detail = format!(
+                    "the state store is unavailable ({why}); on-demand routes such as /status still work"
+                );
+                self.error(req, 503, &detail).with_header(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(self.cfg.default_retry_after),
+                )
+            }
+            other => self.internal(req, &other),
+        }
     }
 
     /// A JSON reply.

@@ -1,7 +1,18 @@
 //! The server's validated configuration: every limit has a default and a bound.
 
+use crate::store::Limits;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// Where state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// The embedded, crash-safe database in a data directory (the default).
+    Embedded(PathBuf),
+    /// Process memory: lost on exit.
+    Memory,
+}
 
 /// How request lines are logged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,6 +57,16 @@ pub struct Config {
     pub max_ws_message: usize,
     /// Per-request logging.
     pub access_log: AccessLog,
+    /// Where state lives.
+    pub store: StoreChoice,
+    /// Limits on stored state.
+    pub limits: Limits,
+    /// Longest job a client may submit.
+    pub max_job_duration: Duration,
+    /// `Retry-After` seconds when the store is full (the condition is temporary).
+    pub store_full_retry_after: u32,
+    /// How often expired tombstones, jobs, sequences and rate-limit keys are swept.
+    pub sweep_interval: Duration,
 }
 
 impl Default for Config {
@@ -66,6 +87,11 @@ impl Default for Config {
             max_h2_streams: 256,
             max_ws_message: 1024 * 1024,
             access_log: AccessLog::On,
+            store: StoreChoice::Embedded(PathBuf::from("statuslab-data")),
+            limits: Limits::default(),
+            max_job_duration: Duration::from_secs(3600),
+            store_full_retry_after: 60,
+            sweep_interval: Duration::from_secs(60),
         }
     }
 }

@@ -18,16 +18,20 @@ mod catalog_routes;
 mod config;
 mod h1;
 mod h2c;
+mod jobs;
 mod negotiate;
 pub mod range;
 mod reply;
 mod request;
+mod resources;
 mod rewind;
+mod sequences;
 mod status;
+pub mod store;
 mod websocket;
 
 pub use app::App;
-pub use config::{AccessLog, Config};
+pub use config::{AccessLog, Config, StoreChoice};
 pub use negotiate::Format;
 pub use reply::{Body, Interim, Reply, Upgrade};
 pub use request::Request;
@@ -37,6 +41,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
+use store::SharedStore;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -50,12 +55,18 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listening socket.
+    /// Opens the configured store and binds the listening socket.
     pub async fn bind(cfg: Config) -> std::io::Result<Server> {
+        let store = open_store(&cfg).map_err(std::io::Error::other)?;
+        Server::with_store(cfg, store).await
+    }
+
+    /// Binds with a store of the caller's choosing.
+    pub async fn with_store(cfg: Config, store: SharedStore) -> std::io::Result<Server> {
         let listener = TcpListener::bind(cfg.listen).await?;
         Ok(Server {
             listener,
-            app: Arc::new(App::new(cfg)),
+            app: Arc::new(App::new(cfg, store)),
         })
     }
 
@@ -74,7 +85,8 @@ impl Server {
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
         let slots = Arc::new(Semaphore::new(cfg.max_connections));
-        tracing::info!(listen = %listener.local_addr()?, "statuslab serving");
+        tracing::info!(listen = %listener.local_addr()?, store = app.store.kind(), "statuslab serving");
+        let sweeper = tokio::spawn(sweep(Arc::clone(&app)));
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             let (io, peer) = tokio::select! {
@@ -105,6 +117,7 @@ impl Server {
             }
         }
         tracing::info!("shutting down: no new connections; finishing in-flight requests");
+        sweeper.abort();
         drop(listener);
         stop.cancel();
         tracker.close();
@@ -115,6 +128,34 @@ impl Server {
             tracing::warn!(grace = ?cfg.shutdown_grace, "in-flight requests still running at the end of the grace period");
         }
         Ok(())
+    }
+}
+
+/// Opens the store `cfg` names.
+pub fn open_store(cfg: &Config) -> Result<SharedStore, store::StoreError> {
+    Ok(match &cfg.store {
+        StoreChoice::Memory => Arc::new(store::KvStore::new(
+            store::memory::MemoryEngine::new(),
+            cfg.limits,
+        )),
+        StoreChoice::Embedded(dir) => Arc::new(store::KvStore::new(
+            store::embedded::EmbeddedEngine::open(dir)?,
+            cfg.limits,
+        )),
+    })
+}
+
+/// Removes expired state now and then.
+async fn sweep(app: Arc<App>) {
+    let mut tick = tokio::time::interval(app.cfg.sweep_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match app.store.sweep().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(removed = n, "swept expired state"),
+            Err(e) => tracing::warn!(error = %e, "sweeping expired state failed"),
+        }
     }
 }
 

@@ -99,6 +99,40 @@ impl Format {
     }
 }
 
+/// Whether `accept` admits `media_type` (`type/subtype`, parameters ignored) with q > 0.
+/// No `Accept` admits everything.
+pub(crate) fn accepts(accept: Option<&HeaderValue>, media_type: &str) -> bool {
+    let Some(accept) = accept
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.trim().is_empty())
+    else {
+        return true;
+    };
+    let bare = media_type.split(';').next().unwrap_or("").trim();
+    let (ty, sub) = bare.split_once('/').unwrap_or((bare, ""));
+    let mut best: Option<(u8, u16)> = None;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let Some((rt, rs)) = parts.next().unwrap_or("").trim().split_once('/') else {
+            continue;
+        };
+        let specificity = match (rt.trim(), rs.trim()) {
+            ("*", "*") => 1,
+            (t, "*") if t.eq_ignore_ascii_case(ty) => 2,
+            (t, s) if t.eq_ignore_ascii_case(ty) && s.eq_ignore_ascii_case(sub) => 3,
+            _ => continue,
+        };
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(parse_q)
+            .unwrap_or(1000);
+        if best.is_none_or(|(s, _)| specificity > s) {
+            best = Some((specificity, q));
+        }
+    }
+    best.is_some_and(|(_, q)| q > 0)
+}
+
 /// Parses a qvalue (`0`, `0.5`, `1.000`) into thousandths.
 fn parse_q(s: &str) -> Option<u16> {
     let s = s.trim();
@@ -153,6 +187,20 @@ mod tests {
         for (accept, want) in cases {
             assert_eq!(pick(accept), *want, "Accept: {accept}");
         }
+    }
+
+    #[test]
+    fn admits() {
+        let a = |s: &'static str| HeaderValue::from_static(s);
+        assert!(accepts(None, "image/png"));
+        assert!(accepts(Some(&a("*/*")), "image/png"));
+        assert!(accepts(Some(&a("image/*")), "image/png; x=y"));
+        assert!(!accepts(Some(&a("text/html")), "image/png"));
+        assert!(!accepts(Some(&a("image/png;q=0, */*")), "image/png"));
+        assert!(accepts(
+            Some(&a("image/png;q=0.1, text/*;q=0")),
+            "image/png"
+        ));
     }
 
     #[test]

@@ -174,7 +174,23 @@ pub(crate) fn put_interim(out: &mut BytesMut, interim: &Interim) {
 pub(crate) fn put_final(out: &mut BytesMut, reply: &Reply, head_only: bool, close: bool) {
     put_status_line(out, reply.status.code());
     with_date(|date| put_header(out, b"date", date));
+    let mut said_close = false;
     for (name, value) in &reply.headers {
+        if close && !said_close && *name == header::CONNECTION {
+            // The reply names connection options (`upgrade` on 426); the connection is
+            // closing anyway, so the same field must say so too.
+            said_close = true;
+            let closes = value
+                .as_bytes()
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+            if !closes {
+                let mut joined = value.as_bytes().to_vec();
+                joined.extend_from_slice(b", close");
+                put_header(out, b"connection", &joined);
+                continue;
+            }
+        }
         put_header(out, name.as_str().as_bytes(), value.as_bytes());
     }
     if reply.has_content_length() {
@@ -186,7 +202,7 @@ pub(crate) fn put_final(out: &mut BytesMut, reply: &Reply, head_only: bool, clos
                 .as_bytes(),
         );
     }
-    if close && !reply.headers.contains_key(header::CONNECTION) {
+    if close && !said_close {
         put_header(out, b"connection", b"close");
     }
     out.put_slice(b"\r\n");

@@ -1,0 +1,169 @@
+//! Retry testing: `/sequence/{key}/{codes}` answers the listed codes in order for that key
+//! (the last repeats), with the same options and full dress as `/status`; `/sequences/{key}`
+//! shows where a key stands and every attempt, so a client's retry behaviour can be checked.
+
+use crate::app::{App, status};
+use crate::reply::Reply;
+use crate::request::Request;
+use crate::resources::valid_name;
+use crate::status::{Options, dress};
+use crate::store::{Attempt, Sequence, SequenceStep};
+use http::Method;
+use http::header::{HeaderName, HeaderValue};
+use serde_json::json;
+use statuslab_catalog::Status;
+
+/// Most codes in a sequence.
+const MAX_CODES: usize = 100;
+/// Request headers recorded with each attempt: the ones that tell retries apart.
+const RECORDED: &[&str] = &[
+    "user-agent",
+    "idempotency-key",
+    "x-request-id",
+    "x-retry-attempt",
+    "x-stainless-retry-count",
+    "amz-sdk-request",
+    "if-match",
+    "if-none-match",
+];
+/// Longest recorded header value.
+const MAX_RECORDED_VALUE: usize = 256;
+
+fn parse_codes(list: &str) -> Result<Vec<u16>, String> {
+    let codes: Vec<u16> = list
+        .split(',')
+        .map(|c| {
+            c.trim()
+                .parse::<Status>()
+                .map(Status::code)
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    if codes.len() > MAX_CODES {
+        return Err(format!("a sequence has at most {MAX_CODES} codes"));
+    }
+    Ok(codes)
+}
+
+/// The `Retry-After` seconds an answer carried: the request's own `retry_after` if it gave
+/// seconds, else the server's default on the codes that always carry one.
+fn effective_retry_after(app: &App, a: &Attempt) -> Option<u64> {
+    a.retry_after.or_else(|| {
+        matches!(a.code, 413 | 429 | 503).then_some(u64::from(app.cfg.default_retry_after))
+    })
+}
+
+/// `/sequence/{key}/{codes}`.
+pub(crate) async fn step(app: &App, req: &Request, key: &str, list: &str) -> Reply {
+    if let Err(e) = valid_name("sequence key", key) {
+        return app.error(req, 400, &e);
+    }
+    let list = percent_encoding::percent_decode_str(list).decode_utf8_lossy();
+    let codes = match parse_codes(&list) {
+        Ok(c) => c,
+        Err(e) => return app.error(req, 400, &e),
+    };
+    let opts = match Options::parse(app, req) {
+        Ok(o) => o,
+        Err(e) => return app.error(req, 400, &e),
+    };
+    let headers = RECORDED
+        .iter()
+        .filter_map(|n| {
+            let v = req.header(*n)?;
+            Some((
+                (*n).to_owned(),
+                v.chars().take(MAX_RECORDED_VALUE).collect(),
+            ))
+        })
+        .collect();
+    let retry_after = opts
+        .retry_after
+        .as_ref()
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let attempt = Attempt {
+        at_ms: 0,
+        method: req.method.to_string(),
+        headers,
+        step: 0,
+        code: 0,
+        retry_after,
+    };
+    let (step, code) = match app.store.sequence_step(key, codes.clone(), attempt).await {
+        Ok(SequenceStep::Answer { step, code }) => (step, code),
+        Ok(SequenceStep::TooManyKeys) => {
+            let detail = format!(
+                "the store holds its maximum number of sequences ({}, --max-keys)",
+                app.cfg.limits.max_keys
+            );
+            return app.error(req, 507, &detail);
+        }
+        Err(e) => return app.store_failed(req, e),
+    };
+    if !opts.sleep.is_zero() {
+        tokio::time::sleep(opts.sleep).await;
+    }
+    let mut reply = dress(app, req, status(code), &opts);
+    let position = format!("{}/{}", step + 1, codes.len());
+    reply.headers.insert(
+        HeaderName::from_static("sequence-step"),
+        HeaderValue::from_str(&position).expect("digits"),
+    );
+    reply
+}
+
+/// `GET /sequences/{key}` and `DELETE /sequences/{key}`.
+pub(crate) async fn state(app: &App, req: &Request, key: &str) -> Reply {
+    if let Err(e) = valid_name("sequence key", key) {
+        return app.error(req, 400, &e);
+    }
+    if req.method == Method::DELETE {
+        return match app.store.reset_sequence(key).await {
+            Ok(true) => Reply::new(status(204)),
+            Ok(false) => app.error(req, 404, &format!("there is no sequence {key:?}")),
+            Err(e) => app.store_failed(req, e),
+        };
+    }
+    match app.store.sequence(key).await {
+        Ok(Some(seq)) => app.json(200, report(app, key, &seq).to_string()),
+        Ok(None) => app.error(req, 404, &format!("there is no sequence {key:?}")),
+        Err(e) => app.store_failed(req, e),
+    }
+}
+
+/// A sequence's state with, for each attempt, the wait since the previous one and whether it
+/// honoured the `Retry-After` the previous answer carried.
+fn report(app: &App, key: &str, seq: &Sequence) -> serde_json::Value {
+    let mut previous: Option<(&Attempt, Option<u64>)> = None;
+    let attempts: Vec<_> = seq
+        .attempts
+        .iter()
+        .map(|a| {
+            let retry_after = effective_retry_after(app, a);
+            let waited = previous.map(|(p, _)| a.at_ms.saturating_sub(p.at_ms));
+            let honoured = previous.and_then(|(_, ra)| ra).zip(waited).map(|(ra, w)| w >= ra * 1000);
+            previous = Some((a, retry_after));
+            json!({
+                "at_ms": a.at_ms,
+                "method": a.method,
+                "step": a.step + 1,
+                "code": a.code,
+                "retry_after": retry_after,
+                "since_previous_ms": waited,
+                "honoured_retry_after": honoured,
+                "headers": a.headers.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone()))).collect::<serde_json::Map<_, _>>(),
+            })
+        })
+        .collect();
+    let next = usize::try_from(seq.served)
+        .unwrap_or(usize::MAX)
+        .min(seq.codes.len() - 1);
+    json!({
+        "key": key,
+        "codes": seq.codes,
+        "served": seq.served,
+        "next_step": next + 1,
+        "next_code": seq.codes[next],
+        "attempts": attempts,
+    })
+}

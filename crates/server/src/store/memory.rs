@@ -1,0 +1,136 @@
+//! `--store memory`: the key-value layout in process memory, one mutex around all tables.
+//! Ephemeral; for tests and throwaway runs.
+
+use super::{Engine, StoreError, Table, Tx};
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::Mutex;
+
+/// An in-memory engine.
+#[derive(Debug, Default)]
+pub struct MemoryEngine {
+    tables: Mutex<BTreeMap<(Table, String), Vec<u8>>>,
+}
+
+impl MemoryEngine {
+    /// An empty engine.
+    pub fn new() -> MemoryEngine {
+        MemoryEngine::default()
+    }
+}
+
+/// A transaction: writes go to a journal applied on success, so a failed transaction changes
+/// nothing.
+struct MemTx<'a> {
+    data: &'a BTreeMap<(Table, String), Vec<u8>>,
+    writes: BTreeMap<(Table, String), Option<Vec<u8>>>,
+    read_only: bool,
+}
+
+impl Tx for MemTx<'_> {
+    fn get(&mut self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let k = (table, key.to_owned());
+        Ok(match self.writes.get(&k) {
+            Some(w) => w.clone(),
+            None => self.data.get(&k).cloned(),
+        })
+    }
+
+    fn put(&mut self, table: Table, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(super::read_only());
+        }
+        self.writes
+            .insert((table, key.to_owned()), Some(value.to_vec()));
+        Ok(())
+    }
+
+    fn delete(&mut self, table: Table, key: &str) -> Result<bool, StoreError> {
+        if self.read_only {
+            return Err(super::read_only());
+        }
+        let existed = self.get(table, key)?.is_some();
+        self.writes.insert((table, key.to_owned()), None);
+        Ok(existed)
+    }
+
+    fn scan(
+        &mut self,
+        table: Table,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let lower = match after {
+            Some(a) => Bound::Excluded((table, a.to_owned())),
+            None => Bound::Included((table, String::new())),
+        };
+        let mut out = Vec::new();
+        let mut keys: Vec<String> = self
+            .data
+            .range((lower.clone(), Bound::Unbounded))
+            .take_while(|((t, _), _)| *t == table)
+            .map(|((_, k), _)| k.clone())
+            .collect();
+        keys.extend(
+            self.writes
+                .range((lower, Bound::Unbounded))
+                .take_while(|((t, _), _)| *t == table)
+                .map(|((_, k), _)| k.clone()),
+        );
+        keys.sort();
+        keys.dedup();
+        for k in keys {
+            if out.len() >= limit {
+                break;
+            }
+            if let Some(v) = self.get(table, &k)? {
+                out.push((k, v));
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Engine for MemoryEngine {
+    const KIND: &'static str = "memory";
+    const BLOCKING: bool = false;
+
+    fn transact<R>(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut data = self
+            .tables
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut tx = MemTx {
+            data: &data,
+            writes: BTreeMap::new(),
+            read_only: false,
+        };
+        let result = f(&mut tx)?;
+        let writes = tx.writes;
+        for (k, v) in writes {
+            match v {
+                Some(v) => data.insert(k, v),
+                None => data.remove(&k),
+            };
+        }
+        Ok(result)
+    }
+
+    fn read<R>(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let data = self
+            .tables
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut MemTx {
+            data: &data,
+            writes: BTreeMap::new(),
+            read_only: true,
+        })
+    }
+}

@@ -1,0 +1,581 @@
+//! Everything stateful — resources, tombstones, jobs, sequences, rate-limit counters — behind
+//! one async [`Store`] trait.
+//!
+//! The semantics are written once, in [`ops`], as short read-then-write transactions over a
+//! tiny key-value interface ([`Tx`]). A backend only supplies an [`Engine`] that runs such a
+//! transaction atomically (and may run it again on conflict): [`memory`] under a mutex,
+//! [`embedded`] as a redb write transaction (durable when it commits). Every backend therefore
+//! has exactly the same behaviour, and one conformance suite tests them all.
+
+#[cfg(test)]
+mod conformance;
+pub mod embedded;
+pub mod memory;
+mod ops;
+pub mod precondition;
+
+pub use precondition::{Conditions, EntityTag, Outcome as ConditionOutcome, TagList};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A store failure that is not a normal outcome.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The storage engine failed (I/O, corruption). Internal detail; never sent to clients.
+    #[error("storage engine: {0}")]
+    Engine(String),
+    /// A stored value could not be decoded.
+    #[error("stored value for {key:?} is unreadable: {reason}")]
+    Corrupt {
+        /// The key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// The store cannot be reached (Redis down); retry later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Limits on what is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Total bytes of resource content (`--max-store-bytes`); past it, writes get 413 + Retry-After.
+    pub max_store_bytes: u64,
+    /// Keys per family — resources, jobs, sequences, rate-limit keys (`--max-keys`); past it, 507.
+    pub max_keys: u64,
+    /// How long a deleted resource answers 410 (`--tombstone-ttl`).
+    pub tombstone_ttl: Duration,
+    /// How long a job is kept after it was submitted (`--job-ttl`).
+    pub job_ttl: Duration,
+    /// How long an untouched sequence is kept (`--sequence-ttl`).
+    pub sequence_ttl: Duration,
+    /// Attempts remembered per sequence.
+    pub max_attempts: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_store_bytes: 256 * 1024 * 1024,
+            max_keys: 10_000,
+            tombstone_ttl: Duration::from_secs(24 * 3600),
+            job_ttl: Duration::from_secs(24 * 3600),
+            sequence_ttl: Duration::from_secs(24 * 3600),
+            max_attempts: 100,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A stored resource's metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceMeta {
+    /// Its name (the last path segment).
+    pub name: String,
+    /// `Content-Type` it was stored with.
+    pub content_type: String,
+    /// Strong entity tag, including the quotes.
+    pub etag: String,
+    /// Last modification, seconds since the epoch (HTTP dates have one-second resolution).
+    pub modified: u64,
+    /// Content length.
+    pub size: u64,
+    /// Writes so far (1 on creation).
+    pub version: u64,
+}
+
+/// A resource: metadata and content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    /// Metadata.
+    pub meta: ResourceMeta,
+    /// Content.
+    pub body: Bytes,
+}
+
+/// What a name currently is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// A stored resource.
+    Found(Resource),
+    /// Deleted; answers 410 until the tombstone expires.
+    Gone,
+    /// Never existed (or its tombstone expired).
+    Missing,
+}
+
+/// Content to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewResource {
+    /// `Content-Type`.
+    pub content_type: String,
+    /// Content.
+    pub body: Bytes,
+}
+
+/// How a write may proceed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Create or replace (PUT).
+    Upsert,
+    /// Create only; an existing name is a conflict (POST).
+    CreateOnly,
+    /// Replace only; a missing name is not found (PATCH after the merge).
+    ReplaceOnly,
+}
+
+/// The result of a write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// A new resource (201).
+    Created(ResourceMeta),
+    /// An existing resource replaced (200/204).
+    Replaced(ResourceMeta),
+    /// A precondition failed (412).
+    PreconditionFailed,
+    /// `CreateOnly` on an existing name (409).
+    Exists,
+    /// `ReplaceOnly` on a missing or deleted name (404/410).
+    NotFound(Lookup),
+    /// Storing it would pass `--max-store-bytes` (413 with Retry-After).
+    QuotaFull {
+        /// Bytes used now.
+        used: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A new key would pass `--max-keys` (507).
+    TooManyKeys,
+}
+
+/// The result of a delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    /// Deleted; the name answers 410 for the tombstone's lifetime.
+    Deleted,
+    /// A precondition failed (412).
+    PreconditionFailed,
+    /// Nothing to delete.
+    NotFound(Lookup),
+}
+
+/// What a job will answer when done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobResult {
+    /// Status code of the result (200 by default).
+    pub status: u16,
+    /// JSON body of the result.
+    pub body: serde_json::Value,
+}
+
+/// An asynchronous job (the table's 202). Its state follows from the clock, so it needs no
+/// worker and survives restarts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Identifier.
+    pub id: String,
+    /// Submission time, ms since the epoch.
+    pub submitted_ms: u64,
+    /// How long it runs.
+    pub duration_ms: u64,
+    /// What it answers when done.
+    pub result: JobResult,
+    /// Cancelled with DELETE.
+    pub cancelled: bool,
+}
+
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JobState {
+    /// Still running.
+    Running,
+    /// Finished: the monitor answers 303 to the result.
+    Done,
+    /// Cancelled with DELETE.
+    Cancelled,
+}
+
+impl Job {
+    /// The state at `now_ms`.
+    pub fn state(&self, now_ms: u64) -> JobState {
+        if self.cancelled {
+            JobState::Cancelled
+        } else if now_ms >= self.submitted_ms.saturating_add(self.duration_ms) {
+            JobState::Done
+        } else {
+            JobState::Running
+        }
+    }
+}
+
+/// The result of submitting a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// Stored.
+    Accepted,
+    /// `--max-keys` jobs are stored already (507).
+    TooManyKeys,
+}
+
+/// One request a sequence answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// When, ms since the epoch.
+    pub at_ms: u64,
+    /// Method.
+    pub method: String,
+    /// Headers that tell retry behaviour apart (User-Agent, Idempotency-Key, …).
+    pub headers: Vec<(String, String)>,
+    /// Position answered (0-based).
+    pub step: usize,
+    /// Code answered.
+    pub code: u16,
+    /// `Retry-After` seconds the answer carried, if any.
+    pub retry_after: Option<u64>,
+}
+
+/// A sequence's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sequence {
+    /// The codes, in order; the last repeats.
+    pub codes: Vec<u16>,
+    /// Requests answered so far.
+    pub served: u64,
+    /// Last use, ms since the epoch.
+    pub touched_ms: u64,
+    /// The most recent attempts, oldest first.
+    pub attempts: VecDeque<Attempt>,
+}
+
+/// The answer a sequence gives to one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceStep {
+    /// Answer `code`, the `step`th (0-based) of the sequence.
+    Answer {
+        /// Position.
+        step: usize,
+        /// Code.
+        code: u16,
+    },
+    /// `--max-keys` sequences exist already (507).
+    TooManyKeys,
+}
+
+/// A rate limiter's decision (GCRA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateDecision {
+    /// Whether the request passes.
+    pub allowed: bool,
+    /// Requests left in the current window.
+    pub remaining: u32,
+    /// Seconds until the window is full again.
+    pub reset_secs: u64,
+    /// When refused: seconds until the next request would pass.
+    pub retry_after_secs: u64,
+}
+
+/// The state every statuslab instance shares.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// A short name for logs and `/health` (`memory`, `embedded`, `redis`).
+    fn kind(&self) -> &'static str;
+    /// Reads a resource.
+    async fn resource(&self, name: &str) -> Result<Lookup, StoreError>;
+    /// Lists resources (names ascending, at most `limit`).
+    async fn list_resources(&self, limit: usize) -> Result<Vec<ResourceMeta>, StoreError>;
+    /// Writes a resource if `conditions` hold (evaluated atomically with the write).
+    async fn write_resource(
+        &self,
+        name: &str,
+        new: NewResource,
+        mode: WriteMode,
+        conditions: Conditions,
+    ) -> Result<WriteOutcome, StoreError>;
+    /// Deletes a resource if `conditions` hold, leaving a tombstone.
+    async fn delete_resource(
+        &self,
+        name: &str,
+        conditions: Conditions,
+    ) -> Result<DeleteOutcome, StoreError>;
+    /// Stores a new job.
+    async fn submit_job(&self, job: Job) -> Result<JobOutcome, StoreError>;
+    /// Reads a job.
+    async fn job(&self, id: &str) -> Result<Option<Job>, StoreError>;
+    /// Cancels a job; `false` if there is none.
+    async fn cancel_job(&self, id: &str) -> Result<bool, StoreError>;
+    /// Answers the next request of sequence `key` over `codes` (a different list starts over)
+    /// and records the attempt.
+    async fn sequence_step(
+        &self,
+        key: &str,
+        codes: Vec<u16>,
+        attempt: Attempt,
+    ) -> Result<SequenceStep, StoreError>;
+    /// Reads a sequence.
+    async fn sequence(&self, key: &str) -> Result<Option<Sequence>, StoreError>;
+    /// Forgets a sequence; `false` if there was none.
+    async fn reset_sequence(&self, key: &str) -> Result<bool, StoreError>;
+    /// Counts one request against `limit` per `period` for `key`.
+    async fn rate_limit(
+        &self,
+        key: &str,
+        limit: u32,
+        period: Duration,
+    ) -> Result<RateDecision, StoreError>;
+    /// Removes expired tombstones, jobs, sequences and rate-limit keys; returns how many.
+    async fn sweep(&self) -> Result<u64, StoreError>;
+}
+
+/// A shared store.
+pub type SharedStore = Arc<dyn Store>;
+
+/// Tables of the key-value layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    /// name → `ResourceMeta` (JSON).
+    Resources,
+    /// name → content bytes.
+    Bodies,
+    /// name → tombstone expiry (ms, decimal).
+    Tombstones,
+    /// id → `Job` (JSON).
+    Jobs,
+    /// key → `Sequence` (JSON).
+    Sequences,
+    /// key → GCRA theoretical arrival time (ms, decimal).
+    Rates,
+    /// counter name → value (decimal).
+    Counters,
+}
+
+impl Table {
+    /// Every table.
+    pub const ALL: [Table; 7] = [
+        Table::Resources,
+        Table::Bodies,
+        Table::Tombstones,
+        Table::Jobs,
+        Table::Sequences,
+        Table::Rates,
+        Table::Counters,
+    ];
+
+    /// The table's name in a backend.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Table::Resources => "resources",
+            Table::Bodies => "bodies",
+            Table::Tombstones => "tombstones",
+            Table::Jobs => "jobs",
+            Table::Sequences => "sequences",
+            Table::Rates => "rates",
+            Table::Counters => "counters",
+        }
+    }
+}
+
+/// One atomic read-then-write transaction over the key-value layout.
+pub trait Tx {
+    /// Reads a value.
+    fn get(&mut self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Writes a value.
+    fn put(&mut self, table: Table, key: &str, value: &[u8]) -> Result<(), StoreError>;
+    /// Removes a value; whether it was there.
+    fn delete(&mut self, table: Table, key: &str) -> Result<bool, StoreError>;
+    /// Up to `limit` entries with keys after `after` (exclusive), ascending.
+    fn scan(
+        &mut self,
+        table: Table,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+}
+
+/// Runs transactions atomically: all of a transaction's writes happen or none do, and no other
+/// transaction sees or changes its keys in between.
+pub trait Engine: Send + Sync + std::fmt::Debug + 'static {
+    /// The backend's name.
+    const KIND: &'static str;
+    /// Whether transactions block on I/O (and so run on the blocking pool).
+    const BLOCKING: bool;
+    /// Runs `f` in one transaction and commits it (durably, for a persistent engine). `f`
+    /// may be run more than once if the engine retries on conflict.
+    fn transact<R>(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError>;
+    /// Runs `f` on a consistent snapshot; writes fail with [`StoreError::Engine`].
+    fn read<R>(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError>;
+}
+
+/// Refusal of a write inside a read-only transaction (a programming error, reported not panicked).
+pub(crate) fn read_only() -> StoreError {
+    StoreError::Engine("write in a read-only transaction".to_owned())
+}
+
+/// A [`Store`] over any [`Engine`].
+#[derive(Debug)]
+pub struct KvStore<E: Engine> {
+    engine: Arc<E>,
+    limits: Limits,
+}
+
+impl<E: Engine> KvStore<E> {
+    /// A store over `engine`.
+    pub fn new(engine: E, limits: Limits) -> KvStore<E> {
+        KvStore {
+            engine: Arc::new(engine),
+            limits,
+        }
+    }
+
+    /// Runs a read-write transaction (on the blocking pool for engines that do I/O).
+    async fn run<R: Send + 'static>(
+        &self,
+        f: impl FnMut(&mut dyn Tx) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        self.exec(f, true).await
+    }
+
+    /// Runs a read-only transaction.
+    async fn view<R: Send + 'static>(
+        &self,
+        f: impl FnMut(&mut dyn Tx) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        self.exec(f, false).await
+    }
+
+    async fn exec<R: Send + 'static>(
+        &self,
+        mut f: impl FnMut(&mut dyn Tx) -> Result<R, StoreError> + Send + 'static,
+        write: bool,
+    ) -> Result<R, StoreError> {
+        let engine = Arc::clone(&self.engine);
+        let mut go = move || {
+            if write {
+                engine.transact(&mut f)
+            } else {
+                engine.read(&mut f)
+            }
+        };
+        if E::BLOCKING {
+            tokio::task::spawn_blocking(go)
+                .await
+                .map_err(|e| StoreError::Engine(format!("store task failed: {e}")))?
+        } else {
+            go()
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<E: Engine> Store for KvStore<E> {
+    fn kind(&self) -> &'static str {
+        E::KIND
+    }
+
+    async fn resource(&self, name: &str) -> Result<Lookup, StoreError> {
+        let name = name.to_owned();
+        self.view(move |tx| ops::resource(tx, &name, now_ms()))
+            .await
+    }
+
+    async fn list_resources(&self, limit: usize) -> Result<Vec<ResourceMeta>, StoreError> {
+        self.view(move |tx| ops::list_resources(tx, limit)).await
+    }
+
+    async fn write_resource(
+        &self,
+        name: &str,
+        new: NewResource,
+        mode: WriteMode,
+        conditions: Conditions,
+    ) -> Result<WriteOutcome, StoreError> {
+        let (name, limits) = (name.to_owned(), self.limits);
+        self.run(move |tx| {
+            ops::write_resource(tx, &name, &new, mode, &conditions, &limits, now_ms())
+        })
+        .await
+    }
+
+    async fn delete_resource(
+        &self,
+        name: &str,
+        conditions: Conditions,
+    ) -> Result<DeleteOutcome, StoreError> {
+        let (name, limits) = (name.to_owned(), self.limits);
+        self.run(move |tx| ops::delete_resource(tx, &name, &conditions, &limits, now_ms()))
+            .await
+    }
+
+    async fn submit_job(&self, job: Job) -> Result<JobOutcome, StoreError> {
+        let limits = self.limits;
+        self.run(move |tx| ops::submit_job(tx, &job, &limits)).await
+    }
+
+    async fn job(&self, id: &str) -> Result<Option<Job>, StoreError> {
+        let (id, limits) = (id.to_owned(), self.limits);
+        self.view(move |tx| ops::job(tx, &id, &limits, now_ms()))
+            .await
+    }
+
+    async fn cancel_job(&self, id: &str) -> Result<bool, StoreError> {
+        let (id, limits) = (id.to_owned(), self.limits);
+        self.run(move |tx| ops::cancel_job(tx, &id, &limits, now_ms()))
+            .await
+    }
+
+    async fn sequence_step(
+        &self,
+        key: &str,
+        codes: Vec<u16>,
+        attempt: Attempt,
+    ) -> Result<SequenceStep, StoreError> {
+        let (key, limits) = (key.to_owned(), self.limits);
+        self.run(move |tx| ops::sequence_step(tx, &key, &codes, attempt.clone(), &limits, now_ms()))
+            .await
+    }
+
+    async fn sequence(&self, key: &str) -> Result<Option<Sequence>, StoreError> {
+        let (key, limits) = (key.to_owned(), self.limits);
+        self.view(move |tx| ops::sequence(tx, &key, &limits, now_ms()))
+            .await
+    }
+
+    async fn reset_sequence(&self, key: &str) -> Result<bool, StoreError> {
+        let key = key.to_owned();
+        self.run(move |tx| ops::reset_sequence(tx, &key)).await
+    }
+
+    async fn rate_limit(
+        &self,
+        key: &str,
+        limit: u32,
+        period: Duration,
+    ) -> Result<RateDecision, StoreError> {
+        let (key, limits) = (key.to_owned(), self.limits);
+        self.run(move |tx| ops::rate_limit(tx, &key, limit, period, &limits, now_ms()))
+            .await
+    }
+
+    async fn sweep(&self) -> Result<u64, StoreError> {
+        let limits = self.limits;
+        self.run(move |tx| ops::sweep(tx, &limits, now_ms())).await
+    }
+}

@@ -1,0 +1,406 @@
+//! The store's semantics, written once over [`Tx`]: every backend runs these same functions
+//! inside its own atomic transaction.
+
+use super::precondition::{Outcome, Validators};
+use super::*;
+use std::hash::{Hash, Hasher};
+
+const RESOURCE_COUNT: &str = "resources";
+const JOB_COUNT: &str = "jobs";
+const SEQUENCE_COUNT: &str = "sequences";
+const RATE_COUNT: &str = "rates";
+const BYTES_USED: &str = "bytes";
+
+fn decode<T: serde::de::DeserializeOwned>(key: &str, raw: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(raw).map_err(|e| StoreError::Corrupt {
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("store values serialize")
+}
+
+fn get_u64(tx: &mut dyn Tx, table: Table, key: &str) -> Result<Option<u64>, StoreError> {
+    match tx.get(table, key)? {
+        None => Ok(None),
+        Some(raw) => std::str::from_utf8(&raw)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map(Some)
+            .ok_or_else(|| StoreError::Corrupt {
+                key: key.to_owned(),
+                reason: "not a number".to_owned(),
+            }),
+    }
+}
+
+fn put_u64(tx: &mut dyn Tx, table: Table, key: &str, value: u64) -> Result<(), StoreError> {
+    tx.put(table, key, itoa::Buffer::new().format(value).as_bytes())
+}
+
+fn counter(tx: &mut dyn Tx, name: &str) -> Result<u64, StoreError> {
+    Ok(get_u64(tx, Table::Counters, name)?.unwrap_or(0))
+}
+
+fn add_counter(tx: &mut dyn Tx, name: &str, delta: i64) -> Result<(), StoreError> {
+    let v = counter(tx, name)?.saturating_add_signed(delta);
+    put_u64(tx, Table::Counters, name, v)
+}
+
+fn meta(tx: &mut dyn Tx, name: &str) -> Result<Option<ResourceMeta>, StoreError> {
+    tx.get(Table::Resources, name)?
+        .map(|raw| decode(name, &raw))
+        .transpose()
+}
+
+/// Whether `name` has a live tombstone (expired ones count as absent).
+fn tombstoned(tx: &mut dyn Tx, name: &str, now: u64) -> Result<bool, StoreError> {
+    Ok(get_u64(tx, Table::Tombstones, name)?.is_some_and(|expires| expires > now))
+}
+
+fn absent(tx: &mut dyn Tx, name: &str, now: u64) -> Result<Lookup, StoreError> {
+    Ok(if tombstoned(tx, name, now)? {
+        Lookup::Gone
+    } else {
+        Lookup::Missing
+    })
+}
+
+pub(super) fn resource(tx: &mut dyn Tx, name: &str, now: u64) -> Result<Lookup, StoreError> {
+    let Some(meta) = meta(tx, name)? else {
+        return absent(tx, name, now);
+    };
+    let body = tx.get(Table::Bodies, name)?.unwrap_or_default();
+    Ok(Lookup::Found(Resource {
+        meta,
+        body: Bytes::from(body),
+    }))
+}
+
+pub(super) fn list_resources(
+    tx: &mut dyn Tx,
+    limit: usize,
+) -> Result<Vec<ResourceMeta>, StoreError> {
+    tx.scan(Table::Resources, None, limit)?
+        .iter()
+        .map(|(k, v)| decode(k, v))
+        .collect()
+}
+
+/// A strong entity tag that changes on every write: the version and a hash of the content.
+fn etag(version: u64, new: &NewResource) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    new.content_type.hash(&mut h);
+    new.body.hash(&mut h);
+    format!("\"{version}-{:016x}\"", h.finish())
+}
+
+pub(super) fn write_resource(
+    tx: &mut dyn Tx,
+    name: &str,
+    new: &NewResource,
+    mode: WriteMode,
+    conditions: &Conditions,
+    limits: &Limits,
+    now: u64,
+) -> Result<WriteOutcome, StoreError> {
+    let current = meta(tx, name)?;
+    match (mode, &current) {
+        (WriteMode::CreateOnly, Some(_)) => return Ok(WriteOutcome::Exists),
+        (WriteMode::ReplaceOnly, None) => {
+            return Ok(WriteOutcome::NotFound(absent(tx, name, now)?));
+        }
+        _ => {}
+    }
+    let validators = current.as_ref().map(|m| Validators {
+        etag: &m.etag,
+        modified: m.modified,
+    });
+    if conditions.evaluate(validators, false) != Outcome::Proceed {
+        return Ok(WriteOutcome::PreconditionFailed);
+    }
+    let old_size = current.as_ref().map_or(0, |m| m.size);
+    let new_size = new.body.len() as u64;
+    let used = counter(tx, BYTES_USED)?;
+    let after = used - old_size.min(used) + new_size;
+    if new_size > old_size && after > limits.max_store_bytes {
+        return Ok(WriteOutcome::QuotaFull {
+            used,
+            limit: limits.max_store_bytes,
+        });
+    }
+    if current.is_none() && counter(tx, RESOURCE_COUNT)? >= limits.max_keys {
+        return Ok(WriteOutcome::TooManyKeys);
+    }
+    let version = current.as_ref().map_or(0, |m| m.version) + 1;
+    let meta = ResourceMeta {
+        name: name.to_owned(),
+        content_type: new.content_type.clone(),
+        etag: etag(version, new),
+        modified: now / 1000,
+        size: new_size,
+        version,
+    };
+    tx.put(Table::Resources, name, &encode(&meta))?;
+    tx.put(Table::Bodies, name, &new.body)?;
+    tx.delete(Table::Tombstones, name)?;
+    put_u64(tx, Table::Counters, BYTES_USED, after)?;
+    Ok(match current {
+        None => {
+            add_counter(tx, RESOURCE_COUNT, 1)?;
+            WriteOutcome::Created(meta)
+        }
+        Some(_) => WriteOutcome::Replaced(meta),
+    })
+}
+
+pub(super) fn delete_resource(
+    tx: &mut dyn Tx,
+    name: &str,
+    conditions: &Conditions,
+    limits: &Limits,
+    now: u64,
+) -> Result<DeleteOutcome, StoreError> {
+    let Some(current) = meta(tx, name)? else {
+        return Ok(DeleteOutcome::NotFound(absent(tx, name, now)?));
+    };
+    let validators = Validators {
+        etag: &current.etag,
+        modified: current.modified,
+    };
+    if conditions.evaluate(Some(validators), false) != Outcome::Proceed {
+        return Ok(DeleteOutcome::PreconditionFailed);
+    }
+    tx.delete(Table::Resources, name)?;
+    tx.delete(Table::Bodies, name)?;
+    let expires = now.saturating_add(limits.tombstone_ttl.as_millis() as u64);
+    put_u64(tx, Table::Tombstones, name, expires)?;
+    add_counter(tx, RESOURCE_COUNT, -1)?;
+    add_counter(tx, BYTES_USED, -(current.size as i64))?;
+    Ok(DeleteOutcome::Deleted)
+}
+
+fn job_expired(job: &Job, limits: &Limits, now: u64) -> bool {
+    now >= job
+        .submitted_ms
+        .saturating_add(limits.job_ttl.as_millis() as u64)
+}
+
+pub(super) fn submit_job(
+    tx: &mut dyn Tx,
+    job: &Job,
+    limits: &Limits,
+) -> Result<JobOutcome, StoreError> {
+    if counter(tx, JOB_COUNT)? >= limits.max_keys {
+        return Ok(JobOutcome::TooManyKeys);
+    }
+    if tx.get(Table::Jobs, &job.id)?.is_none() {
+        add_counter(tx, JOB_COUNT, 1)?;
+    }
+    tx.put(Table::Jobs, &job.id, &encode(job))?;
+    Ok(JobOutcome::Accepted)
+}
+
+pub(super) fn job(
+    tx: &mut dyn Tx,
+    id: &str,
+    limits: &Limits,
+    now: u64,
+) -> Result<Option<Job>, StoreError> {
+    let job: Option<Job> = tx
+        .get(Table::Jobs, id)?
+        .map(|raw| decode(id, &raw))
+        .transpose()?;
+    Ok(job.filter(|j| !job_expired(j, limits, now)))
+}
+
+pub(super) fn cancel_job(
+    tx: &mut dyn Tx,
+    id: &str,
+    limits: &Limits,
+    now: u64,
+) -> Result<bool, StoreError> {
+    let Some(mut j) = job(tx, id, limits, now)? else {
+        return Ok(false);
+    };
+    j.cancelled = true;
+    tx.put(Table::Jobs, id, &encode(&j))?;
+    Ok(true)
+}
+
+fn sequence_expired(s: &Sequence, limits: &Limits, now: u64) -> bool {
+    now >= s
+        .touched_ms
+        .saturating_add(limits.sequence_ttl.as_millis() as u64)
+}
+
+pub(super) fn sequence_step(
+    tx: &mut dyn Tx,
+    key: &str,
+    codes: &[u16],
+    mut attempt: Attempt,
+    limits: &Limits,
+    now: u64,
+) -> Result<SequenceStep, StoreError> {
+    let stored: Option<Sequence> = tx
+        .get(Table::Sequences, key)?
+        .map(|raw| decode(key, &raw))
+        .transpose()?;
+    let existed = stored.is_some();
+    let mut seq = match stored {
+        Some(s) if s.codes == codes && !sequence_expired(&s, limits, now) => s,
+        _ => {
+            if !existed && counter(tx, SEQUENCE_COUNT)? >= limits.max_keys {
+                return Ok(SequenceStep::TooManyKeys);
+            }
+            Sequence {
+                codes: codes.to_vec(),
+                served: 0,
+                touched_ms: now,
+                attempts: VecDeque::new(),
+            }
+        }
+    };
+    let step = usize::try_from(seq.served)
+        .unwrap_or(usize::MAX)
+        .min(codes.len() - 1);
+    let code = codes[step];
+    seq.served += 1;
+    seq.touched_ms = now;
+    attempt.step = step;
+    attempt.code = code;
+    attempt.at_ms = now;
+    seq.attempts.push_back(attempt);
+    while seq.attempts.len() > limits.max_attempts {
+        seq.attempts.pop_front();
+    }
+    tx.put(Table::Sequences, key, &encode(&seq))?;
+    if !existed {
+        add_counter(tx, SEQUENCE_COUNT, 1)?;
+    }
+    Ok(SequenceStep::Answer { step, code })
+}
+
+pub(super) fn sequence(
+    tx: &mut dyn Tx,
+    key: &str,
+    limits: &Limits,
+    now: u64,
+) -> Result<Option<Sequence>, StoreError> {
+    let s: Option<Sequence> = tx
+        .get(Table::Sequences, key)?
+        .map(|raw| decode(key, &raw))
+        .transpose()?;
+    Ok(s.filter(|s| !sequence_expired(s, limits, now)))
+}
+
+pub(super) fn reset_sequence(tx: &mut dyn Tx, key: &str) -> Result<bool, StoreError> {
+    let removed = tx.delete(Table::Sequences, key)?;
+    if removed {
+        add_counter(tx, SEQUENCE_COUNT, -1)?;
+    }
+    Ok(removed)
+}
+
+/// GCRA (the generic cell rate algorithm): one stored number per key, the theoretical arrival
+/// time (TAT). A request passes if it arrives no earlier than `TAT - (period - interval)`; each
+/// pass moves the TAT one emission interval (`period / limit`) on. So `limit` requests pass at
+/// once, and then one per interval.
+pub(super) fn rate_limit(
+    tx: &mut dyn Tx,
+    key: &str,
+    limit: u32,
+    period: Duration,
+    limits: &Limits,
+    now: u64,
+) -> Result<RateDecision, StoreError> {
+    let limit = limit.max(1);
+    let period_ms = (period.as_millis() as u64).max(1);
+    let interval = (period_ms / u64::from(limit)).max(1);
+    let stored = get_u64(tx, Table::Rates, key)?;
+    if stored.is_none() && counter(tx, RATE_COUNT)? >= limits.max_keys {
+        // Refuse rather than forget other clients' state; a sweep frees expired keys.
+        return Ok(RateDecision {
+            allowed: false,
+            remaining: 0,
+            reset_secs: secs_ceil(period_ms),
+            retry_after_secs: 1,
+        });
+    }
+    let tat = stored.unwrap_or(now).max(now);
+    // The burst tolerance lets exactly `limit` requests through at once.
+    let allow_at = tat.saturating_sub(period_ms - interval.min(period_ms));
+    if now < allow_at {
+        return Ok(RateDecision {
+            allowed: false,
+            remaining: 0,
+            reset_secs: secs_ceil(tat - now),
+            retry_after_secs: secs_ceil(allow_at - now).max(1),
+        });
+    }
+    let new_tat = tat + interval;
+    put_u64(tx, Table::Rates, key, new_tat)?;
+    if stored.is_none() {
+        add_counter(tx, RATE_COUNT, 1)?;
+    }
+    let used = (new_tat - now).div_ceil(interval);
+    Ok(RateDecision {
+        allowed: true,
+        remaining: u32::try_from(u64::from(limit).saturating_sub(used)).unwrap_or(0),
+        reset_secs: secs_ceil(new_tat - now),
+        retry_after_secs: 0,
+    })
+}
+
+fn secs_ceil(ms: u64) -> u64 {
+    ms.div_ceil(1000)
+}
+
+pub(super) fn sweep(tx: &mut dyn Tx, limits: &Limits, now: u64) -> Result<u64, StoreError> {
+    let scan_limit = usize::try_from(limits.max_keys)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(2)
+        .max(1);
+    let mut removed = 0;
+    for (key, raw) in tx.scan(Table::Tombstones, None, scan_limit)? {
+        let expires: u64 = std::str::from_utf8(&raw)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        if expires <= now {
+            tx.delete(Table::Tombstones, &key)?;
+            removed += 1;
+        }
+    }
+    for (key, raw) in tx.scan(Table::Jobs, None, scan_limit)? {
+        let expired = decode::<Job>(&key, &raw).map_or(true, |j| job_expired(&j, limits, now));
+        if expired {
+            tx.delete(Table::Jobs, &key)?;
+            add_counter(tx, JOB_COUNT, -1)?;
+            removed += 1;
+        }
+    }
+    for (key, raw) in tx.scan(Table::Sequences, None, scan_limit)? {
+        let expired =
+            decode::<Sequence>(&key, &raw).map_or(true, |s| sequence_expired(&s, limits, now));
+        if expired {
+            tx.delete(Table::Sequences, &key)?;
+            add_counter(tx, SEQUENCE_COUNT, -1)?;
+            removed += 1;
+        }
+    }
+    for (key, raw) in tx.scan(Table::Rates, None, scan_limit)? {
+        let tat: u64 = std::str::from_utf8(&raw)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        if tat <= now {
+            tx.delete(Table::Rates, &key)?;
+            add_counter(tx, RATE_COUNT, -1)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
