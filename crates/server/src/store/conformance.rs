@@ -1,1 +1,1555 @@
 //! The store conformance suite: every backend runs the same tests.
+//!
+//! [`conformance_tests!`] expands to a module of `#[tokio::test]`s, each taking a fresh store
+//! from an async factory that is given the [`Limits`] the test needs (small ones where a test
+//! runs into them). It is instantiated below for every engine; a new engine adds one line.
+//! Tests that only make sense for one engine (durability across a reopen) sit outside it.
+
+use super::embedded::EmbeddedEngine;
+use super::memory::MemoryEngine;
+use super::*;
+use http::{HeaderMap, HeaderValue};
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+/// A store under test, and whatever must outlive it (the embedded engine's directory).
+/// Fields drop in order: the store closes before its directory is removed.
+pub(super) struct Fixture {
+    store: Arc<dyn Store>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Fixture {
+    fn shared(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
+    }
+}
+
+impl std::ops::Deref for Fixture {
+    type Target = dyn Store;
+    fn deref(&self) -> &(dyn Store + 'static) {
+        &*self.store
+    }
+}
+
+/// Factory: a [`KvStore`] over a fresh [`MemoryEngine`].
+async fn memory_store(limits: Limits) -> Fixture {
+    Fixture {
+        store: Arc::new(KvStore::new(MemoryEngine::new(), limits)),
+        _dir: None,
+    }
+}
+
+/// Factory: a [`KvStore`] over a fresh [`EmbeddedEngine`] in its own temporary directory.
+async fn embedded_store(limits: Limits) -> Fixture {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let engine = EmbeddedEngine::open(dir.path()).expect("open redb");
+    Fixture {
+        store: Arc::new(KvStore::new(engine, limits)),
+        _dir: Some(dir),
+    }
+}
+
+// ---- helpers shared by every instantiation ----
+
+const TEXT: &str = "text/plain";
+
+fn new(body: &str) -> NewResource {
+    NewResource {
+        content_type: TEXT.to_owned(),
+        body: Bytes::from(body.to_owned()),
+    }
+}
+
+fn sized(n: usize) -> NewResource {
+    NewResource {
+        content_type: "application/octet-stream".to_owned(),
+        body: Bytes::from(vec![b'x'; n]),
+    }
+}
+
+fn none() -> Conditions {
+    Conditions::default()
+}
+
+/// Conditions parsed from request headers, as the server builds them.
+fn conds(pairs: &[(&'static str, &str)]) -> Conditions {
+    let mut h = HeaderMap::new();
+    for (name, value) in pairs {
+        h.append(*name, HeaderValue::from_str(value).expect("header value"));
+    }
+    Conditions::from_headers(&h).expect("well-formed conditions")
+}
+
+fn http_date(t: SystemTime) -> String {
+    httpdate::fmt_http_date(t)
+}
+
+async fn upsert(s: &dyn Store, name: &str, body: NewResource) -> WriteOutcome {
+    s.write_resource(name, body, WriteMode::Upsert, none())
+        .await
+        .expect("write")
+}
+
+#[track_caller]
+fn created(o: WriteOutcome) -> ResourceMeta {
+    match o {
+        WriteOutcome::Created(m) => m,
+        other => panic!("expected Created, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn replaced(o: WriteOutcome) -> ResourceMeta {
+    match o {
+        WriteOutcome::Replaced(m) => m,
+        other => panic!("expected Replaced, got {other:?}"),
+    }
+}
+
+async fn found(s: &dyn Store, name: &str) -> Resource {
+    match s.resource(name).await.expect("read") {
+        Lookup::Found(r) => r,
+        other => panic!("expected {name:?} to be found, got {other:?}"),
+    }
+}
+
+fn job(id: &str, duration_ms: u64) -> Job {
+    Job {
+        id: id.to_owned(),
+        submitted_ms: now_ms(),
+        duration_ms,
+        result: JobResult {
+            status: 201,
+            body: serde_json::json!({ "id": id, "ok": true }),
+        },
+        cancelled: false,
+    }
+}
+
+fn attempt(method: &str, n: usize) -> Attempt {
+    Attempt {
+        at_ms: 0,
+        method: method.to_owned(),
+        headers: vec![
+            ("user-agent".to_owned(), "conformance".to_owned()),
+            ("x-n".to_owned(), n.to_string()),
+        ],
+        step: usize::MAX,
+        code: 0,
+        retry_after: Some(7),
+    }
+}
+
+async fn step(s: &dyn Store, key: &str, codes: &[u16], n: usize) -> SequenceStep {
+    s.sequence_step(key, codes.to_vec(), attempt("GET", n))
+        .await
+        .expect("sequence step")
+}
+
+fn answer(step: usize, code: u16) -> SequenceStep {
+    SequenceStep::Answer { step, code }
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+
+/// Short lifetimes for the expiry tests: long enough that a test's setup (fsyncs included)
+/// finishes well inside them, short enough to wait out.
+const SHORT_TTL: Duration = Duration::from_millis(300);
+const PAST_SHORT_TTL: Duration = Duration::from_millis(450);
+
+fn short_ttls() -> Limits {
+    Limits {
+        tombstone_ttl: SHORT_TTL,
+        job_ttl: SHORT_TTL,
+        sequence_ttl: SHORT_TTL,
+        ..Limits::default()
+    }
+}
+
+macro_rules! conformance_tests {
+    ($module:ident, $factory:expr) => {
+        mod $module {
+            use super::*;
+
+            /// A fresh, empty store with `limits`.
+            async fn store(limits: Limits) -> Fixture {
+                ($factory)(limits).await
+            }
+
+            // ---- resources: modes ----
+
+            #[tokio::test]
+            async fn upsert_of_a_new_name_creates_version_1() {
+                let s = store(Limits::default()).await;
+                let before = now_ms() / 1000;
+                let meta = created(upsert(&*s, "a", new("hello")).await);
+                let after = now_ms() / 1000;
+                assert_eq!(meta.name, "a");
+                assert_eq!(meta.content_type, TEXT);
+                assert_eq!(meta.size, 5);
+                assert_eq!(meta.version, 1);
+                assert!(
+                    (before..=after).contains(&meta.modified),
+                    "modified {} not in {before}..={after}",
+                    meta.modified
+                );
+                assert!(
+                    meta.etag.len() > 2 && meta.etag.starts_with('"') && meta.etag.ends_with('"'),
+                    "etag {:?}",
+                    meta.etag
+                );
+                let tag = EntityTag::parse(&meta.etag).expect("etag parses");
+                assert!(!tag.weak, "etag must be strong");
+                let r = found(&*s, "a").await;
+                assert_eq!(r.meta, meta);
+                assert_eq!(&r.body[..], b"hello");
+            }
+
+            #[tokio::test]
+            async fn upsert_of_an_existing_name_replaces_with_a_new_etag() {
+                let s = store(Limits::default()).await;
+                let v1 = created(upsert(&*s, "a", new("same")).await);
+                let v2 = replaced(upsert(&*s, "a", new("same")).await);
+                assert_eq!(v2.version, 2);
+                assert_ne!(
+                    v2.etag, v1.etag,
+                    "identical content must still get a new etag"
+                );
+                let v3 = replaced(
+                    s.write_resource(
+                        "a",
+                        NewResource {
+                            content_type: "application/json".to_owned(),
+                            body: Bytes::from_static(b"{}"),
+                        },
+                        WriteMode::Upsert,
+                        none(),
+                    )
+                    .await
+                    .unwrap(),
+                );
+                assert_eq!(
+                    (v3.version, v3.size, v3.content_type.as_str()),
+                    (3, 2, "application/json")
+                );
+                assert!(v3.etag != v1.etag && v3.etag != v2.etag);
+                let r = found(&*s, "a").await;
+                assert_eq!(r.meta, v3);
+                assert_eq!(&r.body[..], b"{}");
+            }
+
+            #[tokio::test]
+            async fn create_only_creates_once_then_exists() {
+                let s = store(Limits::default()).await;
+                let meta = created(
+                    s.write_resource("a", new("first"), WriteMode::CreateOnly, none())
+                        .await
+                        .unwrap(),
+                );
+                assert_eq!(
+                    s.write_resource("a", new("second"), WriteMode::CreateOnly, none())
+                        .await
+                        .unwrap(),
+                    WriteOutcome::Exists
+                );
+                let r = found(&*s, "a").await;
+                assert_eq!(r.meta, meta, "a refused create changes nothing");
+                assert_eq!(&r.body[..], b"first");
+            }
+
+            #[tokio::test]
+            async fn replace_only_needs_an_existing_resource() {
+                let s = store(Limits::default()).await;
+                assert_eq!(
+                    s.write_resource("a", new("x"), WriteMode::ReplaceOnly, none())
+                        .await
+                        .unwrap(),
+                    WriteOutcome::NotFound(Lookup::Missing)
+                );
+                assert_eq!(
+                    s.resource("a").await.unwrap(),
+                    Lookup::Missing,
+                    "a refused replace creates nothing"
+                );
+                created(upsert(&*s, "a", new("x")).await);
+                let m = replaced(
+                    s.write_resource("a", new("y"), WriteMode::ReplaceOnly, none())
+                        .await
+                        .unwrap(),
+                );
+                assert_eq!(m.version, 2);
+                assert_eq!(
+                    s.delete_resource("a", none()).await.unwrap(),
+                    DeleteOutcome::Deleted
+                );
+                assert_eq!(
+                    s.write_resource("a", new("z"), WriteMode::ReplaceOnly, none())
+                        .await
+                        .unwrap(),
+                    WriteOutcome::NotFound(Lookup::Gone)
+                );
+                assert_eq!(s.resource("a").await.unwrap(), Lookup::Gone);
+            }
+
+            // ---- resources: conditions ----
+
+            #[tokio::test]
+            async fn if_none_match_star_fails_on_existing_and_creates_new() {
+                let s = store(Limits::default()).await;
+                let star = conds(&[("if-none-match", "*")]);
+                let meta = created(
+                    s.write_resource("a", new("1"), WriteMode::Upsert, star.clone())
+                        .await
+                        .unwrap(),
+                );
+                assert_eq!(
+                    s.write_resource("a", new("2"), WriteMode::Upsert, star)
+                        .await
+                        .unwrap(),
+                    WriteOutcome::PreconditionFailed
+                );
+                let r = found(&*s, "a").await;
+                assert_eq!(
+                    (r.meta, &r.body[..]),
+                    (meta, &b"1"[..]),
+                    "a failed precondition changes nothing"
+                );
+            }
+
+            #[tokio::test]
+            async fn if_match_current_etag_proceeds() {
+                let s = store(Limits::default()).await;
+                let v1 = created(upsert(&*s, "a", new("1")).await);
+                let v2 = replaced(
+                    s.write_resource(
+                        "a",
+                        new("2"),
+                        WriteMode::Upsert,
+                        conds(&[("if-match", &v1.etag)]),
+                    )
+                    .await
+                    .unwrap(),
+                );
+                assert_eq!(v2.version, 2);
+                // One of several listed tags is enough.
+                let list = format!("\"nope\", {}", v2.etag);
+                let v3 = replaced(
+                    s.write_resource(
+                        "a",
+                        new("3"),
+                        WriteMode::ReplaceOnly,
+                        conds(&[("if-match", &list)]),
+                    )
+                    .await
+                    .unwrap(),
+                );
+                assert_eq!(v3.version, 3);
+                replaced(
+                    s.write_resource(
+                        "a",
+                        new("4"),
+                        WriteMode::Upsert,
+                        conds(&[("if-match", "*")]),
+                    )
+                    .await
+                    .unwrap(),
+                );
+            }
+
+            #[tokio::test]
+            async fn if_match_stale_etag_fails() {
+                let s = store(Limits::default()).await;
+                let v1 = created(upsert(&*s, "a", new("1")).await);
+                let v2 = replaced(upsert(&*s, "a", new("2")).await);
+                assert_eq!(
+                    s.write_resource(
+                        "a",
+                        new("3"),
+                        WriteMode::Upsert,
+                        conds(&[("if-match", &v1.etag)])
+                    )
+                    .await
+                    .unwrap(),
+                    WriteOutcome::PreconditionFailed
+                );
+                // A weak tag never matches for If-Match (strong comparison).
+                let weak = format!("W/{}", v2.etag);
+                assert_eq!(
+                    s.write_resource(
+                        "a",
+                        new("3"),
+                        WriteMode::Upsert,
+                        conds(&[("if-match", &weak)])
+                    )
+                    .await
+                    .unwrap(),
+                    WriteOutcome::PreconditionFailed
+                );
+                assert_eq!(found(&*s, "a").await.meta, v2);
+            }
+
+            #[tokio::test]
+            async fn if_match_on_a_missing_name_fails_and_creates_nothing() {
+                let s = store(Limits::default()).await;
+                for tag in ["*", "\"1-0000000000000000\""] {
+                    assert_eq!(
+                        s.write_resource(
+                            "a",
+                            new("1"),
+                            WriteMode::Upsert,
+                            conds(&[("if-match", tag)])
+                        )
+                        .await
+                        .unwrap(),
+                        WriteOutcome::PreconditionFailed,
+                        "If-Match: {tag}"
+                    );
+                }
+                assert_eq!(s.resource("a").await.unwrap(), Lookup::Missing);
+                assert!(s.list_resources(10).await.unwrap().is_empty());
+            }
+
+            #[tokio::test]
+            async fn if_unmodified_since_in_the_past_fails() {
+                let s = store(Limits::default()).await;
+                let v1 = created(upsert(&*s, "a", new("1")).await);
+                let past = http_date(SystemTime::now() - Duration::from_secs(3600));
+                assert_eq!(
+                    s.write_resource(
+                        "a",
+                        new("2"),
+                        WriteMode::Upsert,
+                        conds(&[("if-unmodified-since", &past)])
+                    )
+                    .await
+                    .unwrap(),
+                    WriteOutcome::PreconditionFailed
+                );
+                assert_eq!(
+                    s.delete_resource("a", conds(&[("if-unmodified-since", &past)]))
+                        .await
+                        .unwrap(),
+                    DeleteOutcome::PreconditionFailed
+                );
+                assert_eq!(found(&*s, "a").await.meta, v1);
+                let future = http_date(SystemTime::now() + Duration::from_secs(3600));
+                replaced(
+                    s.write_resource(
+                        "a",
+                        new("2"),
+                        WriteMode::Upsert,
+                        conds(&[("if-unmodified-since", &future)]),
+                    )
+                    .await
+                    .unwrap(),
+                );
+            }
+
+            // ---- resources: delete and tombstones ----
+
+            #[tokio::test]
+            async fn delete_leaves_a_tombstone() {
+                let s = store(Limits::default()).await;
+                assert_eq!(
+                    s.delete_resource("never", none()).await.unwrap(),
+                    DeleteOutcome::NotFound(Lookup::Missing)
+                );
+                assert_eq!(s.resource("never").await.unwrap(), Lookup::Missing);
+                created(upsert(&*s, "a", new("1")).await);
+                assert_eq!(
+                    s.delete_resource("a", none()).await.unwrap(),
+                    DeleteOutcome::Deleted
+                );
+                assert_eq!(s.resource("a").await.unwrap(), Lookup::Gone);
+                assert_eq!(
+                    s.delete_resource("a", none()).await.unwrap(),
+                    DeleteOutcome::NotFound(Lookup::Gone)
+                );
+                assert!(
+                    s.list_resources(10).await.unwrap().is_empty(),
+                    "deleted resources are not listed"
+                );
+            }
+
+            #[tokio::test]
+            async fn delete_honours_conditions() {
+                let s = store(Limits::default()).await;
+                let v1 = created(upsert(&*s, "a", new("1")).await);
+                let v2 = replaced(upsert(&*s, "a", new("2")).await);
+                assert_eq!(
+                    s.delete_resource("a", conds(&[("if-match", &v1.etag)]))
+                        .await
+                        .unwrap(),
+                    DeleteOutcome::PreconditionFailed
+                );
+                assert_eq!(found(&*s, "a").await.meta, v2);
+                assert_eq!(
+                    s.delete_resource("a", conds(&[("if-match", &v2.etag)]))
+                        .await
+                        .unwrap(),
+                    DeleteOutcome::Deleted
+                );
+                assert_eq!(s.resource("a").await.unwrap(), Lookup::Gone);
+            }
+
+            #[tokio::test]
+            async fn tombstone_expires_after_its_ttl() {
+                let s = store(short_ttls()).await;
+                created(upsert(&*s, "a", new("1")).await);
+                assert_eq!(
+                    s.delete_resource("a", none()).await.unwrap(),
+                    DeleteOutcome::Deleted
+                );
+                assert_eq!(s.resource("a").await.unwrap(), Lookup::Gone);
+                tokio::time::sleep(PAST_SHORT_TTL).await;
+                assert_eq!(s.resource("a").await.unwrap(), Lookup::Missing);
+                assert_eq!(
+                    s.delete_resource("a", none()).await.unwrap(),
+                    DeleteOutcome::NotFound(Lookup::Missing)
+                );
+                assert_eq!(
+                    s.write_resource("a", new("2"), WriteMode::ReplaceOnly, none())
+                        .await
+                        .unwrap(),
+                    WriteOutcome::NotFound(Lookup::Missing)
+                );
+            }
+
+            #[tokio::test]
+            async fn recreating_a_deleted_name_clears_its_tombstone() {
+                let s = store(short_ttls()).await;
+                created(upsert(&*s, "a", new("1")).await);
+                assert_eq!(
+                    s.delete_resource("a", none()).await.unwrap(),
+                    DeleteOutcome::Deleted
+                );
+                let again = created(
+                    s.write_resource("a", new("2"), WriteMode::CreateOnly, none())
+                        .await
+                        .unwrap(),
+                );
+                assert_eq!(again.version, 1, "a new resource starts over");
+                assert_eq!(&found(&*s, "a").await.body[..], b"2");
+                // No tombstone is left behind for a sweep to find.
+                tokio::time::sleep(PAST_SHORT_TTL).await;
+                assert_eq!(s.sweep().await.unwrap(), 0);
+                assert_eq!(found(&*s, "a").await.meta, again);
+                assert_eq!(
+                    s.delete_resource("a", none()).await.unwrap(),
+                    DeleteOutcome::Deleted
+                );
+                assert_eq!(s.resource("a").await.unwrap(), Lookup::Gone);
+            }
+
+            // ---- limits ----
+
+            #[tokio::test]
+            async fn writes_past_max_store_bytes_are_refused() {
+                let s = store(Limits {
+                    max_store_bytes: 100,
+                    ..Limits::default()
+                })
+                .await;
+                created(upsert(&*s, "a", sized(60)).await);
+                assert_eq!(
+                    upsert(&*s, "b", sized(41)).await,
+                    WriteOutcome::QuotaFull {
+                        used: 60,
+                        limit: 100
+                    }
+                );
+                assert_eq!(
+                    s.resource("b").await.unwrap(),
+                    Lookup::Missing,
+                    "a refused write stores nothing"
+                );
+                created(upsert(&*s, "b", sized(40)).await);
+                assert_eq!(
+                    upsert(&*s, "c", sized(1)).await,
+                    WriteOutcome::QuotaFull {
+                        used: 100,
+                        limit: 100
+                    }
+                );
+                // Growing an existing resource past the limit is refused too, and changes nothing.
+                let a = found(&*s, "a").await.meta;
+                assert_eq!(
+                    upsert(&*s, "a", sized(61)).await,
+                    WriteOutcome::QuotaFull {
+                        used: 100,
+                        limit: 100
+                    }
+                );
+                assert_eq!(found(&*s, "a").await.meta, a);
+                // A single body larger than the whole store never fits.
+                assert!(matches!(
+                    upsert(&*s, "big", sized(101)).await,
+                    WriteOutcome::QuotaFull { .. }
+                ));
+            }
+
+            #[tokio::test]
+            async fn replacing_with_a_smaller_body_is_allowed_when_full() {
+                let s = store(Limits {
+                    max_store_bytes: 100,
+                    ..Limits::default()
+                })
+                .await;
+                created(upsert(&*s, "a", sized(50)).await);
+                created(upsert(&*s, "b", sized(50)).await);
+                assert!(matches!(
+                    upsert(&*s, "c", sized(1)).await,
+                    WriteOutcome::QuotaFull {
+                        used: 100,
+                        limit: 100
+                    }
+                ));
+                assert_eq!(
+                    replaced(upsert(&*s, "a", sized(50)).await).size,
+                    50,
+                    "same size fits"
+                );
+                assert_eq!(replaced(upsert(&*s, "a", sized(20)).await).size, 20);
+                // The 30 bytes freed are usable.
+                created(upsert(&*s, "c", sized(30)).await);
+                assert_eq!(
+                    upsert(&*s, "d", sized(1)).await,
+                    WriteOutcome::QuotaFull {
+                        used: 100,
+                        limit: 100
+                    }
+                );
+            }
+
+            #[tokio::test]
+            async fn delete_frees_bytes() {
+                let s = store(Limits {
+                    max_store_bytes: 100,
+                    ..Limits::default()
+                })
+                .await;
+                created(upsert(&*s, "a", sized(70)).await);
+                assert_eq!(
+                    upsert(&*s, "b", sized(70)).await,
+                    WriteOutcome::QuotaFull {
+                        used: 70,
+                        limit: 100
+                    }
+                );
+                assert_eq!(
+                    s.delete_resource("a", none()).await.unwrap(),
+                    DeleteOutcome::Deleted
+                );
+                created(upsert(&*s, "b", sized(70)).await);
+                created(upsert(&*s, "c", sized(30)).await);
+                assert_eq!(
+                    upsert(&*s, "d", sized(1)).await,
+                    WriteOutcome::QuotaFull {
+                        used: 100,
+                        limit: 100
+                    }
+                );
+            }
+
+            #[tokio::test]
+            async fn max_keys_limits_resources() {
+                let s = store(Limits {
+                    max_keys: 3,
+                    ..Limits::default()
+                })
+                .await;
+                for name in ["a", "b", "c"] {
+                    created(upsert(&*s, name, new(name)).await);
+                }
+                assert_eq!(upsert(&*s, "d", new("d")).await, WriteOutcome::TooManyKeys);
+                assert_eq!(
+                    s.write_resource("d", new("d"), WriteMode::CreateOnly, none())
+                        .await
+                        .unwrap(),
+                    WriteOutcome::TooManyKeys
+                );
+                assert_eq!(s.resource("d").await.unwrap(), Lookup::Missing);
+                // Replacing an existing key is no new key.
+                replaced(upsert(&*s, "a", new("a2")).await);
+                // Deleting frees a key; the tombstone does not take it.
+                assert_eq!(
+                    s.delete_resource("a", none()).await.unwrap(),
+                    DeleteOutcome::Deleted
+                );
+                created(upsert(&*s, "d", new("d")).await);
+                assert_eq!(upsert(&*s, "e", new("e")).await, WriteOutcome::TooManyKeys);
+                assert_eq!(
+                    upsert(&*s, "a", new("a")).await,
+                    WriteOutcome::TooManyKeys,
+                    "a tombstoned name is a new key"
+                );
+            }
+
+            #[tokio::test]
+            async fn max_keys_limits_jobs() {
+                let s = store(Limits {
+                    max_keys: 3,
+                    ..Limits::default()
+                })
+                .await;
+                for id in ["j1", "j2", "j3"] {
+                    assert_eq!(
+                        s.submit_job(job(id, 60_000)).await.unwrap(),
+                        JobOutcome::Accepted
+                    );
+                }
+                assert_eq!(
+                    s.submit_job(job("j4", 60_000)).await.unwrap(),
+                    JobOutcome::TooManyKeys
+                );
+                assert_eq!(s.job("j4").await.unwrap(), None);
+                assert!(s.job("j1").await.unwrap().is_some());
+            }
+
+            #[tokio::test]
+            async fn max_keys_limits_sequences() {
+                let s = store(Limits {
+                    max_keys: 3,
+                    ..Limits::default()
+                })
+                .await;
+                for key in ["s1", "s2", "s3"] {
+                    assert_eq!(step(&*s, key, &[503, 200], 0).await, answer(0, 503));
+                }
+                assert_eq!(
+                    step(&*s, "s4", &[503, 200], 0).await,
+                    SequenceStep::TooManyKeys
+                );
+                assert_eq!(s.sequence("s4").await.unwrap(), None);
+                // Existing sequences go on, even with a new list of codes.
+                assert_eq!(step(&*s, "s1", &[503, 200], 1).await, answer(1, 200));
+                assert_eq!(step(&*s, "s2", &[429, 200], 1).await, answer(0, 429));
+                // A reset frees a key.
+                assert!(s.reset_sequence("s3").await.unwrap());
+                assert_eq!(step(&*s, "s4", &[503, 200], 0).await, answer(0, 503));
+                assert_eq!(
+                    step(&*s, "s5", &[503, 200], 0).await,
+                    SequenceStep::TooManyKeys
+                );
+            }
+
+            #[tokio::test]
+            async fn max_keys_limits_rate_keys() {
+                let s = store(Limits {
+                    max_keys: 2,
+                    ..Limits::default()
+                })
+                .await;
+                assert!(s.rate_limit("k1", 5, SECOND).await.unwrap().allowed);
+                assert!(s.rate_limit("k2", 5, SECOND).await.unwrap().allowed);
+                let refused = s.rate_limit("k3", 5, SECOND).await.unwrap();
+                assert!(!refused.allowed, "{refused:?}");
+                assert_eq!(refused.remaining, 0);
+                assert!(refused.retry_after_secs >= 1, "{refused:?}");
+                // Known keys are still counted.
+                assert_eq!(s.rate_limit("k1", 5, SECOND).await.unwrap().remaining, 3);
+            }
+
+            // ---- listing ----
+
+            #[tokio::test]
+            async fn list_resources_is_ascending_and_limited() {
+                let s = store(Limits::default()).await;
+                let mut metas = BTreeMap::new();
+                for name in ["delta", "alpha", "charlie", "bravo", "echo"] {
+                    metas.insert(name, created(upsert(&*s, name, new(name)).await));
+                }
+                assert_eq!(
+                    s.delete_resource("echo", none()).await.unwrap(),
+                    DeleteOutcome::Deleted
+                );
+                metas.remove("echo");
+                let all = s.list_resources(100).await.unwrap();
+                assert_eq!(all, metas.values().cloned().collect::<Vec<_>>());
+                let names: Vec<_> = s
+                    .list_resources(2)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|m| m.name)
+                    .collect();
+                assert_eq!(names, ["alpha", "bravo"]);
+                assert!(s.list_resources(0).await.unwrap().is_empty());
+            }
+
+            // ---- jobs ----
+
+            #[tokio::test]
+            async fn job_runs_then_is_done() {
+                let s = store(Limits::default()).await;
+                let j = job("j1", 300);
+                assert_eq!(s.submit_job(j.clone()).await.unwrap(), JobOutcome::Accepted);
+                let read = s.job("j1").await.unwrap().expect("job stored");
+                assert_eq!(read, j);
+                assert_eq!(read.state(now_ms()), JobState::Running);
+                tokio::time::sleep(Duration::from_millis(350)).await;
+                let read = s.job("j1").await.unwrap().expect("job still stored");
+                assert_eq!(read.state(now_ms()), JobState::Done);
+                assert_eq!(read.result, j.result);
+                assert_eq!(s.job("other").await.unwrap(), None);
+            }
+
+            #[tokio::test]
+            async fn cancel_job() {
+                let s = store(Limits::default()).await;
+                assert_eq!(
+                    s.submit_job(job("j1", 60_000)).await.unwrap(),
+                    JobOutcome::Accepted
+                );
+                assert!(s.cancel_job("j1").await.unwrap());
+                let read = s.job("j1").await.unwrap().expect("cancelled jobs are kept");
+                assert!(read.cancelled);
+                assert_eq!(read.state(now_ms()), JobState::Cancelled);
+                assert!(!s.cancel_job("unknown").await.unwrap());
+                assert_eq!(
+                    s.job("unknown").await.unwrap(),
+                    None,
+                    "cancelling an unknown job creates nothing"
+                );
+            }
+
+            #[tokio::test]
+            async fn job_expires_after_job_ttl() {
+                let s = store(short_ttls()).await;
+                assert_eq!(
+                    s.submit_job(job("j1", 0)).await.unwrap(),
+                    JobOutcome::Accepted
+                );
+                assert!(s.job("j1").await.unwrap().is_some());
+                tokio::time::sleep(PAST_SHORT_TTL).await;
+                assert_eq!(s.job("j1").await.unwrap(), None);
+                assert!(!s.cancel_job("j1").await.unwrap());
+            }
+
+            // ---- sequences ----
+
+            #[tokio::test]
+            async fn sequence_answers_in_order_and_repeats_the_last() {
+                let s = store(Limits::default()).await;
+                let codes = [503, 503, 200];
+                let before = now_ms();
+                let steps = [
+                    answer(0, 503),
+                    answer(1, 503),
+                    answer(2, 200),
+                    answer(2, 200),
+                    answer(2, 200),
+                ];
+                for (n, want) in steps.iter().enumerate() {
+                    assert_eq!(step(&*s, "k", &codes, n).await, *want, "request {n}");
+                }
+                let after = now_ms();
+                let seq = s.sequence("k").await.unwrap().expect("sequence stored");
+                assert_eq!(seq.codes, codes);
+                assert_eq!(seq.served, 5);
+                assert!((before..=after).contains(&seq.touched_ms));
+                assert_eq!(seq.attempts.len(), 5);
+                for (n, a) in seq.attempts.iter().enumerate() {
+                    let SequenceStep::Answer { step, code } = steps[n] else {
+                        unreachable!()
+                    };
+                    assert_eq!((a.step, a.code), (step, code), "attempt {n}");
+                    assert_eq!(a.method, "GET");
+                    assert_eq!(a.headers, attempt("GET", n).headers);
+                    assert_eq!(a.retry_after, Some(7));
+                    assert!(
+                        (before..=after).contains(&a.at_ms),
+                        "attempt {n} at {}",
+                        a.at_ms
+                    );
+                }
+                assert_eq!(s.sequence("other").await.unwrap(), None);
+            }
+
+            #[tokio::test]
+            async fn sequence_records_the_method() {
+                let s = store(Limits::default()).await;
+                s.sequence_step("k", vec![500, 200], attempt("POST", 0))
+                    .await
+                    .unwrap();
+                s.sequence_step("k", vec![500, 200], attempt("PUT", 1))
+                    .await
+                    .unwrap();
+                let methods: Vec<_> = s
+                    .sequence("k")
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .attempts
+                    .into_iter()
+                    .map(|a| a.method)
+                    .collect();
+                assert_eq!(methods, ["POST", "PUT"]);
+            }
+
+            #[tokio::test]
+            async fn sequence_attempts_are_capped_dropping_the_oldest() {
+                let s = store(Limits {
+                    max_attempts: 3,
+                    ..Limits::default()
+                })
+                .await;
+                let codes = [500, 501, 502, 503, 504, 200];
+                for n in 0..5 {
+                    assert_eq!(step(&*s, "k", &codes, n).await, answer(n, codes[n]));
+                }
+                let seq = s.sequence("k").await.unwrap().unwrap();
+                assert_eq!(seq.served, 5);
+                let kept: Vec<_> = seq
+                    .attempts
+                    .iter()
+                    .map(|a| (a.step, a.code, a.headers[1].1.clone()))
+                    .collect();
+                assert_eq!(
+                    kept,
+                    [
+                        (2, 502, "2".to_owned()),
+                        (3, 503, "3".to_owned()),
+                        (4, 504, "4".to_owned())
+                    ]
+                );
+            }
+
+            #[tokio::test]
+            async fn sequence_with_other_codes_starts_over() {
+                let s = store(Limits::default()).await;
+                assert_eq!(step(&*s, "k", &[503, 503, 200], 0).await, answer(0, 503));
+                assert_eq!(step(&*s, "k", &[503, 503, 200], 1).await, answer(1, 503));
+                assert_eq!(step(&*s, "k", &[429, 200], 2).await, answer(0, 429));
+                assert_eq!(step(&*s, "k", &[429, 200], 3).await, answer(1, 200));
+                let seq = s.sequence("k").await.unwrap().unwrap();
+                assert_eq!(seq.codes, [429, 200]);
+                assert_eq!(seq.served, 2);
+                assert_eq!(
+                    seq.attempts.iter().map(|a| a.step).collect::<Vec<_>>(),
+                    [0, 1],
+                    "the old list's attempts are gone"
+                );
+            }
+
+            #[tokio::test]
+            async fn sequence_keys_are_independent() {
+                let s = store(Limits::default()).await;
+                assert_eq!(step(&*s, "a", &[503, 200], 0).await, answer(0, 503));
+                assert_eq!(step(&*s, "b", &[503, 200], 0).await, answer(0, 503));
+                assert_eq!(step(&*s, "a", &[503, 200], 1).await, answer(1, 200));
+                assert_eq!(s.sequence("b").await.unwrap().unwrap().served, 1);
+            }
+
+            #[tokio::test]
+            async fn reset_sequence_forgets_it() {
+                let s = store(Limits::default()).await;
+                step(&*s, "k", &[503, 200], 0).await;
+                assert!(s.reset_sequence("k").await.unwrap());
+                assert_eq!(s.sequence("k").await.unwrap(), None);
+                assert!(!s.reset_sequence("k").await.unwrap());
+                assert!(!s.reset_sequence("unknown").await.unwrap());
+                assert_eq!(
+                    step(&*s, "k", &[503, 200], 1).await,
+                    answer(0, 503),
+                    "a reset sequence starts over"
+                );
+            }
+
+            #[tokio::test]
+            async fn sequence_expires_after_sequence_ttl() {
+                let s = store(short_ttls()).await;
+                step(&*s, "k", &[503, 200], 0).await;
+                assert!(s.sequence("k").await.unwrap().is_some());
+                tokio::time::sleep(PAST_SHORT_TTL).await;
+                assert_eq!(s.sequence("k").await.unwrap(), None);
+                assert_eq!(
+                    step(&*s, "k", &[503, 200], 1).await,
+                    answer(0, 503),
+                    "an expired sequence starts over"
+                );
+                assert_eq!(s.sequence("k").await.unwrap().unwrap().attempts.len(), 1);
+            }
+
+            #[tokio::test]
+            async fn reset_of_an_expired_sequence_finds_none_and_frees_its_key() {
+                let s = store(Limits {
+                    max_keys: 1,
+                    ..short_ttls()
+                })
+                .await;
+                step(&*s, "k", &[503, 200], 0).await;
+                tokio::time::sleep(PAST_SHORT_TTL).await;
+                assert_eq!(s.sequence("k").await.unwrap(), None);
+                assert!(
+                    !s.reset_sequence("k").await.unwrap(),
+                    "an expired sequence is no more there to reset than to read"
+                );
+                assert_eq!(
+                    step(&*s, "other", &[503, 200], 0).await,
+                    answer(0, 503),
+                    "the key was freed"
+                );
+            }
+
+            // ---- rate limiting ----
+
+            #[tokio::test]
+            async fn rate_limit_admits_exactly_the_limit() {
+                let s = store(Limits::default()).await;
+                for want in [2, 1, 0] {
+                    let d = s.rate_limit("k", 3, SECOND).await.unwrap();
+                    assert!(d.allowed, "{d:?}");
+                    assert_eq!(d.remaining, want, "{d:?}");
+                    assert_eq!(d.retry_after_secs, 0);
+                    assert!((1..=1).contains(&d.reset_secs), "{d:?}");
+                }
+                for _ in 0..3 {
+                    let d = s.rate_limit("k", 3, SECOND).await.unwrap();
+                    assert!(!d.allowed, "{d:?}");
+                    assert_eq!(d.remaining, 0);
+                    assert!(d.retry_after_secs >= 1, "{d:?}");
+                }
+            }
+
+            #[tokio::test]
+            async fn rate_limit_admits_one_more_after_an_interval() {
+                let s = store(Limits::default()).await;
+                for _ in 0..3 {
+                    assert!(s.rate_limit("k", 3, SECOND).await.unwrap().allowed);
+                }
+                assert!(!s.rate_limit("k", 3, SECOND).await.unwrap().allowed);
+                // One emission interval is 333 ms.
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                let d = s.rate_limit("k", 3, SECOND).await.unwrap();
+                assert!(d.allowed, "{d:?}");
+                assert_eq!(d.remaining, 0);
+                assert!(
+                    !s.rate_limit("k", 3, SECOND).await.unwrap().allowed,
+                    "only one more"
+                );
+            }
+
+            #[tokio::test]
+            async fn rate_limit_keys_are_independent() {
+                let s = store(Limits::default()).await;
+                for _ in 0..3 {
+                    assert!(s.rate_limit("a", 3, SECOND).await.unwrap().allowed);
+                }
+                assert!(!s.rate_limit("a", 3, SECOND).await.unwrap().allowed);
+                for want in [2, 1, 0] {
+                    let d = s.rate_limit("b", 3, SECOND).await.unwrap();
+                    assert!(d.allowed && d.remaining == want, "{d:?}");
+                }
+            }
+
+            // ---- sweep ----
+
+            #[tokio::test]
+            async fn sweep_keeps_live_entries() {
+                let s = store(Limits::default()).await;
+                created(upsert(&*s, "kept", new("1")).await);
+                created(upsert(&*s, "gone", new("1")).await);
+                assert_eq!(
+                    s.delete_resource("gone", none()).await.unwrap(),
+                    DeleteOutcome::Deleted
+                );
+                s.submit_job(job("j", 0)).await.unwrap();
+                step(&*s, "seq", &[503, 200], 0).await;
+                assert_eq!(
+                    s.rate_limit("rate", 3, Duration::from_secs(60))
+                        .await
+                        .unwrap()
+                        .remaining,
+                    2
+                );
+                assert_eq!(s.sweep().await.unwrap(), 0);
+                assert_eq!(found(&*s, "kept").await.meta.version, 1);
+                assert_eq!(s.resource("gone").await.unwrap(), Lookup::Gone);
+                assert!(s.job("j").await.unwrap().is_some());
+                assert_eq!(step(&*s, "seq", &[503, 200], 1).await, answer(1, 200));
+                assert_eq!(
+                    s.rate_limit("rate", 3, Duration::from_secs(60))
+                        .await
+                        .unwrap()
+                        .remaining,
+                    1
+                );
+            }
+
+            #[tokio::test]
+            async fn sweep_removes_expired_entries_and_frees_their_keys() {
+                let limits = Limits {
+                    max_keys: 3,
+                    ..short_ttls()
+                };
+                let s = store(limits).await;
+                created(upsert(&*s, "kept", new("1")).await);
+                created(upsert(&*s, "gone", new("1")).await);
+                assert_eq!(
+                    s.delete_resource("gone", none()).await.unwrap(),
+                    DeleteOutcome::Deleted
+                );
+                for n in 0..3 {
+                    assert_eq!(
+                        s.submit_job(job(&format!("j{n}"), 0)).await.unwrap(),
+                        JobOutcome::Accepted
+                    );
+                    assert_eq!(
+                        step(&*s, &format!("s{n}"), &[503, 200], n).await,
+                        answer(0, 503)
+                    );
+                    assert!(
+                        s.rate_limit(&format!("r{n}"), 1, SHORT_TTL)
+                            .await
+                            .unwrap()
+                            .allowed
+                    );
+                }
+                tokio::time::sleep(PAST_SHORT_TTL).await;
+                // 1 tombstone + 3 jobs + 3 sequences + 3 rate keys.
+                assert_eq!(s.sweep().await.unwrap(), 10);
+                assert_eq!(s.sweep().await.unwrap(), 0, "nothing left to sweep");
+                assert_eq!(s.resource("gone").await.unwrap(), Lookup::Missing);
+                assert_eq!(
+                    found(&*s, "kept").await.meta.version,
+                    1,
+                    "resources never expire"
+                );
+                // The counters went down with the keys: each family takes max_keys new keys again.
+                for n in 3..6 {
+                    assert_eq!(
+                        s.submit_job(job(&format!("j{n}"), 60_000)).await.unwrap(),
+                        JobOutcome::Accepted,
+                        "job {n}"
+                    );
+                    assert_eq!(
+                        step(&*s, &format!("s{n}"), &[503, 200], n).await,
+                        answer(0, 503),
+                        "sequence {n}"
+                    );
+                    assert!(
+                        s.rate_limit(&format!("r{n}"), 1, Duration::from_secs(60))
+                            .await
+                            .unwrap()
+                            .allowed,
+                        "rate key {n}"
+                    );
+                }
+                assert_eq!(
+                    s.submit_job(job("j6", 60_000)).await.unwrap(),
+                    JobOutcome::TooManyKeys
+                );
+                assert_eq!(
+                    step(&*s, "s6", &[503, 200], 6).await,
+                    SequenceStep::TooManyKeys
+                );
+                assert!(
+                    !s.rate_limit("r6", 1, Duration::from_secs(60))
+                        .await
+                        .unwrap()
+                        .allowed
+                );
+                // …and the resource count was not disturbed: "kept" + 2 more.
+                created(upsert(&*s, "x", new("1")).await);
+                created(upsert(&*s, "y", new("1")).await);
+                assert_eq!(upsert(&*s, "z", new("1")).await, WriteOutcome::TooManyKeys);
+            }
+
+            #[tokio::test]
+            async fn sweep_removes_every_expired_tombstone() {
+                // Tombstones are not keys under max_keys: there may be many more of them.
+                let s = store(Limits {
+                    max_keys: 1,
+                    ..short_ttls()
+                })
+                .await;
+                for name in ["a", "b", "c", "d", "e", "f", "g"] {
+                    created(upsert(&*s, name, new(name)).await);
+                    assert_eq!(
+                        s.delete_resource(name, none()).await.unwrap(),
+                        DeleteOutcome::Deleted
+                    );
+                }
+                tokio::time::sleep(PAST_SHORT_TTL).await;
+                assert_eq!(s.sweep().await.unwrap(), 7);
+                assert_eq!(s.sweep().await.unwrap(), 0);
+            }
+
+            #[tokio::test]
+            async fn sweep_after_reset_and_cancel_keeps_counts_right() {
+                let limits = Limits {
+                    max_keys: 2,
+                    ..short_ttls()
+                };
+                let s = store(limits).await;
+                step(&*s, "s1", &[200], 0).await;
+                step(&*s, "s2", &[200], 0).await;
+                assert!(s.reset_sequence("s1").await.unwrap());
+                s.submit_job(job("j1", 0)).await.unwrap();
+                assert!(s.cancel_job("j1").await.unwrap());
+                tokio::time::sleep(PAST_SHORT_TTL).await;
+                // s2 and j1 (the reset s1 is already gone).
+                assert_eq!(s.sweep().await.unwrap(), 2);
+                for key in ["a", "b"] {
+                    assert_eq!(step(&*s, key, &[200], 0).await, answer(0, 200));
+                    assert_eq!(
+                        s.submit_job(job(key, 60_000)).await.unwrap(),
+                        JobOutcome::Accepted
+                    );
+                }
+                assert_eq!(step(&*s, "c", &[200], 0).await, SequenceStep::TooManyKeys);
+                assert_eq!(
+                    s.submit_job(job("c", 60_000)).await.unwrap(),
+                    JobOutcome::TooManyKeys
+                );
+            }
+
+            // ---- concurrency: every operation is one atomic transaction ----
+
+            /// Runs `n` copies of `op` at once on a multi-thread runtime, released together.
+            async fn race<T, F, Fut>(s: &Fixture, n: usize, op: F) -> Vec<T>
+            where
+                T: Send + 'static,
+                F: Fn(Arc<dyn Store>, usize) -> Fut,
+                Fut: std::future::Future<Output = T> + Send + 'static,
+            {
+                let barrier = Arc::new(tokio::sync::Barrier::new(n));
+                let tasks: Vec<_> = (0..n)
+                    .map(|i| {
+                        let fut = op(s.shared(), i);
+                        let barrier = Arc::clone(&barrier);
+                        tokio::spawn(async move {
+                            barrier.wait().await;
+                            fut.await
+                        })
+                    })
+                    .collect();
+                let mut out = Vec::with_capacity(n);
+                for t in tasks {
+                    out.push(t.await.expect("task"));
+                }
+                out
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_if_match_writes_have_one_winner() {
+                let s = store(Limits::default()).await;
+                let v1 = created(upsert(&*s, "a", new("v1")).await);
+                let cond = conds(&[("if-match", &v1.etag)]);
+                let outcomes = race(&s, 20, |st, i| {
+                    let cond = cond.clone();
+                    async move {
+                        st.write_resource("a", new(&format!("w{i}")), WriteMode::Upsert, cond)
+                            .await
+                            .unwrap()
+                    }
+                })
+                .await;
+                let winners: Vec<_> = outcomes
+                    .iter()
+                    .filter_map(|o| {
+                        if let WriteOutcome::Replaced(m) = o {
+                            Some(m.clone())
+                        } else {
+                            None
+                        }
+                    })
+                    .collect();
+                let failed = outcomes
+                    .iter()
+                    .filter(|o| **o == WriteOutcome::PreconditionFailed)
+                    .count();
+                assert_eq!((winners.len(), failed), (1, 19), "{outcomes:?}");
+                let r = found(&*s, "a").await;
+                assert_eq!(r.meta, winners[0]);
+                assert_eq!(r.meta.version, 2);
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_create_only_has_one_winner() {
+                let s = store(Limits::default()).await;
+                let outcomes = race(&s, 20, |st, i| async move {
+                    st.write_resource(
+                        "a",
+                        new(&format!("w{i}")),
+                        WriteMode::CreateOnly,
+                        Conditions::default(),
+                    )
+                    .await
+                    .unwrap()
+                })
+                .await;
+                let created = outcomes
+                    .iter()
+                    .filter(|o| matches!(o, WriteOutcome::Created(_)))
+                    .count();
+                let exists = outcomes
+                    .iter()
+                    .filter(|o| **o == WriteOutcome::Exists)
+                    .count();
+                assert_eq!((created, exists), (1, 19), "{outcomes:?}");
+                assert_eq!(s.list_resources(100).await.unwrap().len(), 1);
+                assert_eq!(found(&*s, "a").await.meta.version, 1);
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_creates_respect_max_keys_and_quota() {
+                let s = store(Limits {
+                    max_keys: 5,
+                    max_store_bytes: 1000,
+                    ..Limits::default()
+                })
+                .await;
+                let outcomes = race(&s, 20, |st, i| async move {
+                    st.write_resource(
+                        &format!("r{i:02}"),
+                        sized(10),
+                        WriteMode::Upsert,
+                        Conditions::default(),
+                    )
+                    .await
+                    .unwrap()
+                })
+                .await;
+                let created = outcomes
+                    .iter()
+                    .filter(|o| matches!(o, WriteOutcome::Created(_)))
+                    .count();
+                assert_eq!(created, 5, "{outcomes:?}");
+                assert_eq!(
+                    outcomes
+                        .iter()
+                        .filter(|o| **o == WriteOutcome::TooManyKeys)
+                        .count(),
+                    15
+                );
+                assert_eq!(s.list_resources(100).await.unwrap().len(), 5);
+
+                let s = store(Limits {
+                    max_store_bytes: 100,
+                    ..Limits::default()
+                })
+                .await;
+                let outcomes = race(&s, 20, |st, i| async move {
+                    st.write_resource(
+                        &format!("r{i:02}"),
+                        sized(30),
+                        WriteMode::Upsert,
+                        Conditions::default(),
+                    )
+                    .await
+                    .unwrap()
+                })
+                .await;
+                let created = outcomes
+                    .iter()
+                    .filter(|o| matches!(o, WriteOutcome::Created(_)))
+                    .count();
+                assert_eq!(created, 3, "{outcomes:?}");
+                assert_eq!(
+                    outcomes
+                        .iter()
+                        .filter(|o| matches!(o, WriteOutcome::QuotaFull { .. }))
+                        .count(),
+                    17
+                );
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_sequence_steps_are_each_answered_once() {
+                let s = store(Limits::default()).await;
+                let codes: Vec<u16> = (500..520).collect();
+                let outcomes = race(&s, 20, |st, i| {
+                    let codes = codes.clone();
+                    async move {
+                        st.sequence_step("k", codes, attempt("GET", i))
+                            .await
+                            .unwrap()
+                    }
+                })
+                .await;
+                let mut steps: Vec<usize> = outcomes
+                    .iter()
+                    .map(|o| match o {
+                        SequenceStep::Answer { step, code } => {
+                            assert_eq!(*code, codes[*step]);
+                            *step
+                        }
+                        other => panic!("{other:?}"),
+                    })
+                    .collect();
+                steps.sort_unstable();
+                assert_eq!(steps, (0..20).collect::<Vec<_>>());
+                assert_eq!(s.sequence("k").await.unwrap().unwrap().served, 20);
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_rate_limit_admits_exactly_the_limit() {
+                let s = store(Limits::default()).await;
+                let decisions = race(&s, 20, |st, _| async move {
+                    st.rate_limit("k", 5, Duration::from_secs(60))
+                        .await
+                        .unwrap()
+                })
+                .await;
+                assert_eq!(
+                    decisions.iter().filter(|d| d.allowed).count(),
+                    5,
+                    "{decisions:?}"
+                );
+                let mut remaining: Vec<u32> = decisions
+                    .iter()
+                    .filter(|d| d.allowed)
+                    .map(|d| d.remaining)
+                    .collect();
+                remaining.sort_unstable();
+                assert_eq!(remaining, [0, 1, 2, 3, 4]);
+            }
+        }
+    };
+}
+
+conformance_tests!(memory, memory_store);
+conformance_tests!(embedded, embedded_store);
+
+// ---- engine-specific ----
+
+/// The embedded store is durable: everything written is there after a reopen, counters too.
+#[tokio::test]
+async fn embedded_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested").join("data");
+    let limits = Limits {
+        max_keys: 3,
+        max_store_bytes: 100,
+        ..Limits::default()
+    };
+    let (a, b) = {
+        let s = KvStore::new(EmbeddedEngine::open(&path).unwrap(), limits);
+        let a = created(upsert(&s, "a", sized(40)).await);
+        created(upsert(&s, "b", new("hello")).await);
+        let b = replaced(upsert(&s, "b", new("hello, world")).await);
+        created(upsert(&s, "c", new("c")).await);
+        assert_eq!(
+            s.delete_resource("c", none()).await.unwrap(),
+            DeleteOutcome::Deleted
+        );
+        assert_eq!(
+            s.submit_job(job("j", 60_000)).await.unwrap(),
+            JobOutcome::Accepted
+        );
+        assert!(s.cancel_job("j").await.unwrap());
+        assert_eq!(step(&s, "seq", &[503, 503, 200], 0).await, answer(0, 503));
+        assert_eq!(step(&s, "seq", &[503, 503, 200], 1).await, answer(1, 503));
+        for _ in 0..3 {
+            assert!(
+                s.rate_limit("rate", 3, Duration::from_secs(60))
+                    .await
+                    .unwrap()
+                    .allowed
+            );
+        }
+        (a, b)
+    };
+    let s = KvStore::new(EmbeddedEngine::open(&path).unwrap(), limits);
+    let ra = found(&s, "a").await;
+    assert_eq!((ra.meta, ra.body), (a, Bytes::from(vec![b'x'; 40])));
+    let rb = found(&s, "b").await;
+    assert_eq!((rb.meta, &rb.body[..]), (b, &b"hello, world"[..]));
+    assert_eq!(s.resource("c").await.unwrap(), Lookup::Gone);
+    assert_eq!(s.list_resources(10).await.unwrap().len(), 2);
+    let j = s.job("j").await.unwrap().expect("job survives");
+    assert!(j.cancelled);
+    let seq = s.sequence("seq").await.unwrap().expect("sequence survives");
+    assert_eq!((seq.served, seq.attempts.len()), (2, 2));
+    assert_eq!(step(&s, "seq", &[503, 503, 200], 2).await, answer(2, 200));
+    assert!(
+        !s.rate_limit("rate", 3, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .allowed,
+        "rate state survives"
+    );
+    // Counters survive: 52 of 100 bytes used, 2 of 3 resource keys.
+    assert_eq!(
+        upsert(&s, "d", sized(49)).await,
+        WriteOutcome::QuotaFull {
+            used: 52,
+            limit: 100
+        }
+    );
+    created(upsert(&s, "d", sized(48)).await);
+    assert_eq!(upsert(&s, "e", sized(0)).await, WriteOutcome::TooManyKeys);
+}
+
+/// GCRA at a fixed clock, for rates a wall clock cannot test: exactly `limit` requests pass
+/// at once (the rest are refused) while `remaining` counts down to 0, a whole burst passes
+/// again after a period, and the sustained rate is `limit` per period.
+#[test]
+fn gcra_admits_exactly_the_limit_at_any_rate() {
+    let limits = Limits::default();
+    let cases: &[(u32, u64)] = &[
+        (1, 1000),
+        (3, 1000),
+        (7, 1000),
+        (10, 1000),
+        (400, 1000),
+        (2000, 1000),
+        (3, 10),
+        (60, 60_000),
+        (1, 1),
+    ];
+    let t0: u64 = 1_000_000_000;
+    for &(limit, period_ms) in cases {
+        let what = format!("limit {limit} per {period_ms} ms");
+        let period = Duration::from_millis(period_ms);
+        let engine = MemoryEngine::new();
+        let at = |now: u64| {
+            engine
+                .transact(&mut |tx| ops::rate_limit(tx, "k", limit, period, &limits, now))
+                .expect("rate limit")
+        };
+        let mut passed = 0;
+        for _ in 0..(limit * 2 + 3) {
+            let d = at(t0);
+            if d.allowed {
+                passed += 1;
+                assert!(passed <= limit, "{what}: request {passed} passed at once");
+                assert_eq!(d.remaining, limit - passed, "{what}: {d:?}");
+            } else {
+                assert_eq!(d.remaining, 0, "{what}: {d:?}");
+                assert!(d.retry_after_secs >= 1, "{what}: {d:?}");
+            }
+        }
+        assert_eq!(passed, limit, "{what}: burst");
+        let burst = (0..limit * 2 + 3)
+            .filter(|_| at(t0 + period_ms).allowed)
+            .count();
+        assert_eq!(burst, limit as usize, "{what}: burst after a period");
+
+        // Sustained: asking as fast as allowed, every millisecond for two periods, gets the
+        // initial burst and then `limit` per period.
+        let engine = MemoryEngine::new();
+        let at = |now: u64| {
+            engine
+                .transact(&mut |tx| ops::rate_limit(tx, "k", limit, period, &limits, now))
+                .expect("rate limit")
+        };
+        let mut total = 0u64;
+        for t in t0..=t0 + 2 * period_ms {
+            let mut guard = 0;
+            while at(t).allowed {
+                total += 1;
+                guard += 1;
+                assert!(guard <= limit, "{what}: unbounded at {t}");
+            }
+        }
+        assert_eq!(
+            total,
+            3 * u64::from(limit),
+            "{what}: sustained over two periods"
+        );
+    }
+}

@@ -355,7 +355,7 @@ pub enum Table {
     Jobs,
     /// key → `Sequence` (JSON).
     Sequences,
-    /// key → GCRA theoretical arrival time (ms, decimal).
+    /// key → GCRA theoretical arrival time (µs since the epoch, decimal).
     Rates,
     /// counter name → value (decimal).
     Counters,
@@ -559,8 +559,9 @@ impl<E: Engine> Store for KvStore<E> {
     }
 
     async fn reset_sequence(&self, key: &str) -> Result<bool, StoreError> {
-        let key = key.to_owned();
-        self.run(move |tx| ops::reset_sequence(tx, &key)).await
+        let (key, limits) = (key.to_owned(), self.limits);
+        self.run(move |tx| ops::reset_sequence(tx, &key, &limits, now_ms()))
+            .await
     }
 
     async fn rate_limit(

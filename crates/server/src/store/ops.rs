@@ -296,18 +296,29 @@ pub(super) fn sequence(
     Ok(s.filter(|s| !sequence_expired(s, limits, now)))
 }
 
-pub(super) fn reset_sequence(tx: &mut dyn Tx, key: &str) -> Result<bool, StoreError> {
-    let removed = tx.delete(Table::Sequences, key)?;
-    if removed {
+/// Removes the sequence (an expired or unreadable one too, freeing its key); `true` only if
+/// it was live, as [`sequence`] would have found it.
+pub(super) fn reset_sequence(
+    tx: &mut dyn Tx,
+    key: &str,
+    limits: &Limits,
+    now: u64,
+) -> Result<bool, StoreError> {
+    let live = tx
+        .get(Table::Sequences, key)?
+        .and_then(|raw| decode::<Sequence>(key, &raw).ok())
+        .is_some_and(|s| !sequence_expired(&s, limits, now));
+    if tx.delete(Table::Sequences, key)? {
         add_counter(tx, SEQUENCE_COUNT, -1)?;
     }
-    Ok(removed)
+    Ok(live)
 }
 
 /// GCRA (the generic cell rate algorithm): one stored number per key, the theoretical arrival
-/// time (TAT). A request passes if it arrives no earlier than `TAT - (period - interval)`; each
-/// pass moves the TAT one emission interval (`period / limit`) on. So `limit` requests pass at
-/// once, and then one per interval.
+/// time (TAT), in microseconds so that the emission interval (`period / limit`) stays exact at
+/// high rates. A request passes if it arrives no earlier than `TAT - (limit - 1) × interval`;
+/// each pass moves the TAT one interval on. So `limit` requests pass at once, and then one per
+/// interval.
 pub(super) fn rate_limit(
     tx: &mut dyn Tx,
     key: &str,
@@ -317,21 +328,22 @@ pub(super) fn rate_limit(
     now: u64,
 ) -> Result<RateDecision, StoreError> {
     let limit = limit.max(1);
-    let period_ms = (period.as_millis() as u64).max(1);
-    let interval = (period_ms / u64::from(limit)).max(1);
+    let now = now.saturating_mul(1000);
+    let period_us = u64::try_from(period.as_micros()).unwrap_or(u64::MAX).max(1);
+    let interval = (period_us / u64::from(limit)).max(1);
     let stored = get_u64(tx, Table::Rates, key)?;
     if stored.is_none() && counter(tx, RATE_COUNT)? >= limits.max_keys {
         // Refuse rather than forget other clients' state; a sweep frees expired keys.
         return Ok(RateDecision {
             allowed: false,
             remaining: 0,
-            reset_secs: secs_ceil(period_ms),
+            reset_secs: secs_ceil(period_us),
             retry_after_secs: 1,
         });
     }
     let tat = stored.unwrap_or(now).max(now);
     // The burst tolerance lets exactly `limit` requests through at once.
-    let allow_at = tat.saturating_sub(period_ms - interval.min(period_ms));
+    let allow_at = tat.saturating_sub(interval.saturating_mul(u64::from(limit - 1)));
     if now < allow_at {
         return Ok(RateDecision {
             allowed: false,
@@ -340,7 +352,7 @@ pub(super) fn rate_limit(
             retry_after_secs: secs_ceil(allow_at - now).max(1),
         });
     }
-    let new_tat = tat + interval;
+    let new_tat = tat.saturating_add(interval);
     put_u64(tx, Table::Rates, key, new_tat)?;
     if stored.is_none() {
         add_counter(tx, RATE_COUNT, 1)?;
@@ -354,8 +366,9 @@ pub(super) fn rate_limit(
     })
 }
 
-fn secs_ceil(ms: u64) -> u64 {
-    ms.div_ceil(1000)
+/// Microseconds to whole seconds, rounded up.
+fn secs_ceil(us: u64) -> u64 {
+    us.div_ceil(1_000_000)
 }
 
 pub(super) fn sweep(tx: &mut dyn Tx, limits: &Limits, now: u64) -> Result<u64, StoreError> {
@@ -364,15 +377,25 @@ pub(super) fn sweep(tx: &mut dyn Tx, limits: &Limits, now: u64) -> Result<u64, S
         .saturating_mul(2)
         .max(1);
     let mut removed = 0;
-    for (key, raw) in tx.scan(Table::Tombstones, None, scan_limit)? {
-        let expires: u64 = std::str::from_utf8(&raw)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        if expires <= now {
-            tx.delete(Table::Tombstones, &key)?;
-            removed += 1;
+    // Tombstones are not bounded by max_keys, so page through all of them: a single bounded
+    // scan would stop at the first live ones and never reach expired ones after them.
+    let mut after: Option<String> = None;
+    loop {
+        let page = tx.scan(Table::Tombstones, after.as_deref(), scan_limit)?;
+        for (key, raw) in &page {
+            let expires: u64 = std::str::from_utf8(raw)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            if expires <= now {
+                tx.delete(Table::Tombstones, key)?;
+                removed += 1;
+            }
         }
+        if page.len() < scan_limit {
+            break;
+        }
+        after = page.into_iter().next_back().map(|(k, _)| k);
     }
     for (key, raw) in tx.scan(Table::Jobs, None, scan_limit)? {
         let expired = decode::<Job>(&key, &raw).map_or(true, |j| job_expired(&j, limits, now));
@@ -396,7 +419,7 @@ pub(super) fn sweep(tx: &mut dyn Tx, limits: &Limits, now: u64) -> Result<u64, S
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        if tat <= now {
+        if tat <= now.saturating_mul(1000) {
             tx.delete(Table::Rates, &key)?;
             add_counter(tx, RATE_COUNT, -1)?;
             removed += 1;

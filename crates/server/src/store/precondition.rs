@@ -215,9 +215,17 @@ mod tests {
         modified: 1_000,
     };
 
+    /// Request headers, current validators, whether the method is a read, and the outcome.
+    type Case<'a> = (
+        &'a [(&'a str, &'a str)],
+        Option<Validators<'a>>,
+        bool,
+        Outcome,
+    );
+
     #[test]
     fn rfc9110_order() {
-        let cases: &[(&[(&str, &str)], Option<Validators<'_>>, bool, Outcome)] = &[
+        let cases: &[Case<'_>] = &[
             (&[], Some(CUR), true, Outcome::Proceed),
             (
                 &[("if-match", "\"v1\"")],
