@@ -5,7 +5,7 @@ use crate::Failure;
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use statuslab_server::store::Limits;
-use statuslab_server::{AccessLog, Config, Server, StoreChoice};
+use statuslab_server::{AccessLog, Config, Server, StoreChoice, TlsSource, Token, Upstream};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -113,6 +113,48 @@ pub struct ServeArgs {
     /// Longest job a client may submit (422 past it).
     #[arg(long, env = "STATUSLAB_MAX_JOB_DURATION", default_value = "1h", value_parser = parse_duration)]
     pub max_job_duration: Duration,
+    /// A bearer token and its scope, SECRET:SCOPE with scope read, write or admin (repeatable;
+    /// STATUSLAB_TOKENS takes a comma-separated list). With any token set, resources and jobs
+    /// need one.
+    #[arg(long = "token", env = "STATUSLAB_TOKENS", value_delimiter = ',', value_parser = parse_token, hide_env_values = true)]
+    pub tokens: Vec<Token>,
+    /// A file of tokens, one SECRET:SCOPE per line (# comments allowed).
+    #[arg(long, env = "STATUSLAB_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Forward-proxy mode: absolute-form requests are forwarded, only to --upstream hosts and
+    /// statuslab itself.
+    #[arg(long, env = "STATUSLAB_PROXY")]
+    pub proxy: bool,
+    /// USER:PASSWORD proxy clients must send in Proxy-Authorization (else 407).
+    #[arg(long, env = "STATUSLAB_PROXY_USER", hide_env_values = true)]
+    pub proxy_user: Option<String>,
+    /// A gateway upstream NAME=URL (repeatable; STATUSLAB_UPSTREAMS comma-separated).
+    #[arg(long = "upstream", env = "STATUSLAB_UPSTREAMS", value_delimiter = ',', value_parser = parse_upstream)]
+    pub upstreams: Vec<Upstream>,
+    /// Longest the gateway waits for an upstream when the request has no timeout (then 504).
+    #[arg(long, env = "STATUSLAB_GATEWAY_MAX_WAIT", default_value = "30s", value_parser = parse_duration)]
+    pub gateway_max_wait: Duration,
+    /// A server-wide rate limit per client: N/PERIOD, e.g. 100/1m (429 with Retry-After past it).
+    #[arg(long, env = "STATUSLAB_RATE_LIMIT", value_parser = parse_rate)]
+    pub rate_limit: Option<(u32, Duration)>,
+    /// The request header that names the client for --rate-limit (default: the client address).
+    #[arg(long, env = "STATUSLAB_RATE_LIMIT_KEY")]
+    pub rate_limit_key: Option<String>,
+    /// Start in maintenance mode: every non-admin route answers 503 with Retry-After.
+    #[arg(long, env = "STATUSLAB_MAINTENANCE")]
+    pub maintenance: bool,
+    /// Requests handled at once; more get 503 with Retry-After instead of queueing.
+    #[arg(long, env = "STATUSLAB_MAX_IN_FLIGHT", value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub max_in_flight: Option<u32>,
+    /// TLS certificate chain (PEM); with --tls-key, serves HTTPS with HTTP/2 by ALPN.
+    #[arg(long, env = "STATUSLAB_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "STATUSLAB_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a self-signed certificate for localhost made at start.
+    #[arg(long, env = "STATUSLAB_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
+    pub tls_self_signed: bool,
     /// Do not log one line per request.
     #[arg(long, env = "STATUSLAB_NO_ACCESS_LOG")]
     pub no_access_log: bool,
@@ -120,8 +162,63 @@ pub struct ServeArgs {
 
 impl ServeArgs {
     /// The validated server configuration.
-    pub fn config(&self) -> Config {
-        Config {
+    pub fn config(&self) -> Result<Config, Failure> {
+        let mut tokens = self.tokens.clone();
+        if let Some(path) = &self.token_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Failure::Usage(format!("--token-file {}: {e}", path.display())))?;
+            for (n, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let t = line.parse::<Token>().map_err(|e| {
+                    Failure::Usage(format!(
+                        "--token-file {} line {}: {e}",
+                        path.display(),
+                        n + 1
+                    ))
+                })?;
+                tokens.push(t);
+            }
+        }
+        let proxy_user = match &self.proxy_user {
+            None => None,
+            Some(up) => match up.split_once(':') {
+                Some((u, p)) if !u.is_empty() => Some((u.to_owned(), p.to_owned())),
+                _ => {
+                    return Err(Failure::Usage(
+                        "--proxy-user must be USER:PASSWORD".to_owned(),
+                    ));
+                }
+            },
+        };
+        let rate_limit_key =
+            match &self.rate_limit_key {
+                None => None,
+                Some(h) => Some(http::HeaderName::from_bytes(h.trim().as_bytes()).map_err(
+                    |_| Failure::Usage(format!("--rate-limit-key {h:?} is not a header name")),
+                )?),
+            };
+        let tls = match (&self.tls_cert, &self.tls_key, self.tls_self_signed) {
+            (Some(cert), Some(key), _) => Some(TlsSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            (_, _, true) => Some(TlsSource::SelfSigned),
+            _ => None,
+        };
+        Ok(Config {
+            tokens,
+            proxy: self.proxy,
+            proxy_user,
+            upstreams: self.upstreams.clone(),
+            gateway_max_wait: self.gateway_max_wait,
+            rate_limit: self.rate_limit,
+            rate_limit_key,
+            maintenance: self.maintenance,
+            max_in_flight: self.max_in_flight.map(|n| n as usize),
+            tls,
             listen: self.listen,
             max_delay: self.max_delay,
             max_connections: self.max_connections as usize,
@@ -155,8 +252,34 @@ impl ServeArgs {
                 AccessLog::On
             },
             ..Config::default()
-        }
+        })
     }
+}
+
+fn parse_token(s: &str) -> Result<Token, String> {
+    s.parse()
+}
+
+fn parse_upstream(s: &str) -> Result<Upstream, String> {
+    s.parse()
+}
+
+/// Parses N/PERIOD (`100/1m`, `10/1s`).
+fn parse_rate(s: &str) -> Result<(u32, Duration), String> {
+    let (n, period) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s:?}: expected N/PERIOD such as 100/1m"))?;
+    let n: u32 = n
+        .trim()
+        .parse()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{s:?}: N must be a whole number > 0"))?;
+    let period = parse_duration(period.trim())?;
+    if period.is_zero() {
+        return Err(format!("{s:?}: the period must be longer than 0"));
+    }
+    Ok((n, period))
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -186,6 +309,7 @@ fn parse_size(s: &str) -> Result<usize, String> {
 
 pub(crate) fn serve(args: ServeArgs) -> Result<(), Failure> {
     init_tracing(&args)?;
+    let config = args.config()?;
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
     if let Some(n) = args.workers {
@@ -193,7 +317,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), Failure> {
     }
     let rt = rt.build().context("starting the runtime")?;
     rt.block_on(async {
-        let server = Server::bind(args.config())
+        let server = Server::bind(config)
             .await
             .with_context(|| format!("binding {}", args.listen))?;
         eprintln!("statuslab listening on http://{}", server.local_addr());

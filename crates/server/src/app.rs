@@ -11,10 +11,13 @@ use crate::request::Request;
 use crate::store::SharedStore;
 use crate::{catalog_routes, status};
 use bytes::Bytes;
+use futures_util::FutureExt as _;
 use http::Method;
 use http::header::{self, HeaderName, HeaderValue};
 use statuslab_catalog::Status;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// Which handler a route runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +56,18 @@ pub(crate) enum Handler {
     SequenceState,
     /// A URL with a trailing slash: 301 to the canonical one.
     Canonical,
+    /// `/basic-auth/{user}/{passwd}` (httpbin): 200 with those Basic credentials, else 401.
+    BasicAuth,
+    /// `/hidden-basic-auth/{user}/{passwd}` (httpbin): like `BasicAuth`, but 404 instead of 401.
+    HiddenBasicAuth,
+    /// `/bearer` (httpbin): 200 with any bearer token, else 401.
+    Bearer,
+    /// `/rate-limit/{n}/{period}`: an on-demand rate limiter for testing clients.
+    RateLimit,
+    /// `/admin/maintenance`: maintenance mode (admin token).
+    Maintenance,
+    /// `/gateway/{upstream}/{*path}`: forward to a configured or built-in upstream.
+    Gateway,
 }
 
 /// One route: a path pattern (matchit syntax), its handler and the methods it allows.
@@ -141,6 +156,27 @@ pub(crate) const ROUTES: &[Route] = &[
         Handler::SequenceState,
         &[Method::GET, Method::HEAD, Method::DELETE, Method::OPTIONS],
     ),
+    route("/basic-auth/{user}/{passwd}", Handler::BasicAuth, READ),
+    route(
+        "/hidden-basic-auth/{user}/{passwd}",
+        Handler::HiddenBasicAuth,
+        READ,
+    ),
+    route("/bearer", Handler::Bearer, READ),
+    route("/rate-limit/{n}/{period}", Handler::RateLimit, ANY),
+    route(
+        "/admin/maintenance",
+        Handler::Maintenance,
+        &[
+            Method::GET,
+            Method::HEAD,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ],
+    ),
+    route("/gateway/{upstream}", Handler::Gateway, ANY),
+    route("/gateway/{upstream}/{*path}", Handler::Gateway, ANY),
     route("/resources/", Handler::Canonical, ANY),
     route("/resources/{name}/", Handler::Canonical, ANY),
     route("/jobs/", Handler::Canonical, ANY),
@@ -157,6 +193,7 @@ const EXPOSE: &str = "Retry-After, Location, Content-Range, Allow, WWW-Authentic
 pub struct App {
     pub(crate) cfg: Arc<Config>,
     pub(crate) store: SharedStore,
+    pub(crate) edge: crate::guard::Edge,
     router: matchit::Router<usize>,
     allow: Vec<HeaderValue>,
     pub(crate) bodies: Bodies,
@@ -190,6 +227,7 @@ impl App {
         App {
             cfg: Arc::new(cfg),
             store,
+            edge: crate::guard::Edge::default(),
             router,
             allow,
             bodies: Bodies::new(),
@@ -264,8 +302,44 @@ impl App {
 
     /// Answers a request.
     pub async fn handle(&self, req: Request) -> Reply {
-        let reply = self.dispatch(&req).await;
+        let Some(_slot) = self.edge.enter(self.cfg.max_in_flight) else {
+            return self.finish(&req, crate::guard::shed(self, &req));
+        };
+        // A panicking handler becomes a 500 with an error id; the connection and the server
+        // carry on.
+        let reply = match AssertUnwindSafe(self.guarded(&req)).catch_unwind().await {
+            Ok(reply) => reply,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a handler panicked".to_owned());
+                self.internal(&req, &format!("panic: {what}"))
+            }
+        };
         self.finish(&req, reply)
+    }
+
+    /// The edge checks (proxy, maintenance, server-wide rate limit), then the route.
+    async fn guarded(&self, req: &Request) -> Reply {
+        if self.cfg.proxy && req.uri.scheme().is_some() && req.version != http::Version::HTTP_2 {
+            return crate::gateway::proxy(self, req).await;
+        }
+        if self.edge.maintenance.load(Ordering::Relaxed)
+            && !crate::guard::exempt_from_maintenance(req.path())
+        {
+            return crate::guard::in_maintenance(self, req);
+        }
+        let limited = match crate::guard::server_rate_limit(self, req).await {
+            Ok(l) => l,
+            Err(refused) => return refused,
+        };
+        let mut reply = self.dispatch(req).await;
+        if let Some((limit, period, decision)) = limited {
+            crate::guard::rate_headers(&mut reply, "server", limit, period, &decision);
+        }
+        reply
     }
 
     async fn dispatch(&self, req: &Request) -> Reply {
@@ -288,6 +362,20 @@ impl App {
         if let Some(refused) = self.method_check(req, &routed) {
             return refused;
         }
+        if matches!(
+            routed.route.handler,
+            Handler::Resources
+                | Handler::Resource
+                | Handler::Jobs
+                | Handler::Job
+                | Handler::JobResult
+        ) {
+            if let Some(refused) =
+                crate::auth::require(self, req, crate::auth::scope_for(&req.method))
+            {
+                return refused;
+            }
+        }
         match routed.route.handler {
             Handler::Index => catalog_routes::index(self, req),
             Handler::Codes => catalog_routes::codes(self, req),
@@ -309,6 +397,18 @@ impl App {
             }
             Handler::SequenceState => crate::sequences::state(self, req, routed.param).await,
             Handler::Canonical => self.canonical(req),
+            Handler::BasicAuth => crate::auth::basic(self, req, routed.param, routed.param2, false),
+            Handler::HiddenBasicAuth => {
+                crate::auth::basic(self, req, routed.param, routed.param2, true)
+            }
+            Handler::Bearer => crate::auth::bearer(self, req),
+            Handler::RateLimit => {
+                crate::guard::on_demand_rate_limit(self, req, routed.param, routed.param2).await
+            }
+            Handler::Maintenance => crate::guard::maintenance(self, req).await,
+            Handler::Gateway => {
+                crate::gateway::forward(self, req, routed.param, routed.param2).await
+            }
         }
     }
 

@@ -67,6 +67,142 @@ pub struct Config {
     pub store_full_retry_after: u32,
     /// How often expired tombstones, jobs, sequences and rate-limit keys are swept.
     pub sweep_interval: Duration,
+    /// Bearer tokens; when any is set, resources and jobs need one.
+    pub tokens: Vec<Token>,
+    /// Forward-proxy mode: absolute-form requests are forwarded (only to known upstreams).
+    pub proxy: bool,
+    /// `user:password` a proxy client must present in `Proxy-Authorization` (Basic).
+    pub proxy_user: Option<(String, String)>,
+    /// Named upstreams for `/gateway/{name}/…` and the proxy.
+    pub upstreams: Vec<Upstream>,
+    /// Longest a gateway request waits for an upstream without a `timeout` parameter (then 504).
+    pub gateway_max_wait: Duration,
+    /// A server-wide rate limit per client key: requests per period.
+    pub rate_limit: Option<(u32, Duration)>,
+    /// The request header naming the client key (default: the client address).
+    pub rate_limit_key: Option<http::HeaderName>,
+    /// Start in maintenance mode (every non-admin route answers 503).
+    pub maintenance: bool,
+    /// Requests handled at once; more get 503 with Retry-After instead of queueing.
+    pub max_in_flight: Option<usize>,
+    /// TLS: certificate and key, or a self-signed certificate made at start.
+    pub tls: Option<TlsSource>,
+}
+
+/// What a bearer token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    /// Read resources and jobs.
+    Read,
+    /// Also create, change and delete them.
+    Write,
+    /// Also switch maintenance mode.
+    Admin,
+}
+
+impl std::str::FromStr for Scope {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Scope, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "read" => Ok(Scope::Read),
+            "write" => Ok(Scope::Write),
+            "admin" => Ok(Scope::Admin),
+            other => Err(format!(
+                "unknown scope {other:?}: expected read, write or admin"
+            )),
+        }
+    }
+}
+
+/// A bearer token and its scope.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token {
+    /// The secret a client sends as `Authorization: Bearer SECRET`.
+    pub secret: String,
+    /// What it may do.
+    pub scope: Scope,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Secrets never reach logs.
+        f.debug_struct("Token")
+            .field("secret", &"<redacted>")
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+impl std::str::FromStr for Token {
+    type Err = String;
+    /// Parses `SECRET:SCOPE`.
+    fn from_str(s: &str) -> Result<Token, String> {
+        let (secret, scope) = s
+            .trim()
+            .rsplit_once(':')
+            .ok_or("expected SECRET:SCOPE, e.g. s3cret:write")?;
+        if secret.is_empty() || !secret.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("a token is visible ASCII without spaces".to_owned());
+        }
+        Ok(Token {
+            secret: secret.to_owned(),
+            scope: scope.parse()?,
+        })
+    }
+}
+
+/// A named upstream for the gateway and the proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// The name in `/gateway/{name}/…`.
+    pub name: String,
+    /// Base URL (`http://host:port`).
+    pub url: http::Uri,
+}
+
+impl std::str::FromStr for Upstream {
+    type Err = String;
+    /// Parses `NAME=URL`.
+    fn from_str(s: &str) -> Result<Upstream, String> {
+        let (name, url) = s
+            .split_once('=')
+            .ok_or("expected NAME=URL, e.g. api=http://127.0.0.1:9000")?;
+        let url: http::Uri = url
+            .trim()
+            .parse()
+            .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+        if url.scheme_str() != Some("http") || url.host().is_none() {
+            return Err(format!("{url} must be an http:// URL with a host"));
+        }
+        let name = name.trim();
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(format!(
+                "upstream name {name:?}: use letters, digits, - and _"
+            ));
+        }
+        Ok(Upstream {
+            name: name.to_owned(),
+            url,
+        })
+    }
+}
+
+/// Where the TLS certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsSource {
+    /// PEM files.
+    Files {
+        /// Certificate chain.
+        cert: PathBuf,
+        /// Private key.
+        key: PathBuf,
+    },
+    /// A self-signed certificate for localhost, made at start.
+    SelfSigned,
 }
 
 impl Default for Config {
@@ -92,6 +228,16 @@ impl Default for Config {
             max_job_duration: Duration::from_secs(3600),
             store_full_retry_after: 60,
             sweep_interval: Duration::from_secs(60),
+            tokens: Vec::new(),
+            proxy: false,
+            proxy_user: None,
+            upstreams: Vec::new(),
+            gateway_max_wait: Duration::from_secs(30),
+            rate_limit: None,
+            rate_limit_key: None,
+            maintenance: false,
+            max_in_flight: None,
+            tls: None,
         }
     }
 }

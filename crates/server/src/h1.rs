@@ -36,12 +36,15 @@ const FLUSH_AT: usize = 64 * 1024;
 const MAX_CHUNK_LINE: usize = 4096;
 
 /// A parsed request head, with the ranges of its parts in the head's bytes.
+///
+/// The header fields live on the heap, sized to the request: an inline array of
+/// `HEADER_SLOTS` entries made this struct 5.6 KiB, and the connection's future held several
+/// copies of it for as long as a request was in flight (19 KiB per held connection).
 struct Head {
     method: Method,
     target: (usize, usize),
     version: Version,
-    headers: [(Option<HeaderName>, usize, usize); HEADER_SLOTS],
-    count: usize,
+    headers: Vec<(HeaderName, usize, usize)>,
     len: usize,
 }
 
@@ -78,6 +81,8 @@ pub(crate) struct Conn {
     buf: BytesMut,
     out: BytesMut,
     served: u64,
+    /// A `100 Continue` already went out for the request being answered.
+    continued: bool,
 }
 
 impl Conn {
@@ -95,6 +100,7 @@ impl Conn {
             buf: BytesMut::new(),
             out: BytesMut::new(),
             served: 0,
+            continued: false,
         }
     }
 
@@ -224,13 +230,11 @@ impl Conn {
         let started = Instant::now();
         let cfg = Arc::clone(&self.app.cfg);
         let bytes = self.buf.split_to(head.len).freeze();
-        let mut headers = HeaderMap::with_capacity(head.count);
-        for (name, start, end) in head.headers[..head.count].iter() {
-            let value = HeaderValue::from_maybe_shared(bytes.slice(*start..*end))
+        let mut headers = HeaderMap::with_capacity(head.headers.len());
+        for (name, start, end) in head.headers {
+            let value = HeaderValue::from_maybe_shared(bytes.slice(start..end))
                 .map_err(|_| bad("header value"))?;
-            if let Some(name) = name {
-                headers.append(name.clone(), value);
-            }
+            headers.append(name, value);
         }
         let target = bytes.slice(head.target.0..head.target.1);
         let mut req = Request {
@@ -305,6 +309,7 @@ impl Conn {
         }
         if expect_continue && has_body && req.version == Version::HTTP_11 {
             self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            self.continued = true;
             self.flush().await?;
         }
         if has_body {
@@ -363,9 +368,14 @@ impl Conn {
         let close = close || reply.close || self.shutdown.is_cancelled();
         if req.version == Version::HTTP_11 {
             for interim in &reply.interim {
+                if interim.status == 100 && self.continued {
+                    // The upload already got its 100 Continue; one is enough.
+                    continue;
+                }
                 reply::put_interim(&mut self.out, interim);
             }
         }
+        self.continued = false;
         let mut reply = reply;
         if req.version == Version::HTTP_10 && !close {
             reply
@@ -552,16 +562,14 @@ fn parse_head(buf: &[u8], max_headers: usize) -> Result<Option<Head>, HeadError>
         method,
         target,
         version,
-        headers: std::array::from_fn(|_| (None, 0, 0)),
-        count: 0,
+        headers: Vec::with_capacity(req.headers.len()),
         len,
     };
     for h in req.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| HeadError::Reject(400, format!("malformed header name {:?}", h.name)))?;
         let start = offset(h.value);
-        head.headers[head.count] = (Some(name), start, start + h.value.len());
-        head.count += 1;
+        head.headers.push((name, start, start + h.value.len()));
     }
     Ok(Some(head))
 }

@@ -85,6 +85,7 @@ async fn stream(
     } else {
         None
     };
+    let mut continued = false;
     let reply = match refused {
         Some(reply) => reply,
         None => {
@@ -94,12 +95,14 @@ async fn stream(
                     .get(header::EXPECT)
                     .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
             {
-                let _ = respond.send_informational(
-                    http::Response::builder()
-                        .status(100)
-                        .body(())
-                        .expect("valid 100"),
-                );
+                continued = respond
+                    .send_informational(
+                        http::Response::builder()
+                            .status(100)
+                            .body(())
+                            .expect("valid 100"),
+                    )
+                    .is_ok();
             }
             match read_body(&mut recv, max_body, app.cfg.body_timeout).await {
                 Ok(body) => {
@@ -123,7 +126,7 @@ async fn stream(
     if app.cfg.access_log == crate::config::AccessLog::On {
         crate::log_request(&req, &reply, started);
     }
-    let _ = send(&mut respond, &req, reply);
+    let _ = send(&mut respond, &req, reply, continued);
 }
 
 enum BodyError {
@@ -164,8 +167,18 @@ fn connection_specific(name: &http::HeaderName) -> bool {
         || name.as_str() == "proxy-connection"
 }
 
-fn send(respond: &mut SendResponse<Bytes>, req: &Request, reply: Reply) -> Result<(), h2::Error> {
+/// Sends the reply, interim responses first (but not a second 100 when the upload already
+/// got one: `continued`).
+fn send(
+    respond: &mut SendResponse<Bytes>,
+    req: &Request,
+    reply: Reply,
+    continued: bool,
+) -> Result<(), h2::Error> {
     for interim in &reply.interim {
+        if interim.status == 100 && continued {
+            continue;
+        }
         let mut head = http::Response::new(());
         *head.status_mut() = http::StatusCode::from_u16(interim.status).expect("1xx is valid");
         *head.headers_mut() = interim.headers.clone();
@@ -174,7 +187,10 @@ fn send(respond: &mut SendResponse<Bytes>, req: &Request, reply: Reply) -> Resul
     let mut head = http::Response::new(());
     *head.status_mut() = reply.status.into();
     let headers: &mut HeaderMap = head.headers_mut();
-    headers.insert(header::DATE, reply::date_value());
+    if !reply.headers.contains_key(header::DATE) {
+        // A Date the request asked for (`header=Date:...`) replaces the clock's.
+        headers.insert(header::DATE, reply::date_value());
+    }
     for (name, value) in &reply.headers {
         if !connection_specific(name) {
             headers.append(name.clone(), value.clone());

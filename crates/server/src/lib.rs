@@ -13,9 +13,12 @@
 //! for HTTP/2 ([`h2c`]); handlers return a protocol-independent [`Reply`].
 
 mod app;
+mod auth;
 mod bodies;
 mod catalog_routes;
 mod config;
+mod gateway;
+mod guard;
 mod h1;
 mod h2c;
 mod jobs;
@@ -31,7 +34,7 @@ pub mod store;
 mod websocket;
 
 pub use app::App;
-pub use config::{AccessLog, Config, StoreChoice};
+pub use config::{AccessLog, Config, Scope, StoreChoice, TlsSource, Token, Upstream};
 pub use negotiate::Format;
 pub use reply::{Body, Interim, Reply, Upgrade};
 pub use request::Request;
@@ -87,6 +90,7 @@ impl Server {
         let slots = Arc::new(Semaphore::new(cfg.max_connections));
         tracing::info!(listen = %listener.local_addr()?, store = app.store.kind(), "statuslab serving");
         let sweeper = tokio::spawn(sweep(Arc::clone(&app)));
+        let follower = tokio::spawn(guard::follow_maintenance(Arc::clone(&app)));
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             let (io, peer) = tokio::select! {
@@ -118,6 +122,7 @@ impl Server {
         }
         tracing::info!("shutting down: no new connections; finishing in-flight requests");
         sweeper.abort();
+        follower.abort();
         drop(listener);
         stop.cancel();
         tracker.close();
@@ -159,13 +164,25 @@ async fn sweep(app: Arc<App>) {
     }
 }
 
+/// The path as logged: httpbin's `/basic-auth/{user}/{passwd}` carries a password in the path,
+/// which never reaches the log.
+fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    for prefix in ["/basic-auth/", "/hidden-basic-auth/"] {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            let user = rest.split('/').next().unwrap_or("");
+            return format!("{prefix}{user}/<redacted>").into();
+        }
+    }
+    path.into()
+}
+
 /// One access-log event per request.
 pub(crate) fn log_request(req: &Request, reply: &Reply, started: Instant) {
     tracing::info!(
         target: "statuslab::access",
         peer = %req.peer,
         method = %req.method,
-        path = req.uri.path(),
+        path = &*loggable_path(req.uri.path()),
         version = ?req.version,
         status = reply.status.code(),
         bytes = reply.body.len(),

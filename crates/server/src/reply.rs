@@ -173,7 +173,11 @@ pub(crate) fn put_interim(out: &mut BytesMut, interim: &Interim) {
 /// Writes the HTTP/1.1 head (and, unless `head_only`, the content) of a final reply.
 pub(crate) fn put_final(out: &mut BytesMut, reply: &Reply, head_only: bool, close: bool) {
     put_status_line(out, reply.status.code());
-    with_date(|date| put_header(out, b"date", date));
+    if !reply.headers.contains_key(header::DATE) {
+        // A Date the request asked for (`header=Date:...`) replaces the clock's: Date is a
+        // singleton field (RFC 9110 §6.6.1), never sent twice.
+        with_date(|date| put_header(out, b"date", date));
+    }
     let mut said_close = false;
     for (name, value) in &reply.headers {
         if close && !said_close && *name == header::CONNECTION {

@@ -159,7 +159,7 @@ impl Options {
             } else if let Some(target) = n.strip_prefix("x-httpstatus-response-") {
                 let target = HeaderName::from_bytes(target.as_bytes())
                     .map_err(|_| format!("bad header name in {n}"))?;
-                o.add_header(target, value.clone())?;
+                o.add_header(target, value.clone(), req)?;
             }
         }
         let Some(query) = req.uri.query() else {
@@ -179,7 +179,7 @@ impl Options {
                     let value = HeaderValue::from_str(v.trim()).map_err(|_| {
                         format!("header={value:?}: the value has characters a header cannot carry")
                     })?;
-                    o.add_header(name, value)?;
+                    o.add_header(name, value, req)?;
                 }
                 "then" => {
                     let s = parse_code(&value)?;
@@ -201,11 +201,29 @@ impl Options {
         Ok(o)
     }
 
-    fn add_header(&mut self, name: HeaderName, value: HeaderValue) -> Result<(), String> {
+    fn add_header(
+        &mut self,
+        name: HeaderName,
+        value: HeaderValue,
+        req: &Request,
+    ) -> Result<(), String> {
         if is_framing_header(&name) {
             return Err(format!(
                 "{name} is a framing header; statuslab sets it itself"
             ));
+        }
+        // Fields that send a client elsewhere get the same check as `location=`, so an
+        // added header cannot make statuslab an open redirector.
+        if name == header::LOCATION || name == header::CONTENT_LOCATION {
+            let v = value
+                .to_str()
+                .map_err(|_| format!("the value of {name} is not text"))?;
+            check_location(v, req).map_err(|e| format!("{name}: {e}"))?;
+        } else if name.as_str() == "refresh" {
+            return Err(
+                "refresh redirects clients; use location= (checked to be same-host) instead"
+                    .to_owned(),
+            );
         }
         if value.len() > MAX_HEADER_VALUE {
             return Err(format!(
@@ -365,8 +383,16 @@ pub(crate) fn dress(app: &App, req: &Request, code: Status, opts: &Options) -> R
         }
         _ => {}
     }
+    // An asked-for field replaces the one statuslab dressed the reply with (so a singleton
+    // such as Content-Type or Location is never sent twice); repeating a name adds values.
+    let mut set: Vec<&HeaderName> = Vec::new();
     for (name, value) in &opts.headers {
-        reply.headers.append(name.clone(), value.clone());
+        if set.contains(&name) {
+            reply.headers.append(name.clone(), value.clone());
+        } else {
+            reply.headers.insert(name.clone(), value.clone());
+            set.push(name);
+        }
     }
     reply
 }

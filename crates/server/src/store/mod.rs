@@ -337,6 +337,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<RateDecision, StoreError>;
     /// Removes expired tombstones, jobs, sequences and rate-limit keys; returns how many.
     async fn sweep(&self) -> Result<u64, StoreError>;
+    /// Whether maintenance mode is on (shared by every instance on the store).
+    async fn maintenance(&self) -> Result<bool, StoreError>;
+    /// Switches maintenance mode.
+    async fn set_maintenance(&self, on: bool) -> Result<(), StoreError>;
 }
 
 /// A shared store.
@@ -573,6 +577,14 @@ impl<E: Engine> Store for KvStore<E> {
         let (key, limits) = (key.to_owned(), self.limits);
         self.run(move |tx| ops::rate_limit(tx, &key, limit, period, &limits, now_ms()))
             .await
+    }
+
+    async fn maintenance(&self) -> Result<bool, StoreError> {
+        self.view(ops::maintenance).await
+    }
+
+    async fn set_maintenance(&self, on: bool) -> Result<(), StoreError> {
+        self.run(move |tx| ops::set_maintenance(tx, on)).await
     }
 
     async fn sweep(&self) -> Result<u64, StoreError> {

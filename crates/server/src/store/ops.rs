@@ -427,3 +427,13 @@ pub(super) fn sweep(tx: &mut dyn Tx, limits: &Limits, now: u64) -> Result<u64, S
     }
     Ok(removed)
 }
+
+const MAINTENANCE: &str = "maintenance";
+
+pub(super) fn maintenance(tx: &mut dyn Tx) -> Result<bool, StoreError> {
+    Ok(get_u64(tx, Table::Counters, MAINTENANCE)? == Some(1))
+}
+
+pub(super) fn set_maintenance(tx: &mut dyn Tx, on: bool) -> Result<(), StoreError> {
+    put_u64(tx, Table::Counters, MAINTENANCE, u64::from(on))
+}
