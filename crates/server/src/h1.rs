@@ -20,7 +20,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout_at;
 use tokio_util::sync::CancellationToken;
@@ -73,8 +73,8 @@ enum Next {
     WebSocket,
 }
 
-pub(crate) struct Conn {
-    io: TcpStream,
+pub(crate) struct Conn<T> {
+    io: T,
     peer: SocketAddr,
     app: Arc<App>,
     shutdown: CancellationToken,
@@ -85,13 +85,17 @@ pub(crate) struct Conn {
     continued: bool,
 }
 
-impl Conn {
+/// What a connection runs over: TCP, or TLS over TCP.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+impl<T: Io> Conn<T> {
     pub(crate) fn new(
-        io: TcpStream,
+        io: T,
         peer: SocketAddr,
         app: Arc<App>,
         shutdown: CancellationToken,
-    ) -> Conn {
+    ) -> Conn<T> {
         Conn {
             io,
             peer,

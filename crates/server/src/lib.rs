@@ -31,6 +31,7 @@ mod rewind;
 mod sequences;
 mod status;
 pub mod store;
+mod tls;
 mod websocket;
 
 pub use app::App;
@@ -51,10 +52,19 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// A bound, not yet running server.
-#[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
     app: Arc<App>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("listener", &self.listener)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
 }
 
 impl Server {
@@ -67,9 +77,14 @@ impl Server {
     /// Binds with a store of the caller's choosing.
     pub async fn with_store(cfg: Config, store: SharedStore) -> std::io::Result<Server> {
         let listener = TcpListener::bind(cfg.listen).await?;
+        let tls = match &cfg.tls {
+            Some(source) => Some(tls::acceptor(source).map_err(std::io::Error::other)?),
+            None => None,
+        };
         Ok(Server {
             listener,
             app: Arc::new(App::new(cfg, store)),
+            tls,
         })
     }
 
@@ -83,7 +98,7 @@ impl Server {
     /// Serves until `shutdown` completes; then stops accepting, lets in-flight requests
     /// finish for up to `--shutdown-grace`, and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
-        let Server { listener, app } = self;
+        let Server { listener, app, tls } = self;
         let cfg = Arc::clone(&app.cfg);
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -110,8 +125,12 @@ impl Server {
             match Arc::clone(&slots).try_acquire_owned() {
                 Ok(permit) => {
                     let stop = stop.clone();
+                    let tls = tls.clone();
                     tracker.spawn(async move {
-                        h1::Conn::new(io, peer, app, stop).run().await;
+                        match tls {
+                            None => h1::Conn::new(io, peer, app, stop).run().await,
+                            Some(acceptor) => serve_tls(acceptor, io, peer, app, stop).await,
+                        }
                         drop(permit);
                     });
                 }
@@ -133,6 +152,29 @@ impl Server {
             tracing::warn!(grace = ?cfg.shutdown_grace, "in-flight requests still running at the end of the grace period");
         }
         Ok(())
+    }
+}
+
+/// Runs the TLS handshake (bounded by `--header-timeout`), then HTTP/2 or HTTP/1.1 as ALPN chose.
+async fn serve_tls(
+    acceptor: tokio_rustls::TlsAcceptor,
+    io: tokio::net::TcpStream,
+    peer: SocketAddr,
+    app: Arc<App>,
+    stop: CancellationToken,
+) {
+    let stream = match tokio::time::timeout(app.cfg.header_timeout, acceptor.accept(io)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    if tls::is_h2(&stream) {
+        h2c::serve(stream, peer, app, stop).await;
+    } else {
+        h1::Conn::new(stream, peer, app, stop).run().await;
     }
 }
 
