@@ -89,9 +89,13 @@ pub struct ServeArgs {
     /// Log line format.
     #[arg(long, env = "STATUSLAB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Where state lives: `embedded` (a crash-safe database in --data-dir) or `memory`.
-    #[arg(long, env = "STATUSLAB_STORE", default_value = "embedded", value_parser = ["embedded", "memory"])]
+    /// Where state lives: `embedded` (a crash-safe database in --data-dir), `memory`, or a
+    /// Redis URL (`redis://host:port/db`, `rediss://…`) shared by many instances.
+    #[arg(long, env = "STATUSLAB_STORE", default_value = "embedded", value_parser = parse_store)]
     pub store: String,
+    /// Prefix of every Redis key (instances sharing a prefix share state).
+    #[arg(long, env = "STATUSLAB_REDIS_PREFIX", default_value = "statuslab")]
+    pub redis_prefix: String,
     /// Folder of the embedded store.
     #[arg(long, env = "STATUSLAB_DATA_DIR", default_value = "./statuslab-data")]
     pub data_dir: PathBuf,
@@ -235,7 +239,11 @@ impl ServeArgs {
             max_ws_message: self.max_ws_message,
             store: match self.store.as_str() {
                 "memory" => StoreChoice::Memory,
-                _ => StoreChoice::Embedded(self.data_dir.clone()),
+                "embedded" => StoreChoice::Embedded(self.data_dir.clone()),
+                url => StoreChoice::Redis {
+                    url: url.to_owned(),
+                    prefix: self.redis_prefix.clone(),
+                },
             },
             limits: Limits {
                 max_store_bytes: self.max_store_bytes as u64,
@@ -253,6 +261,17 @@ impl ServeArgs {
             },
             ..Config::default()
         })
+    }
+}
+
+fn parse_store(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    if t == "embedded" || t == "memory" || t.starts_with("redis://") || t.starts_with("rediss://") {
+        Ok(t.to_owned())
+    } else {
+        Err(format!(
+            "{s:?}: expected embedded, memory, or a redis:// or rediss:// URL"
+        ))
     }
 }
 

@@ -12,6 +12,13 @@ pub enum StoreChoice {
     Embedded(PathBuf),
     /// Process memory: lost on exit.
     Memory,
+    /// Redis (`redis://` or `rediss://` URL): state shared by every instance.
+    Redis {
+        /// Connection URL; a password may come from the URL or `STATUSLAB_REDIS_PASSWORD`.
+        url: String,
+        /// Key prefix (`--redis-prefix`).
+        prefix: String,
+    },
 }
 
 /// How request lines are logged.

@@ -189,6 +189,11 @@ pub fn open_store(cfg: &Config) -> Result<SharedStore, store::StoreError> {
             store::embedded::EmbeddedEngine::open(dir)?,
             cfg.limits,
         )),
+        StoreChoice::Redis { .. } => {
+            return Err(store::StoreError::Unavailable(
+                "the Redis store is not built yet".to_owned(),
+            ));
+        }
     })
 }
 
