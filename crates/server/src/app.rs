@@ -532,3 +532,50 @@ pub(crate) fn is_framing_header(name: &http::HeaderName) -> bool {
     ) || name.as_str() == "keep-alive"
         || name.as_str() == "proxy-connection"
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every route is documented in openapi.json, and the document names no other route.
+    #[test]
+    fn openapi_lists_every_route() {
+        let spec: serde_json::Value =
+            serde_json::from_slice(include_bytes!("openapi.json")).expect("openapi.json is JSON");
+        let paths = spec["paths"].as_object().expect("paths");
+        let routes: Vec<String> = ROUTES
+            .iter()
+            .filter(|r| r.handler != Handler::Canonical)
+            .map(|r| r.pattern.replace("{*", "{"))
+            .collect();
+        for r in &routes {
+            assert!(
+                paths.contains_key(r),
+                "route {r} is missing from openapi.json"
+            );
+        }
+        for p in paths.keys() {
+            assert!(
+                routes.contains(p),
+                "openapi.json documents {p}, which is no route"
+            );
+        }
+    }
+
+    /// Route patterns are unique and their method lists include OPTIONS.
+    #[test]
+    fn routes_are_well_formed() {
+        for (i, r) in ROUTES.iter().enumerate() {
+            assert!(
+                r.methods.contains(&Method::OPTIONS),
+                "{} lacks OPTIONS",
+                r.pattern
+            );
+            assert!(
+                ROUTES[i + 1..].iter().all(|o| o.pattern != r.pattern),
+                "{} twice",
+                r.pattern
+            );
+        }
+    }
+}
