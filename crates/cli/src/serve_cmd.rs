@@ -17,6 +17,12 @@ Routes:
   /random/{list}       a random code from a list with ranges: 200,500-504
   /codes, /codes/{code}  the catalog as JSON;  /  a page of every code
   /websocket/echo      WebSocket echo (101);  /openapi.json  the API description
+  /resources[/{name}]  stored resources: 201 409 410 304 412 206 416 415 422 411 413
+  /jobs[/{id}[/result]]  asynchronous jobs: 202, then 303 to the result
+  /sequence/{key}/{codes}, /sequences/{key}  per-key code sequences and their attempts
+  /basic-auth/{u}/{p}, /hidden-basic-auth/{u}/{p}, /bearer  401/403
+  /rate-limit/{n}/{period}  429 with Retry-After;  /admin/maintenance  503 on/off
+  /gateway/{upstream}/{path}  502, 504 (?timeout=), 203 (?transform=)
 Options on /status, /{code}, /random: sleep=250ms, retry_after=SECONDS|HTTP-DATE, location=/path,
   header=Name:Value (repeatable), then=CODE (final code after a 1xx), format=text|json|problem|html
 
