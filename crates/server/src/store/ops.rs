@@ -225,6 +225,10 @@ pub(super) fn cancel_job(
     let Some(mut j) = job(tx, id, limits, now)? else {
         return Ok(false);
     };
+    if j.state(now) != JobState::Running {
+        // A finished or already cancelled job stays as it is.
+        return Ok(true);
+    }
     j.cancelled = true;
     tx.put(Table::Jobs, id, &encode(&j))?;
     Ok(true)
@@ -244,6 +248,9 @@ pub(super) fn sequence_step(
     limits: &Limits,
     now: u64,
 ) -> Result<SequenceStep, StoreError> {
+    if codes.is_empty() {
+        return Err(StoreError::Engine("a sequence needs at least one code".to_owned()));
+    }
     let stored: Option<Sequence> = tx
         .get(Table::Sequences, key)?
         .map(|raw| decode(key, &raw))
