@@ -342,9 +342,12 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), Failure> {
     }
     let rt = rt.build().context("starting the runtime")?;
     rt.block_on(async {
-        let server = Server::bind(config)
-            .await
-            .with_context(|| format!("binding {}", args.listen))?;
+        let server = Server::bind(config).await.with_context(|| {
+            format!(
+                "starting the server on {} with the {} store",
+                args.listen, args.store
+            )
+        })?;
         eprintln!("statuslab listening on http://{}", server.local_addr());
         server.run(shutdown_signal()).await.context("serving")
     })?;

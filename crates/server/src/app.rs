@@ -362,19 +362,15 @@ impl App {
         if let Some(refused) = self.method_check(req, &routed) {
             return refused;
         }
-        if matches!(
+        let guarded = matches!(
             routed.route.handler,
-            Handler::Resources
-                | Handler::Resource
-                | Handler::Jobs
-                | Handler::Job
-                | Handler::JobResult
-        ) {
-            if let Some(refused) =
-                crate::auth::require(self, req, crate::auth::scope_for(&req.method))
-            {
-                return refused;
-            }
+            Handler::Resources | Handler::Resource | Handler::Jobs | Handler::Job | Handler::JobResult
+        );
+        if let Some(refused) = guarded
+            .then(|| crate::auth::require(self, req, crate::auth::scope_for(&req.method)))
+            .flatten()
+        {
+            return refused;
         }
         match routed.route.handler {
             Handler::Index => catalog_routes::index(self, req),

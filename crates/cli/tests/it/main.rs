@@ -1,10 +1,13 @@
 //! Integration tests of the `statuslab` command line, one binary: the built executable (exit
 //! codes, stdout, stderr) and the in-process API (`statuslab::run`).
 
+mod crash;
 mod errors;
 mod explain;
 mod help;
 mod list;
+mod live;
+mod serve;
 
 use clap::Parser;
 use statuslab::{Cli, Failure};

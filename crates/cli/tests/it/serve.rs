@@ -1,0 +1,356 @@
+//! `statuslab serve` as a process: graceful SIGTERM, environment variables, the memory store,
+//! bad flag values, and the system's curl against it.
+
+use crate::live::{self, Conn, Served, fetch};
+use std::time::{Duration, Instant};
+
+/// Shutdown grace given to the SIGTERM test's server.
+const GRACE: Duration = Duration::from_secs(5);
+
+fn no_panic(log: &str) -> Result<(), String> {
+    let lower = log.to_ascii_lowercase();
+    if lower.contains("panicked") || lower.contains("stack backtrace") {
+        Err(format!("the server panicked:\n{log}"))
+    } else {
+        Ok(())
+    }
+}
+
+/// SIGTERM while a delayed request is in flight: it still gets its 200, an idle keep-alive
+/// connection is closed, and the process exits 0 within the grace period.
+#[test]
+fn sigterm_finishes_in_flight_requests_then_exits_0() {
+    let dir = tempfile::tempdir().expect("temporary data dir");
+    let grace = format!("{}s", GRACE.as_secs());
+    let mut served = Served::start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.path().to_str().expect("UTF-8 temp path"),
+            "--shutdown-grace",
+            &grace,
+        ],
+        &[],
+    );
+    // An idle keep-alive connection that has already been served once.
+    let mut idle = Conn::open(served.addr).expect("connect");
+    let r = idle
+        .request("GET", "/health", &[], b"")
+        .expect("GET /health");
+    assert_eq!(r.status, 200, "{r:?}");
+
+    let mut busy = Conn::open(served.addr).expect("connect");
+    busy.send("GET", "/status/200?sleep=700ms", &[], b"")
+        .expect("send the delayed request");
+    // Let the server read the request and start its sleep before the signal.
+    std::thread::sleep(Duration::from_millis(300));
+    let signalled = Instant::now();
+    served.terminate();
+
+    let r = busy
+        .receive(false)
+        .unwrap_or_else(|e| panic!("the in-flight request got no answer: {e}"));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        r.header("connection")
+            .is_some_and(|c| c.eq_ignore_ascii_case("close")),
+        "an answer sent while shutting down carries Connection: close: {r:?}"
+    );
+    assert!(
+        idle.closed_by_server(),
+        "the idle keep-alive connection is closed on shutdown"
+    );
+
+    // The grace period, plus room for the process to exit on a busy machine.
+    let status = served.wait_exit(GRACE + Duration::from_secs(3));
+    let log = served.final_log();
+    let status = status.unwrap_or_else(|| {
+        panic!(
+            "still running {:?} after SIGTERM (grace {GRACE:?}); stderr:\n{log}",
+            signalled.elapsed()
+        )
+    });
+    eprintln!("SIGTERM to exit: {:?}, exit {status}", signalled.elapsed());
+    assert_eq!(status.code(), Some(0), "exit after SIGTERM; stderr:\n{log}");
+    no_panic(&log).unwrap();
+    // Access logging is on by default: the delayed request was logged.
+    assert!(
+        log.contains("/status/200"),
+        "no access-log line for the delayed request:\n{log}"
+    );
+}
+
+/// Every flag has a `STATUSLAB_*` variable: the address, the delay cap, the store and the access
+/// log here, with no flags at all.
+#[test]
+fn environment_variables_configure_the_server() {
+    let dir = tempfile::tempdir().expect("temporary dir");
+    let unused = dir.path().join("not-created");
+    let mut served = Served::start(
+        &[],
+        &[
+            ("STATUSLAB_LISTEN", "127.0.0.1:0"),
+            ("STATUSLAB_MAX_DELAY", "1s"),
+            ("STATUSLAB_STORE", "memory"),
+            (
+                "STATUSLAB_DATA_DIR",
+                unused.to_str().expect("UTF-8 temp path"),
+            ),
+            ("STATUSLAB_NO_ACCESS_LOG", "true"),
+        ],
+    );
+    assert!(served.addr.ip().is_loopback(), "{}", served.addr);
+    assert_ne!(served.addr.port(), 8080, "the OS picked the port");
+
+    // The default cap (60s) would allow 2s; STATUSLAB_MAX_DELAY=1s does not.
+    let r = fetch(served.addr, "GET", "/status/200?sleep=2s", b"");
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(
+        r.text().contains("--max-delay"),
+        "the 400 names --max-delay: {:?}",
+        r.text()
+    );
+    let r = fetch(served.addr, "GET", "/status/203?sleep=100ms", b"");
+    assert_eq!(r.status, 203, "{r:?}");
+
+    // STATUSLAB_STORE=memory: resources work and nothing is written to STATUSLAB_DATA_DIR.
+    let r = fetch(
+        served.addr,
+        "PUT",
+        "/resources/env",
+        b"from the environment",
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    assert!(
+        !unused.exists(),
+        "the memory store created {}",
+        unused.display()
+    );
+
+    served.terminate();
+    let status = served.wait_exit(Duration::from_secs(15));
+    let log = served.final_log();
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "exit after SIGTERM; stderr:\n{log}"
+    );
+    // STATUSLAB_NO_ACCESS_LOG: no line per request.
+    assert!(
+        !log.contains("/status/203"),
+        "an access-log line despite STATUSLAB_NO_ACCESS_LOG:\n{log}"
+    );
+    no_panic(&log).unwrap();
+}
+
+/// `--store memory`: full resource semantics, no files, and nothing survives a restart.
+#[test]
+fn memory_store_serves_resources_and_keeps_nothing() {
+    let dir = tempfile::tempdir().expect("temporary dir");
+    let unused = dir.path().join("not-created");
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        "memory",
+        "--data-dir",
+        unused.to_str().expect("UTF-8 temp path"),
+        "--no-access-log",
+    ];
+    let served = Served::start(&args, &[]);
+    let mut c = Conn::open(served.addr).expect("connect");
+    let ct = [("Content-Type", "text/plain")];
+    let r = c.request("PUT", "/resources/m1", &ct, b"one").expect("PUT");
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.header("location"), Some("/resources/m1"), "{r:?}");
+    let r = c.request("PUT", "/resources/m1", &ct, b"two").expect("PUT");
+    assert_eq!(r.status, 204, "{r:?}");
+    assert!(r.body.is_empty(), "{r:?}");
+    let r = c.request("GET", "/resources/m1", &[], b"").expect("GET");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, b"two", "{r:?}");
+    assert_eq!(r.header("content-type"), Some("text/plain"), "{r:?}");
+    assert!(
+        !unused.exists(),
+        "the memory store created {}",
+        unused.display()
+    );
+    drop(c);
+    drop(served);
+
+    let served = Served::start(&args, &[]);
+    let r = fetch(served.addr, "GET", "/resources/m1", b"");
+    assert_eq!(r.status, 404, "a memory store starts empty: {r:?}");
+}
+
+/// Runs `statuslab serve ARGS` to completion (it must not start serving).
+fn refused(args: &[&str], envs: &[(&str, &str)], code: i32, names: &str) -> Result<(), String> {
+    let mut cmd = live::command();
+    cmd.arg("serve").args(args).envs(envs.iter().copied());
+    let out = assert_cmd::Command::from_std(cmd)
+        .timeout(Duration::from_secs(20))
+        .output()
+        .map_err(|e| format!("run: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() != Some(code) {
+        return Err(format!(
+            "exit {:?}, want {code}; stderr {stderr:?}",
+            out.status.code()
+        ));
+    }
+    if !stdout.is_empty() {
+        return Err(format!("stdout {stdout:?}"));
+    }
+    no_panic(&stderr)?;
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    let [error] = errors.as_slice() else {
+        return Err(format!("{} error lines: {stderr:?}", errors.len()));
+    };
+    if !error.contains(names) {
+        return Err(format!("the error does not name {names:?}: {error:?}"));
+    }
+    if stderr.contains("listening on") {
+        return Err(format!("it started serving: {stderr:?}"));
+    }
+    Ok(())
+}
+
+/// A bad flag value (or variable) exits 2 with one error naming the flag, and never panics.
+#[test]
+fn bad_flag_values_exit_2_with_one_error() {
+    crate::check(
+        [
+            (
+                &["--max-body", "lots", "--listen", "127.0.0.1:0"][..],
+                &[][..],
+                "--max-body",
+            ),
+            (&["--listen", "nonsense"][..], &[][..], "--listen"),
+            (&["--listen", "127.0.0.1"][..], &[][..], "--listen"),
+            (&["--listen", "127.0.0.1:99999"][..], &[][..], "--listen"),
+            (
+                &["--max-body", "0", "--listen", "127.0.0.1:0"][..],
+                &[][..],
+                "--max-body",
+            ),
+            (
+                &["--max-delay", "forever", "--listen", "127.0.0.1:0"][..],
+                &[][..],
+                "--max-delay",
+            ),
+            (
+                &["--store", "disk", "--listen", "127.0.0.1:0"][..],
+                &[][..],
+                "--store",
+            ),
+            (
+                &["--max-connections", "0", "--listen", "127.0.0.1:0"][..],
+                &[][..],
+                "--max-connections",
+            ),
+            (
+                &["--workers", "0", "--listen", "127.0.0.1:0"][..],
+                &[][..],
+                "--workers",
+            ),
+            (
+                &["--log-format", "xml", "--listen", "127.0.0.1:0"][..],
+                &[][..],
+                "--log-format",
+            ),
+            (
+                &["--log-level", "[[[", "--listen", "127.0.0.1:0"][..],
+                &[][..],
+                "--log-level",
+            ),
+            (
+                &["--listen", "127.0.0.1:0"][..],
+                &[("STATUSLAB_MAX_BODY", "lots")][..],
+                "--max-body",
+            ),
+            (&[][..], &[("STATUSLAB_LISTEN", "nonsense")][..], "--listen"),
+        ],
+        |(args, envs, names)| {
+            // The memory store, so that a value accepted by mistake writes no files.
+            let mut all = args.to_vec();
+            if !args.contains(&"--store") {
+                all.extend(["--store", "memory"]);
+            }
+            refused(&all, envs, 2, names)
+        },
+    );
+}
+
+/// What the environment refuses (an address in use, a data dir that is a file) exits 1 with one
+/// error naming it, and never panics.
+#[test]
+fn unusable_address_or_data_dir_exits_1_with_one_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let taken = taken.local_addr().expect("address").to_string();
+    let file = tempfile::NamedTempFile::new().expect("temporary file");
+    let file = file.path().to_str().expect("UTF-8 temp path").to_owned();
+    crate::check(
+        [
+            (
+                vec!["--listen", taken.as_str(), "--store", "memory"],
+                taken.as_str(),
+            ),
+            (
+                vec!["--listen", "127.0.0.1:0", "--data-dir", file.as_str()],
+                file.as_str(),
+            ),
+        ],
+        |(args, names)| refused(args, &[], 1, names),
+    );
+}
+
+/// `curl -i http://ADDR/status/429` shows a 429 with Retry-After.
+#[test]
+fn curl_sees_retry_after_on_429() {
+    match std::process::Command::new("curl").arg("--version").output() {
+        Ok(o) if o.status.success() => {}
+        other => panic!("curl is required (scripts/test-deps.sh installs it): {other:?}"),
+    }
+    let served = Served::start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            "memory",
+            "--no-access-log",
+        ],
+        &[],
+    );
+    let url = format!("http://{}/status/429", served.addr);
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-i", "--max-time", "10", &url])
+        .output()
+        .expect("run curl");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "curl -i {url}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("HTTP/1.1 429"),
+        "status line {first:?}:\n{stdout}"
+    );
+    let head = stdout.split("\r\n\r\n").next().unwrap_or_default();
+    let retry_after: Vec<&str> = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(name, _)| name.eq_ignore_ascii_case("retry-after"))
+        .map(|(_, v)| v.trim())
+        .collect();
+    assert_eq!(
+        retry_after,
+        ["1"],
+        "one Retry-After of 1 (the default):\n{stdout}"
+    );
+    assert!(stdout.contains("Retry-After"), "curl -i output:\n{stdout}");
+}
