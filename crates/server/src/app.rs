@@ -364,7 +364,11 @@ impl App {
         }
         let guarded = matches!(
             routed.route.handler,
-            Handler::Resources | Handler::Resource | Handler::Jobs | Handler::Job | Handler::JobResult
+            Handler::Resources
+                | Handler::Resource
+                | Handler::Jobs
+                | Handler::Job
+                | Handler::JobResult
         );
         if let Some(refused) = guarded
             .then(|| crate::auth::require(self, req, crate::auth::scope_for(&req.method)))

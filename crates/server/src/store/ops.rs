@@ -249,7 +249,9 @@ pub(super) fn sequence_step(
     now: u64,
 ) -> Result<SequenceStep, StoreError> {
     if codes.is_empty() {
-        return Err(StoreError::Engine("a sequence needs at least one code".to_owned()));
+        return Err(StoreError::Engine(
+            "a sequence needs at least one code".to_owned(),
+        ));
     }
     let stored: Option<Sequence> = tx
         .get(Table::Sequences, key)?

@@ -1,0 +1,391 @@
+//! HTTP/2 with prior knowledge (h2c) on the same port, through the h2 crate's client:
+//! every code, interim 1xx via `poll_informational`, framing, HEAD and uploads.
+
+use crate::support::{READ_TIMEOUT, TestServer, check, ensure};
+use bytes::Bytes;
+use h2::client::SendRequest;
+use http::{HeaderMap, Method, Request, StatusCode};
+use statuslab_catalog::{BodyRule, Need, Status};
+
+/// One HTTP/2 exchange: interim responses, then the final head and its data.
+#[derive(Debug)]
+struct H2Reply {
+    interim: Vec<(StatusCode, HeaderMap)>,
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+    /// Whether the final HEADERS frame ended the stream (no DATA at all).
+    ended_with_headers: bool,
+}
+
+impl H2Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Connects and completes the h2 handshake with prior knowledge.
+async fn connect(server: &TestServer) -> SendRequest<Bytes> {
+    let tcp = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let (client, conn) = h2::client::handshake(tcp)
+        .await
+        .expect("h2 handshake (prior knowledge)");
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+async fn send(
+    client: &mut SendRequest<Bytes>,
+    method: Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> H2Reply {
+    tokio::time::timeout(READ_TIMEOUT, send_inner(client, method, uri, headers, body))
+        .await
+        .unwrap_or_else(|_| panic!("no h2 response to {uri} within {READ_TIMEOUT:?}"))
+}
+
+async fn send_inner(
+    client: &mut SendRequest<Bytes>,
+    method: Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> H2Reply {
+    let mut req = Request::builder().method(method).uri(uri);
+    for (n, v) in headers {
+        req = req.header(*n, *v);
+    }
+    let req = req.body(()).expect("a request");
+    let ready = client.clone().ready().await.expect("stream capacity");
+    *client = ready;
+    let (mut fut, mut stream) = client
+        .send_request(req, body.is_none())
+        .expect("send_request");
+    if let Some(b) = body {
+        stream
+            .send_data(Bytes::copy_from_slice(b), true)
+            .expect("send body");
+    }
+    let mut interim = Vec::new();
+    while let Some(info) = std::future::poll_fn(|cx| fut.poll_informational(cx)).await {
+        let info = info.expect("an informational response");
+        interim.push((info.status(), info.headers().clone()));
+    }
+    let resp = fut.await.expect("a final response");
+    let (parts, mut recv) = resp.into_parts();
+    let ended_with_headers = recv.is_end_stream();
+    let mut body = Vec::new();
+    while let Some(chunk) = recv.data().await {
+        let chunk = chunk.expect("data");
+        let _ = recv.flow_control().release_capacity(chunk.len());
+        body.extend_from_slice(&chunk);
+    }
+    H2Reply {
+        interim,
+        status: parts.status,
+        headers: parts.headers,
+        body,
+        ended_with_headers,
+    }
+}
+
+fn check_code(code: u16, method: &str, r: &H2Reply) -> Result<(), String> {
+    let s = Status::new(code).expect("100-599");
+    let got = r.status.as_u16();
+    if code == 101 {
+        // HTTP/2 has no 101 (RFC 9113 §8.6).
+        return ensure(got == 426, || format!("101 over h2 gave {got}"));
+    }
+    let (final_code, rules) = if s.is_informational() {
+        ensure(
+            r.interim.len() == 1 && r.interim[0].0.as_u16() == code,
+            || format!("interim {:?}", r.interim),
+        )?;
+        for rule in s.wire().headers.iter().filter(|h| h.need != Need::Optional) {
+            ensure(r.interim[0].1.contains_key(rule.name), || {
+                format!("interim {code} lacks {}", rule.name)
+            })?;
+        }
+        (200, Status::new(200).expect("200"))
+    } else {
+        ensure(r.interim.is_empty(), || {
+            format!("unexpected interim {:?}", r.interim)
+        })?;
+        (code, s)
+    };
+    ensure(got == final_code, || format!("status {got}"))?;
+    ensure(r.headers.contains_key("date"), || "no date".to_owned())?;
+    ensure(r.header("access-control-allow-origin") == Some("*"), || {
+        "no ACAO".to_owned()
+    })?;
+    for rule in rules
+        .wire()
+        .headers
+        .iter()
+        .filter(|h| h.need != Need::Optional)
+    {
+        // Connection-specific fields are forbidden in HTTP/2 (RFC 9113 §8.2.2).
+        let forbidden = rule.name == "Connection" || rule.name == "Upgrade";
+        ensure(r.headers.contains_key(rule.name) != forbidden, || {
+            format!(
+                "{} {}",
+                rule.name,
+                if forbidden { "sent over h2" } else { "missing" }
+            )
+        })?;
+    }
+    let cl: Option<usize> = r.header("content-length").and_then(|v| v.parse().ok());
+    match rules.wire().body {
+        BodyRule::Forbidden => {
+            ensure(cl.is_none(), || {
+                "content-length on a bodyless code".to_owned()
+            })?;
+            ensure(r.body.is_empty() && r.ended_with_headers, || {
+                "data frames sent".to_owned()
+            })?;
+        }
+        BodyRule::Empty => {
+            ensure(cl == Some(0), || format!("content-length {cl:?}"))?;
+            ensure(r.body.is_empty(), || "content on 205".to_owned())?;
+        }
+        BodyRule::Allowed => {
+            let cl = cl.ok_or("no content-length")?;
+            if method == "HEAD" {
+                ensure(r.body.is_empty() && cl > 0, || {
+                    "HEAD carried data".to_owned()
+                })?;
+            } else {
+                ensure(r.body.len() == cl && cl > 0, || {
+                    format!("{} bytes, content-length {cl}", r.body.len())
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_code_over_h2c_prior_knowledge() {
+    let server = TestServer::start().await;
+    let mut client = connect(&server).await;
+    let mut results = Vec::new();
+    for code in 100..=599u16 {
+        for method in [Method::GET, Method::HEAD] {
+            let uri = server.url(&format!("/status/{code}"));
+            let r = send(&mut client, method.clone(), &uri, &[], None).await;
+            results.push((
+                code,
+                method.to_string(),
+                check_code(code, method.as_str(), &r),
+            ));
+        }
+    }
+    check(results, |(_, _, outcome)| outcome.clone());
+}
+
+#[tokio::test]
+async fn interim_1xx_over_h2() {
+    let server = TestServer::start().await;
+    let mut client = connect(&server).await;
+    let r = send(
+        &mut client,
+        Method::GET,
+        &server.url("/status/103?then=404"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(r.interim.len(), 1, "{r:?}");
+    assert_eq!(r.interim[0].0, StatusCode::EARLY_HINTS);
+    let link = r.interim[0]
+        .1
+        .get("link")
+        .expect("Link on 103")
+        .to_str()
+        .expect("text");
+    assert!(link.contains("rel=preload"), "{link}");
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = send(
+        &mut client,
+        Method::GET,
+        &server.url("/status/100"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(r.interim.len(), 1);
+    assert_eq!(r.interim[0].0, StatusCode::CONTINUE);
+    assert_eq!(r.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn h2_uploads_and_expect_continue() {
+    let server = TestServer::start_with(|c| c.max_body = 1000).await;
+    let mut client = connect(&server).await;
+    let r = send(
+        &mut client,
+        Method::PUT,
+        &server.url("/status/201"),
+        &[],
+        Some(&[b'x'; 500]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert!(r.header("location").is_some());
+    let r = send(
+        &mut client,
+        Method::POST,
+        &server.url("/status/200"),
+        &[("expect", "100-continue")],
+        Some(b"hi"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = send(
+        &mut client,
+        Method::POST,
+        &server.url("/status/200"),
+        &[("content-length", "2000")],
+        Some(&[b'y'; 2000]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    // Limits and errors leave the connection usable.
+    let r = send(
+        &mut client,
+        Method::GET,
+        &server.url("/status/429"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.header("retry-after"), Some("1"));
+}
+
+#[tokio::test]
+async fn h2_expect_continue_gets_100_before_the_body_is_sent() {
+    let server = TestServer::start().await;
+    let client = connect(&server).await;
+    let mut client = client.ready().await.expect("ready");
+    let req = Request::builder()
+        .method(Method::PUT)
+        .uri(server.url("/status/201"))
+        .header("expect", "100-continue")
+        .header("content-length", "5")
+        .body(())
+        .expect("a request");
+    let (mut fut, mut stream) = client.send_request(req, false).expect("send_request");
+    // The body is held back until the server says 100.
+    let info = tokio::time::timeout(
+        READ_TIMEOUT,
+        std::future::poll_fn(|cx| fut.poll_informational(cx)),
+    )
+    .await
+    .expect("a 100 in time")
+    .expect("an informational response")
+    .expect("not an error");
+    assert_eq!(info.status(), StatusCode::CONTINUE);
+    stream
+        .send_data(Bytes::from_static(b"hello"), true)
+        .expect("send body");
+    let resp = tokio::time::timeout(READ_TIMEOUT, fut)
+        .await
+        .expect("in time")
+        .expect("a response");
+    assert_eq!(resp.status(), StatusCode::CREATED);
+
+    // An upload to /status/100 gets one 100, not a second one before the final answer.
+    let r = send(
+        &mut client,
+        Method::PUT,
+        &server.url("/status/100?then=202&header=Date:Wed,%2021%20Oct%202015%2007:28:00%20GMT"),
+        &[("expect", "100-continue")],
+        Some(b"abc"),
+    )
+    .await;
+    assert!(r.interim.len() <= 1, "{:?}", r.interim);
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let dates: Vec<_> = r.headers.get_all("date").iter().collect();
+    assert_eq!(dates, ["Wed, 21 Oct 2015 07:28:00 GMT"], "one Date over h2");
+}
+
+#[tokio::test]
+async fn h2_concurrent_delayed_streams_and_routes() {
+    let server = TestServer::start().await;
+    let client = connect(&server).await;
+    let mut tasks = Vec::new();
+    for code in [200u16, 404, 503, 418, 204] {
+        let mut c = client.clone();
+        let uri = server.url(&format!("/status/{code}?sleep=100ms"));
+        tasks.push(tokio::spawn(async move {
+            (
+                code,
+                send(&mut c, Method::GET, &uri, &[], None)
+                    .await
+                    .status
+                    .as_u16(),
+            )
+        }));
+    }
+    for t in tasks {
+        let (want, got) = t.await.expect("task");
+        assert_eq!(got, want);
+    }
+    let mut client = client;
+    let r = send(
+        &mut client,
+        Method::OPTIONS,
+        &server.url("/codes"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(r.header("allow"), Some("GET, HEAD, OPTIONS"));
+    let r = send(&mut client, Method::POST, &server.url("/codes"), &[], None).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    let r = send(
+        &mut client,
+        Method::GET,
+        &server.url("/status/302?location=http://evil.example/"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "no open redirect over h2 either"
+    );
+    let r = send(
+        &mut client,
+        Method::GET,
+        &server.url("/status/206"),
+        &[("range", "bytes=26-28")],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
+    let r305 = send(
+        &mut client,
+        Method::GET,
+        &server.url("/status/305"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(
+        r305.header("location").map(str::to_owned),
+        Some(format!("http://{}/", server.host())),
+        "305 names this server, from :authority"
+    );
+    assert_eq!(r.header("content-range"), Some("bytes 26-28/1024"));
+    assert_eq!(r.body, b"abc");
+}

@@ -1,0 +1,12 @@
+//! statuslab's server tested through the wire: raw HTTP/1.1 sockets, an h2 client, a WebSocket
+//! client and the system curl, all against a real server on an OS-assigned port.
+
+mod curl;
+mod h2;
+mod options;
+mod protocol;
+mod raw;
+mod shutdown;
+mod support;
+mod table;
+mod websocket;
