@@ -262,6 +262,10 @@ impl App {
     /// connection layer calls this before it sends `100 Continue` or reads the content, so
     /// a refused upload is never read.
     pub fn precheck(&self, req: &Request) -> Option<Reply> {
+        if self.cfg.proxy && req.uri.scheme().is_some() && req.version != http::Version::HTTP_2 {
+            // A proxied upload is judged by the proxy (407/403), not by statuslab's own routes.
+            return crate::gateway::admit(self, req).err().map(|r| *r);
+        }
         let Some(r) = self.route(req.path()) else {
             let detail = "no route matches this path; see / for the list of routes";
             return Some(self.error(req, 404, detail));

@@ -77,6 +77,11 @@ impl Server {
     /// Binds with a store of the caller's choosing.
     pub async fn with_store(cfg: Config, store: SharedStore) -> std::io::Result<Server> {
         let listener = TcpListener::bind(cfg.listen).await?;
+        // With port 0 the real address is known only now; the gateway's `self` needs it.
+        let cfg = Config {
+            listen: listener.local_addr()?,
+            ..cfg
+        };
         let tls = match &cfg.tls {
             Some(source) => Some(tls::acceptor(source).map_err(std::io::Error::other)?),
             None => None,
@@ -189,10 +194,14 @@ pub fn open_store(cfg: &Config) -> Result<SharedStore, store::StoreError> {
             store::embedded::EmbeddedEngine::open(dir)?,
             cfg.limits,
         )),
-        StoreChoice::Redis { .. } => {
-            return Err(store::StoreError::Unavailable(
-                "the Redis store is not built yet".to_owned(),
-            ));
+        StoreChoice::Redis { url, prefix } => {
+            let engine = store::redis::RedisEngine::open(url, prefix)?;
+            // Start even if Redis is down: stateful routes answer 503 until it is back.
+            match engine.ping() {
+                Ok(()) => tracing::info!(redis = engine.addr(), prefix = %prefix, "Redis store"),
+                Err(e) => tracing::warn!(error = %e, "Redis is not reachable yet"),
+            }
+            Arc::new(store::KvStore::new(engine, cfg.limits))
         }
     })
 }

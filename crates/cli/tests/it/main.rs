@@ -7,6 +7,7 @@ mod explain;
 mod help;
 mod list;
 mod live;
+mod redis;
 mod serve;
 
 use clap::Parser;

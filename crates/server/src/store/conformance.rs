@@ -7,6 +7,7 @@
 
 use super::embedded::EmbeddedEngine;
 use super::memory::MemoryEngine;
+use super::redis::RedisEngine;
 use super::*;
 use http::{HeaderMap, HeaderValue};
 use std::collections::BTreeMap;
@@ -48,6 +49,81 @@ async fn embedded_store(limits: Limits) -> Fixture {
         store: Arc::new(KvStore::new(engine, limits)),
         _dir: Some(dir),
     }
+}
+
+/// Factory: a [`KvStore`] over a [`RedisEngine`] with a namespace of its own, on the test
+/// process's Redis (see [`test_redis`]).
+async fn redis_store(limits: Limits) -> Fixture {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let prefix = format!("t{}-{n}", std::process::id());
+    let engine = RedisEngine::with_password(test_redis(), &prefix, None).expect("Redis URL");
+    Fixture {
+        store: Arc::new(KvStore::new(engine, limits)),
+        _dir: None,
+    }
+}
+
+/// The URL of a `redis-server` started once for this test process, on a free loopback port,
+/// without persistence. It runs under a `sh` watchdog that holds our end of a pipe as its
+/// standard input: when this process exits (however it ends), the pipe closes and the
+/// watchdog stops Redis. A missing `redis-server` fails the tests: `scripts/test.sh` installs
+/// it, and CI (`STATUSLAB_REQUIRE_REDIS=1`) must never skip them.
+fn test_redis() -> &'static str {
+    use std::process::{Command, Stdio};
+    // The watchdog is never waited for: it ends with this process, taking Redis with it.
+    static REDIS: std::sync::OnceLock<(String, std::process::ChildStdin)> =
+        std::sync::OnceLock::new();
+    &REDIS
+        .get_or_init(|| {
+            if let Err(e) = Command::new("redis-server").arg("--version").output() {
+                panic!(
+                    "redis-server is needed by the Redis store tests and could not be run ({e}): \
+                     run scripts/test-deps.sh (apt-get install redis-server) or scripts/test.sh"
+                );
+            }
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            #[allow(clippy::zombie_processes)]
+            let mut child = Command::new("sh")
+                .args([
+                    "-c",
+                    "redis-server \"$@\" & p=$!; read _; kill $p; wait $p",
+                    "sh",
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--daemonize",
+                    "no",
+                ])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("sh");
+            let stdin = child.stdin.take().expect("watchdog stdin");
+            let url = format!("redis://127.0.0.1:{port}");
+            let probe = RedisEngine::with_password(&url, "probe", None).expect("Redis URL");
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while let Err(e) = probe.ping() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("redis-server on port {port} exited at once ({status})");
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "redis-server on port {port} did not answer: {e}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (url, stdin)
+        })
+        .0
 }
 
 // ---- helpers shared by every instantiation ----
@@ -1413,6 +1489,7 @@ macro_rules! conformance_tests {
 
 conformance_tests!(memory, memory_store);
 conformance_tests!(embedded, embedded_store);
+conformance_tests!(redis, redis_store);
 
 // ---- engine-specific ----
 

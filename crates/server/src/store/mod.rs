@@ -4,7 +4,8 @@
 //! The semantics are written once, in [`ops`], as short read-then-write transactions over a
 //! tiny key-value interface ([`Tx`]). A backend only supplies an [`Engine`] that runs such a
 //! transaction atomically (and may run it again on conflict): [`memory`] under a mutex,
-//! [`embedded`] as a redb write transaction (durable when it commits). Every backend therefore
+//! [`embedded`] as a redb write transaction (durable when it commits), [`redis`] as an optimistic
+//! `WATCH`/`MULTI`/`EXEC` transaction shared by every instance. Every backend therefore
 //! has exactly the same behaviour, and one conformance suite tests them all.
 
 #[cfg(test)]
@@ -13,6 +14,7 @@ pub mod embedded;
 pub mod memory;
 mod ops;
 pub mod precondition;
+pub mod redis;
 
 pub use precondition::{Conditions, EntityTag, Outcome as ConditionOutcome, TagList};
 

@@ -1,0 +1,627 @@
+//! The upstream side of the gateway: a small HTTP/1.1 client that checks every byte.
+//!
+//! One request per connection (`Connection: close`): write the request, then read the
+//! response head with httparse and the content by `Content-Length`, by chunks, or until the
+//! upstream closes. Every size is bounded (head bytes, header fields, content); whatever is
+//! not valid HTTP/1.1 becomes a [`Failure::Invalid`] whose text says what was wrong, which
+//! the gateway answers with 502. Time is bounded by the caller (one deadline around it all).
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Bounds on what an upstream may send.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Bytes in one response head.
+    pub(crate) head: usize,
+    /// Header fields in one response head.
+    pub(crate) headers: usize,
+    /// Bytes of content.
+    pub(crate) body: usize,
+}
+
+/// Interim responses (1xx) accepted before the final one; more is a misbehaving upstream.
+const MAX_INTERIM: usize = 16;
+/// Bytes in one chunk-size line (with extensions); longer is refused.
+const MAX_CHUNK_LINE: usize = 4096;
+
+/// A complete upstream response.
+#[derive(Debug)]
+pub(crate) struct Response {
+    /// The minor version of the upstream's HTTP/1.x.
+    pub(crate) minor: u8,
+    /// The final status code (200–599, or 1xx never: see `interim`).
+    pub(crate) status: u16,
+    /// The final response's header fields, as received.
+    pub(crate) headers: HeaderMap,
+    /// Interim responses (102, 103, …) received before the final one; 100 is not kept.
+    pub(crate) interim: Vec<(u16, HeaderMap)>,
+    /// The content, de-chunked.
+    pub(crate) body: Bytes,
+}
+
+/// Why an exchange with an upstream failed (time-outs are the caller's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// No connection could be opened.
+    Connect(String),
+    /// The upstream's answer was not valid HTTP/1.1, too large, or cut short.
+    Invalid(String),
+}
+
+/// Writes `request` to `io` and reads the response.
+pub(crate) async fn exchange<S>(
+    mut io: S,
+    request: &[u8],
+    head_request: bool,
+    limits: Limits,
+) -> Result<Response, Failure>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    // An upstream may answer (and close) before it has read the whole request: then the
+    // write fails, but its answer is still the answer.
+    let written = match io.write_all(request).await {
+        Ok(()) => io.flush().await,
+        Err(e) => Err(e),
+    };
+    match read_response(&mut io, head_request, limits).await {
+        Err(Failure::Invalid(why)) if why == CLOSED_SILENTLY => match written {
+            Err(e) => Err(Failure::Invalid(format!(
+                "the connection failed while the request was sent ({e}) and no response came"
+            ))),
+            Ok(()) => Err(Failure::Invalid(why)),
+        },
+        other => other,
+    }
+}
+
+const CLOSED_SILENTLY: &str = "the upstream closed the connection without sending a response";
+
+/// Reads one response (after any interim ones) from `io`.
+pub(crate) async fn read_response<R>(
+    io: &mut R,
+    head_request: bool,
+    limits: Limits,
+) -> Result<Response, Failure>
+where
+    R: AsyncRead + Unpin,
+{
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut interim = Vec::new();
+    loop {
+        let head = read_head(io, &mut buf, limits, interim.is_empty()).await?;
+        match head.status {
+            101 => {
+                return Err(invalid(
+                    "the upstream answered 101 Switching Protocols, but no upgrade was asked for",
+                ));
+            }
+            100..=199 => {
+                if interim.len() >= MAX_INTERIM {
+                    return Err(invalid(format!(
+                        "more than {MAX_INTERIM} interim (1xx) responses"
+                    )));
+                }
+                if head.status != 100 {
+                    interim.push((head.status, head.headers));
+                }
+                continue;
+            }
+            _ => {}
+        }
+        let no_content = head_request || head.status == 204 || head.status == 304;
+        let body = if no_content {
+            Bytes::new()
+        } else {
+            match framing(&head.headers)? {
+                Framing::Length(n) => read_length(io, &mut buf, n, limits.body).await?,
+                Framing::Chunked => read_chunked(io, &mut buf, limits).await?,
+                Framing::UntilClose => read_until_close(io, &mut buf, limits.body).await?,
+            }
+        };
+        return Ok(Response {
+            minor: head.minor,
+            status: head.status,
+            headers: head.headers,
+            interim,
+            body,
+        });
+    }
+}
+
+struct Head {
+    minor: u8,
+    status: u16,
+    headers: HeaderMap,
+}
+
+fn invalid(why: impl Into<String>) -> Failure {
+    Failure::Invalid(why.into())
+}
+
+/// Reads more bytes into `buf`; `Ok(0)` at the end of the stream.
+async fn more<R: AsyncRead + Unpin>(io: &mut R, buf: &mut BytesMut) -> Result<usize, Failure> {
+    if buf.capacity() - buf.len() < 1024 {
+        buf.reserve(8192);
+    }
+    io.read_buf(buf)
+        .await
+        .map_err(|e| invalid(format!("reading the response failed: {e}")))
+}
+
+/// The start of what was received, quoted for a problem detail.
+pub(crate) fn preview(bytes: &[u8]) -> String {
+    let line = bytes.split(|&b| b == b'\n').next().unwrap_or(bytes);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let shown = &line[..line.len().min(60)];
+    let mut s = format!("{:?}", String::from_utf8_lossy(shown));
+    if line.len() > shown.len() {
+        s.push('…');
+    }
+    s
+}
+
+async fn read_head<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut BytesMut,
+    limits: Limits,
+    first: bool,
+) -> Result<Head, Failure> {
+    loop {
+        if !buf.is_empty() {
+            let mut slots = vec![httparse::EMPTY_HEADER; limits.headers.clamp(1, 1000)];
+            let mut parsed = httparse::Response::new(&mut slots);
+            match parsed.parse(buf) {
+                Ok(httparse::Status::Complete(len)) => {
+                    let head = convert(&parsed)?;
+                    buf.advance(len);
+                    return Ok(head);
+                }
+                Ok(httparse::Status::Partial) => {
+                    if buf.len() >= limits.head {
+                        return Err(invalid(format!(
+                            "the response head is larger than {} bytes (--max-head-bytes)",
+                            limits.head
+                        )));
+                    }
+                }
+                Err(httparse::Error::TooManyHeaders) => {
+                    return Err(invalid(format!(
+                        "the response has more than {} header fields (--max-headers)",
+                        limits.headers
+                    )));
+                }
+                Err(e) => {
+                    return Err(invalid(format!(
+                        "the response head is not valid HTTP/1.1 ({}); it began {}",
+                        describe(e),
+                        preview(buf)
+                    )));
+                }
+            }
+        }
+        if more(io, buf).await? == 0 {
+            return Err(if buf.is_empty() && first {
+                invalid(CLOSED_SILENTLY)
+            } else if buf.is_empty() {
+                invalid("the upstream closed the connection after an interim response")
+            } else {
+                invalid(format!(
+                    "the upstream closed the connection in the middle of the response head, which began {}",
+                    preview(buf)
+                ))
+            });
+        }
+    }
+}
+
+fn describe(e: httparse::Error) -> &'static str {
+    match e {
+        httparse::Error::HeaderName => "malformed header name",
+        httparse::Error::HeaderValue => "malformed header value",
+        httparse::Error::NewLine => "malformed line ending",
+        httparse::Error::Status => "malformed status code",
+        httparse::Error::Token => "malformed token",
+        httparse::Error::TooManyHeaders => "too many header fields",
+        httparse::Error::Version => "not an HTTP/1.x status line",
+    }
+}
+
+fn convert(parsed: &httparse::Response<'_, '_>) -> Result<Head, Failure> {
+    let status = parsed.code.unwrap_or(0);
+    if !(100..=599).contains(&status) {
+        return Err(invalid(format!("status code {status} is outside 100-599")));
+    }
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+    for h in parsed.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| invalid(format!("malformed header name {:?}", h.name)))?;
+        let value = HeaderValue::from_bytes(h.value)
+            .map_err(|_| invalid(format!("the value of {name} has forbidden characters")))?;
+        headers.append(name, value);
+    }
+    Ok(Head {
+        minor: parsed.version.unwrap_or(1),
+        status,
+        headers,
+    })
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Framing {
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+/// The content's framing (RFC 9112 §6.3). Anything ambiguous is refused rather than guessed:
+/// a gateway that guesses differently from the next hop is how responses get smuggled.
+fn framing(headers: &HeaderMap) -> Result<Framing, Failure> {
+    let te: Vec<&HeaderValue> = headers.get_all(header::TRANSFER_ENCODING).iter().collect();
+    let has_length = headers.contains_key(header::CONTENT_LENGTH);
+    if !te.is_empty() {
+        if has_length {
+            return Err(invalid(
+                "the response has both Transfer-Encoding and Content-Length, so its length is ambiguous",
+            ));
+        }
+        let codings: Vec<String> = te
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase())
+            .flat_map(|v| {
+                v.split(',')
+                    .map(|c| c.trim().to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|c| !c.is_empty())
+            .collect();
+        return match codings.as_slice() {
+            [only] if only == "chunked" => Ok(Framing::Chunked),
+            _ => Err(invalid(format!(
+                "the response uses transfer coding {:?}; statuslab decodes only chunked",
+                codings.join(", ")
+            ))),
+        };
+    }
+    let mut length: Option<u64> = None;
+    for v in headers.get_all(header::CONTENT_LENGTH) {
+        for part in String::from_utf8_lossy(v.as_bytes()).split(',') {
+            let part = part.trim();
+            let n =
+                (!part.is_empty() && part.len() <= 18 && part.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| part.parse::<u64>().ok())
+                    .flatten()
+                    .ok_or_else(|| invalid(format!("Content-Length {part:?} is not a number")))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(invalid(
+                    "the response has conflicting Content-Length values",
+                ));
+            }
+            length = Some(n);
+        }
+    }
+    Ok(length.map_or(Framing::UntilClose, Framing::Length))
+}
+
+fn too_large(limit: usize) -> Failure {
+    invalid(format!(
+        "the response content is larger than {limit} bytes (--max-body)"
+    ))
+}
+
+async fn read_length<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut BytesMut,
+    n: u64,
+    limit: usize,
+) -> Result<Bytes, Failure> {
+    if n > limit as u64 {
+        return Err(too_large(limit));
+    }
+    let n = n as usize;
+    while buf.len() < n {
+        if more(io, buf).await? == 0 {
+            return Err(invalid(format!(
+                "the upstream closed the connection after {} of the {n} content bytes its Content-Length promised",
+                buf.len()
+            )));
+        }
+    }
+    Ok(buf.split_to(n).freeze())
+}
+
+async fn read_until_close<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut BytesMut,
+    limit: usize,
+) -> Result<Bytes, Failure> {
+    loop {
+        if buf.len() > limit {
+            return Err(too_large(limit));
+        }
+        if more(io, buf).await? == 0 {
+            return Ok(buf.split().freeze());
+        }
+    }
+}
+
+async fn read_chunked<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut BytesMut,
+    limits: Limits,
+) -> Result<Bytes, Failure> {
+    let mut body = BytesMut::new();
+    loop {
+        let (used, size) = match httparse::parse_chunk_size(buf) {
+            Ok(httparse::Status::Complete(pair)) => pair,
+            Ok(httparse::Status::Partial) => {
+                if buf.len() > MAX_CHUNK_LINE {
+                    return Err(invalid(format!(
+                        "a chunk-size line is longer than {MAX_CHUNK_LINE} bytes"
+                    )));
+                }
+                if more(io, buf).await? == 0 {
+                    return Err(invalid(
+                        "the upstream closed the connection before the last chunk of the content",
+                    ));
+                }
+                continue;
+            }
+            Err(_) => {
+                return Err(invalid(format!(
+                    "malformed chunk-size line {}",
+                    preview(buf)
+                )));
+            }
+        };
+        buf.advance(used);
+        if size == 0 {
+            skip_trailers(io, buf, limits.head).await?;
+            return Ok(body.freeze());
+        }
+        if size > (limits.body - body.len()) as u64 {
+            return Err(too_large(limits.body));
+        }
+        let size = size as usize;
+        while buf.len() < size + 2 {
+            if more(io, buf).await? == 0 {
+                return Err(invalid(
+                    "the upstream closed the connection in the middle of a chunk",
+                ));
+            }
+        }
+        if &buf[size..size + 2] != b"\r\n" {
+            return Err(invalid("a chunk's data is not followed by CRLF"));
+        }
+        body.extend_from_slice(&buf[..size]);
+        buf.advance(size + 2);
+    }
+}
+
+/// Reads (and drops) the trailer section after the last chunk, up to its empty line.
+async fn skip_trailers<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut BytesMut,
+    limit: usize,
+) -> Result<(), Failure> {
+    let mut seen = 0;
+    loop {
+        if let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
+            buf.advance(end + 2);
+            if end == 0 {
+                return Ok(());
+            }
+            seen += end + 2;
+            if seen > limit {
+                return Err(invalid("the trailer section is too large"));
+            }
+            continue;
+        }
+        if buf.len() > limit {
+            return Err(invalid("the trailer section is too large"));
+        }
+        if more(io, buf).await? == 0 {
+            return Err(invalid(
+                "the upstream closed the connection before the end of the chunked content",
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        head: 4096,
+        headers: 32,
+        body: 64,
+    };
+
+    async fn parse(bytes: &[u8]) -> Result<Response, Failure> {
+        let mut io = bytes;
+        read_response(&mut io, false, LIMITS).await
+    }
+
+    async fn invalid_text(bytes: &[u8]) -> String {
+        match parse(bytes).await {
+            Err(Failure::Invalid(why)) => why,
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn content_length() {
+        let r = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\n\r\nhelloEXTRA")
+            .await
+            .unwrap();
+        assert_eq!((r.status, r.minor, &r.body[..]), (200, 1, &b"hello"[..]));
+        assert_eq!(r.headers["x-a"], "1");
+    }
+
+    #[tokio::test]
+    async fn chunked_with_extensions_and_trailers() {
+        let r = parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;x=y\r\nWiki\r\n5\r\npedia\r\n0\r\nT: v\r\n\r\n")
+            .await
+            .unwrap();
+        assert_eq!(&r.body[..], b"Wikipedia");
+    }
+
+    #[tokio::test]
+    async fn until_close_and_http10() {
+        let r = parse(b"HTTP/1.0 200 OK\r\n\r\nall of it").await.unwrap();
+        assert_eq!((r.minor, &r.body[..]), (0, &b"all of it"[..]));
+    }
+
+    #[tokio::test]
+    async fn no_content_codes_and_head() {
+        let r = parse(b"HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(r.body.is_empty());
+        let mut io = &b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n"[..];
+        let r = read_response(&mut io, true, LIMITS).await.unwrap();
+        assert!(r.body.is_empty());
+    }
+
+    #[tokio::test]
+    async fn interim_responses() {
+        let r = parse(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        assert_eq!(r.status, 201);
+        assert_eq!(r.interim.len(), 1);
+        assert_eq!(r.interim[0].0, 103);
+    }
+
+    #[tokio::test]
+    async fn invalid_responses() {
+        assert!(
+            invalid_text(b"NOT HTTP\r\n\r\n")
+                .await
+                .contains("\"NOT HTTP\"")
+        );
+        assert!(
+            invalid_text(b"HTTP/1.1 abc\r\n\r\n")
+                .await
+                .contains("malformed status code")
+        );
+        assert!(
+            invalid_text(b"HTTP/1.1 999 X\r\n\r\n")
+                .await
+                .contains("outside 100-599")
+        );
+        assert!(
+            invalid_text(b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n")
+                .await
+                .contains("not valid HTTP/1.1")
+        );
+        assert!(
+            invalid_text(b"")
+                .await
+                .contains("without sending a response")
+        );
+        assert!(
+            invalid_text(b"HTTP/1.1 200 OK\r\nContent-")
+                .await
+                .contains("middle of the response head")
+        );
+        assert!(
+            invalid_text(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc")
+                .await
+                .contains("3 of the 9")
+        );
+        assert!(
+            invalid_text(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab")
+                .await
+                .contains("conflicting")
+        );
+        assert!(
+            invalid_text(b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n")
+                .await
+                .contains("not a number")
+        );
+        assert!(
+            invalid_text(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )
+            .await
+            .contains("ambiguous")
+        );
+        assert!(
+            invalid_text(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n")
+                .await
+                .contains("only chunked")
+        );
+        assert!(
+            invalid_text(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+                .await
+                .contains("chunk-size")
+        );
+        assert!(
+            invalid_text(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n")
+                .await
+                .contains("CRLF")
+        );
+        assert!(
+            invalid_text(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab")
+                .await
+                .contains("middle of a chunk")
+        );
+        assert!(
+            invalid_text(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+                .await
+                .contains("101")
+        );
+    }
+
+    #[tokio::test]
+    async fn bounds() {
+        let big = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: 65\r\n\r\n{}",
+            "x".repeat(65)
+        );
+        assert!(invalid_text(big.as_bytes()).await.contains("--max-body"));
+        let big = format!("HTTP/1.1 200 OK\r\n\r\n{}", "x".repeat(200));
+        assert!(invalid_text(big.as_bytes()).await.contains("--max-body"));
+        let big = format!(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n41\r\n{}\r\n0\r\n\r\n",
+            "x".repeat(65)
+        );
+        assert!(invalid_text(big.as_bytes()).await.contains("--max-body"));
+        let long = format!("HTTP/1.1 200 OK\r\nX: {}", "y".repeat(5000));
+        assert!(
+            invalid_text(long.as_bytes())
+                .await
+                .contains("--max-head-bytes")
+        );
+        let many: String = (0..40).map(|i| format!("X-{i}: 1\r\n")).collect();
+        let many = format!("HTTP/1.1 200 OK\r\n{many}\r\n");
+        assert!(
+            invalid_text(many.as_bytes())
+                .await
+                .contains("--max-headers")
+        );
+    }
+
+    #[tokio::test]
+    async fn exchange_writes_then_reads() {
+        let (client, mut server) = tokio::io::duplex(1024);
+        let task = tokio::spawn(async move {
+            let mut got = vec![0u8; 18];
+            server.read_exact(&mut got).await.unwrap();
+            server
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+            got
+        });
+        let r = exchange(client, b"GET / HTTP/1.1\r\n\r\n", false, LIMITS)
+            .await
+            .unwrap();
+        assert_eq!(&r.body[..], b"ok");
+        assert_eq!(task.await.unwrap(), b"GET / HTTP/1.1\r\n\r\n");
+    }
+}
