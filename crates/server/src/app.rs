@@ -224,10 +224,11 @@ impl App {
                 HeaderValue::from_str(&list.join(", ")).expect("method names are tokens")
             })
             .collect();
+        let maintenance = cfg.maintenance;
         App {
             cfg: Arc::new(cfg),
             store,
-            edge: crate::guard::Edge::default(),
+            edge: crate::guard::Edge::new(maintenance),
             router,
             allow,
             bodies: Bodies::new(),
@@ -306,7 +307,9 @@ impl App {
 
     /// Answers a request.
     pub async fn handle(&self, req: Request) -> Reply {
-        let Some(_slot) = self.edge.enter(self.cfg.max_in_flight) else {
+        let exempt = crate::guard::exempt_from_maintenance(req.path());
+        let max_in_flight = if exempt { None } else { self.cfg.max_in_flight };
+        let Some(_slot) = self.edge.enter(max_in_flight) else {
             return self.finish(&req, crate::guard::shed(self, &req));
         };
         // A panicking handler becomes a 500 with an error id; the connection and the server
@@ -335,9 +338,13 @@ impl App {
         {
             return crate::guard::in_maintenance(self, req);
         }
-        let limited = match crate::guard::server_rate_limit(self, req).await {
-            Ok(l) => l,
-            Err(refused) => return refused,
+        let limited = if crate::guard::exempt_from_maintenance(req.path()) {
+            None
+        } else {
+            match crate::guard::server_rate_limit(self, req).await {
+                Ok(l) => l,
+                Err(refused) => return refused,
+            }
         };
         let mut reply = self.dispatch(req).await;
         if let Some((limit, period, decision)) = limited {

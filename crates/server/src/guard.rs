@@ -38,6 +38,15 @@ impl Drop for Slot<'_> {
 }
 
 impl Edge {
+    /// Edge state starting in or out of maintenance mode (so the very first request already
+    /// sees `--maintenance`, before the store is consulted).
+    pub(crate) fn new(maintenance: bool) -> Edge {
+        Edge {
+            maintenance: AtomicBool::new(maintenance),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
     /// Takes an in-flight slot, or `None` past `max`.
     pub(crate) fn enter(&self, max: Option<usize>) -> Option<Slot<'_>> {
         let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
@@ -61,7 +70,8 @@ pub(crate) fn shed(app: &App, req: &Request) -> Reply {
     )
 }
 
-/// Whether a path stays reachable in maintenance mode.
+/// Whether a path stays reachable in maintenance mode, under load shedding and past the
+/// server-wide rate limit: health checks and the admin routes that switch maintenance.
 pub(crate) fn exempt_from_maintenance(path: &str) -> bool {
     path.starts_with("/admin/") || path == "/health"
 }

@@ -45,6 +45,18 @@ fn parse_codes(list: &str) -> Result<Vec<u16>, String> {
     Ok(codes)
 }
 
+/// Seconds a `Retry-After` value asks for: delay-seconds, or the time until an HTTP date.
+fn retry_after_secs(v: &str) -> Option<u64> {
+    if let Ok(secs) = v.parse() {
+        return Some(secs);
+    }
+    let date = httpdate::parse_http_date(v).ok()?;
+    let wait = date
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+}
+
 /// The `Retry-After` seconds an answer carried: the request's own `retry_after` if it gave
 /// seconds, else the server's default on the codes that always carry one.
 fn effective_retry_after(app: &App, a: &Attempt) -> Option<u64> {
@@ -80,7 +92,7 @@ pub(crate) async fn step(app: &App, req: &Request, key: &str, list: &str) -> Rep
     let retry_after = opts
         .retry_after
         .as_ref()
-        .and_then(|v| v.to_str().ok()?.parse().ok());
+        .and_then(|v| retry_after_secs(v.to_str().ok()?));
     let attempt = Attempt {
         at_ms: 0,
         method: req.method.to_string(),

@@ -2,6 +2,7 @@
 //! client and the system curl, all against a real server on an OS-assigned port.
 
 mod curl;
+mod edge;
 mod h2;
 mod options;
 mod protocol;
