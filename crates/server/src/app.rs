@@ -306,15 +306,15 @@ impl App {
     }
 
     /// Answers a request.
-    pub async fn handle(&self, req: Request) -> Reply {
+    pub async fn handle(&self, req: &Request) -> Reply {
         let exempt = crate::guard::exempt_from_maintenance(req.path());
         let max_in_flight = if exempt { None } else { self.cfg.max_in_flight };
         let Some(_slot) = self.edge.enter(max_in_flight) else {
-            return self.finish(&req, crate::guard::shed(self, &req));
+            return self.finish(req, crate::guard::shed(self, req));
         };
         // A panicking handler becomes a 500 with an error id; the connection and the server
         // carry on.
-        let reply = match AssertUnwindSafe(self.guarded(&req)).catch_unwind().await {
+        let reply = match AssertUnwindSafe(self.guarded(req)).catch_unwind().await {
             Ok(reply) => reply,
             Err(panic) => {
                 let what = panic
@@ -322,10 +322,10 @@ impl App {
                     .map(|s| (*s).to_owned())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "a handler panicked".to_owned());
-                self.internal(&req, &format!("panic: {what}"))
+                self.internal(req, &format!("panic: {what}"))
             }
         };
-        self.finish(&req, reply)
+        self.finish(req, reply)
     }
 
     /// The edge checks (proxy, maintenance, server-wide rate limit), then the route.

@@ -107,7 +107,7 @@ async fn stream(
             match read_body(&mut recv, max_body, app.cfg.body_timeout).await {
                 Ok(body) => {
                     req.body = body;
-                    app.handle(req.clone()).await
+                    app.handle(&req).await
                 }
                 Err(BodyError::TooLarge) => app.error(
                     &req,
