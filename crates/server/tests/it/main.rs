@@ -8,6 +8,7 @@ mod options;
 mod protocol;
 mod raw;
 mod shutdown;
+mod state;
 mod support;
 mod table;
 mod websocket;
