@@ -282,7 +282,41 @@ impl App {
                 "uploads here must declare their length with Content-Length (no chunked uploads)";
             return Some(self.error(req, 411, detail));
         }
-        None
+        // The refusals the request would meet after its content was read, decided now so a
+        // refused upload never gets `100 Continue`.
+        if self.edge.maintenance.load(Ordering::Relaxed)
+            && !crate::guard::exempt_from_maintenance(req.path())
+        {
+            return Some(crate::guard::in_maintenance(self, req));
+        }
+        if let Some(refused) = self.auth_refusal(req, r.route.handler) {
+            return Some(refused);
+        }
+        let declared = req
+            .header(header::CONTENT_LENGTH)
+            .and_then(|v| v.parse::<u64>().ok());
+        match r.route.handler {
+            Handler::Resource if req.method == Method::PATCH => {
+                crate::resources::patch_type_refusal(self, req)
+            }
+            Handler::Jobs => crate::jobs::type_refusal(self, req, declared != Some(0)),
+            _ => None,
+        }
+    }
+
+    /// Bearer-token check on resources and jobs.
+    fn auth_refusal(&self, req: &Request, handler: Handler) -> Option<Reply> {
+        let guarded = matches!(
+            handler,
+            Handler::Resources
+                | Handler::Resource
+                | Handler::Jobs
+                | Handler::Job
+                | Handler::JobResult
+        );
+        guarded
+            .then(|| crate::auth::require(self, req, crate::auth::scope_for(&req.method)))
+            .flatten()
     }
 
     fn method_check(&self, req: &Request, r: &Routed<'_>) -> Option<Reply> {
@@ -373,18 +407,7 @@ impl App {
         if let Some(refused) = self.method_check(req, &routed) {
             return refused;
         }
-        let guarded = matches!(
-            routed.route.handler,
-            Handler::Resources
-                | Handler::Resource
-                | Handler::Jobs
-                | Handler::Job
-                | Handler::JobResult
-        );
-        if let Some(refused) = guarded
-            .then(|| crate::auth::require(self, req, crate::auth::scope_for(&req.method)))
-            .flatten()
-        {
+        if let Some(refused) = self.auth_refusal(req, routed.route.handler) {
             return refused;
         }
         match routed.route.handler {

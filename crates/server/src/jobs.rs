@@ -127,14 +127,22 @@ fn parse(app: &App, req: &Request) -> Result<(u64, JobResult), (u16, String)> {
 }
 
 /// `POST /jobs`: 202 with the status monitor in `Location`.
-pub(crate) async fn submit(app: &App, req: &Request) -> Reply {
+/// 415 unless content describing a job is JSON (decided from the head, before the content).
+pub(crate) fn type_refusal(app: &App, req: &Request, has_content: bool) -> Option<Reply> {
     let ct = req.header(header::CONTENT_TYPE).unwrap_or("");
-    if !req.body.is_empty() && !is_json(ct) {
+    if has_content && !is_json(ct) {
         let detail = format!(
             "a job is described in application/json, not {:?}",
             if ct.is_empty() { "no Content-Type" } else { ct }
         );
-        return app.error(req, 415, &detail);
+        return Some(app.error(req, 415, &detail));
+    }
+    None
+}
+
+pub(crate) async fn submit(app: &App, req: &Request) -> Reply {
+    if let Some(refused) = type_refusal(app, req, !req.body.is_empty()) {
+        return refused;
     }
     let (duration_ms, result) = match parse(app, req) {
         Ok(v) => v,

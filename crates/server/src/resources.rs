@@ -329,7 +329,8 @@ fn is_json_type(ct: &str) -> bool {
     bare == "application/json" || bare.ends_with("+json")
 }
 
-async fn patch(app: &App, req: &Request, name: &str, conds: Conditions) -> Reply {
+/// 415 unless a PATCH carries a merge patch (decided from the head, before the content).
+pub(crate) fn patch_type_refusal(app: &App, req: &Request) -> Option<Reply> {
     let ct = req.header(header::CONTENT_TYPE).unwrap_or("");
     if !ct
         .split(';')
@@ -342,10 +343,17 @@ async fn patch(app: &App, req: &Request, name: &str, conds: Conditions) -> Reply
             "PATCH takes {MERGE_PATCH}, not {:?}",
             if ct.is_empty() { "no Content-Type" } else { ct }
         );
-        return app.error(req, 415, &detail).with_header(
+        return Some(app.error(req, 415, &detail).with_header(
             HeaderName::from_static("accept-patch"),
             HeaderValue::from_static(MERGE_PATCH),
-        );
+        ));
+    }
+    None
+}
+
+async fn patch(app: &App, req: &Request, name: &str, conds: Conditions) -> Reply {
+    if let Some(refused) = patch_type_refusal(app, req) {
+        return refused;
     }
     let patch: Value = match serde_json::from_slice(&req.body) {
         Ok(v) => v,

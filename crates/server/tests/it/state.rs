@@ -1688,3 +1688,49 @@ async fn a_panicking_store_method_gives_500_and_the_server_keeps_serving() {
         .await;
     assert_eq!(fresh.read_exchange(false).await.status, 200);
 }
+
+/// Refusals that depend on who calls or what is sent (401, 403, 415, 503) come instead of the
+/// `100 Continue` too: the content of a refused upload is never read.
+#[tokio::test]
+async fn refusals_from_the_head_come_instead_of_100_continue() {
+    let s = TestServer::start_with(|c| {
+        c.tokens = vec!["rd:read".parse().unwrap(), "wr:write".parse().unwrap()];
+    })
+    .await;
+    let host = s.host();
+    let cases = [
+        ("PUT /resources/a", "", "text/plain", 401),
+        (
+            "PUT /resources/a",
+            "Authorization: Bearer rd\r\n",
+            "text/plain",
+            403,
+        ),
+        (
+            "PATCH /resources/a",
+            "Authorization: Bearer wr\r\n",
+            "text/plain",
+            415,
+        ),
+        (
+            "POST /jobs",
+            "Authorization: Bearer wr\r\n",
+            "text/plain",
+            415,
+        ),
+    ];
+    for (line, auth, ct, code) in cases {
+        let mut conn = s.connect().await;
+        let head = format!(
+            "{line} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Type: {ct}\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+        );
+        conn.send(head.as_bytes()).await;
+        let first = conn.read_response(false).await;
+        assert!(
+            first.head.starts_with(&format!("HTTP/1.1 {code} ")),
+            "{line} with {auth:?}: the first answer is {code}, not an interim 100:\n{}",
+            first.head
+        );
+        conn.expect_eof().await;
+    }
+}
