@@ -349,7 +349,11 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), Failure> {
             )
         })?;
         eprintln!("statuslab listening on http://{}", server.local_addr());
-        server.run(shutdown_signal()).await.context("serving")
+        // The accept loop runs on a worker thread, not on the thread that blocks on this future.
+        tokio::spawn(server.run(shutdown_signal()))
+            .await
+            .context("the server task failed")?
+            .context("serving")
     })?;
     Ok(())
 }

@@ -365,7 +365,7 @@ impl App {
     /// The edge checks (proxy, maintenance, server-wide rate limit), then the route.
     async fn guarded(&self, req: &Request) -> Reply {
         if self.cfg.proxy && req.uri.scheme().is_some() && req.version != http::Version::HTTP_2 {
-            return crate::gateway::proxy(self, req).await;
+            return Box::pin(crate::gateway::proxy(self, req)).await;
         }
         if self.edge.maintenance.load(Ordering::Relaxed)
             && !crate::guard::exempt_from_maintenance(req.path())
@@ -387,6 +387,9 @@ impl App {
         reply
     }
 
+    /// Routes and runs the handler. Handlers whose futures are large and whose routes are not
+    /// the hot path (gateway, state) are boxed, so the on-demand path keeps a small future and
+    /// every connection's task stays small.
     async fn dispatch(&self, req: &Request) -> Reply {
         let Some(routed) = self.route(req.path()) else {
             if req.method == Method::OPTIONS && req.path() == "*" {
@@ -421,15 +424,23 @@ impl App {
             }
             Handler::Random => status::on_demand(self, req, routed.param, true).await,
             Handler::WebSocketEcho => crate::websocket::handshake(self, req),
-            Handler::Resources => crate::resources::collection(self, req).await,
-            Handler::Resource => crate::resources::item(self, req, routed.param).await,
-            Handler::Jobs => crate::jobs::submit(self, req).await,
-            Handler::Job => crate::jobs::monitor(self, req, routed.param).await,
-            Handler::JobResult => crate::jobs::result(self, req, routed.param).await,
+            Handler::Resources => Box::pin(crate::resources::collection(self, req)).await,
+            Handler::Resource => Box::pin(crate::resources::item(self, req, routed.param)).await,
+            Handler::Jobs => Box::pin(crate::jobs::submit(self, req)).await,
+            Handler::Job => Box::pin(crate::jobs::monitor(self, req, routed.param)).await,
+            Handler::JobResult => Box::pin(crate::jobs::result(self, req, routed.param)).await,
             Handler::Sequence => {
-                crate::sequences::step(self, req, routed.param, routed.param2).await
+                Box::pin(crate::sequences::step(
+                    self,
+                    req,
+                    routed.param,
+                    routed.param2,
+                ))
+                .await
             }
-            Handler::SequenceState => crate::sequences::state(self, req, routed.param).await,
+            Handler::SequenceState => {
+                Box::pin(crate::sequences::state(self, req, routed.param)).await
+            }
             Handler::Canonical => self.canonical(req),
             Handler::BasicAuth => crate::auth::basic(self, req, routed.param, routed.param2, false),
             Handler::HiddenBasicAuth => {
@@ -441,7 +452,13 @@ impl App {
             }
             Handler::Maintenance => crate::guard::maintenance(self, req).await,
             Handler::Gateway => {
-                crate::gateway::forward(self, req, routed.param, routed.param2).await
+                Box::pin(crate::gateway::forward(
+                    self,
+                    req,
+                    routed.param,
+                    routed.param2,
+                ))
+                .await
             }
         }
     }

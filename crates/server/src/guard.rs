@@ -47,14 +47,13 @@ impl Edge {
         }
     }
 
-    /// Takes an in-flight slot, or `None` past `max`.
-    pub(crate) fn enter(&self, max: Option<usize>) -> Option<Slot<'_>> {
+    /// Takes an in-flight slot (none is needed without a limit), or `None` past `max`.
+    pub(crate) fn enter(&self, max: Option<usize>) -> Option<Option<Slot<'_>>> {
+        // Without a limit, nothing is counted: no shared counter on the hot path.
+        let Some(max) = max else { return Some(None) };
         let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         let slot = Slot(&self.in_flight);
-        match max {
-            Some(m) if now > m => None,
-            _ => Some(slot),
-        }
+        (now <= max).then_some(Some(slot))
     }
 }
 

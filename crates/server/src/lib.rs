@@ -76,7 +76,7 @@ impl Server {
 
     /// Binds with a store of the caller's choosing.
     pub async fn with_store(cfg: Config, store: SharedStore) -> std::io::Result<Server> {
-        let listener = TcpListener::bind(cfg.listen).await?;
+        let listener = listen(cfg.listen)?;
         // With port 0 the real address is known only now; the gateway's `self` needs it.
         let cfg = Config {
             listen: listener.local_addr()?,
@@ -129,12 +129,17 @@ impl Server {
             let app = Arc::clone(&app);
             match Arc::clone(&slots).try_acquire_owned() {
                 Ok(permit) => {
-                    let stop = stop.clone();
+                    // A child token per connection: its per-read shutdown checks lock only
+                    // this connection's node, never one shared by all connections.
+                    let stop = stop.child_token();
                     let tls = tls.clone();
                     tracker.spawn(async move {
                         match tls {
                             None => h1::Conn::new(io, peer, app, stop).run().await,
-                            Some(acceptor) => serve_tls(acceptor, io, peer, app, stop).await,
+                            // Boxed: the TLS state would otherwise size every plain connection's task.
+                            Some(acceptor) => {
+                                Box::pin(serve_tls(acceptor, io, peer, app, stop)).await
+                            }
                         }
                         drop(permit);
                     });
@@ -181,6 +186,19 @@ async fn serve_tls(
     } else {
         h1::Conn::new(stream, peer, app, stop).run().await;
     }
+}
+
+/// Binds with a deep accept queue (tokio's default backlog of 128 overflows when thousands of
+/// clients connect at once, and the kernel then retransmits their SYNs).
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 /// Opens the store `cfg` names.

@@ -146,15 +146,22 @@ fn put_name(out: &mut BytesMut, name: &[u8]) {
         out.put_slice(spelled.as_bytes());
         return;
     }
+    // Copied in one go, then title-cased in place: a `put_u8` per byte checked capacity
+    // byte by byte, and showed in profiles of the plain request path.
+    let start = out.len();
+    out.put_slice(name);
     let mut upper = true;
-    for &b in name {
-        out.put_u8(if upper { b.to_ascii_uppercase() } else { b });
-        upper = b == b'-';
+    for b in &mut out[start..] {
+        if upper {
+            b.make_ascii_uppercase();
+        }
+        upper = *b == b'-';
     }
 }
 
 /// Writes one header field line.
 pub(crate) fn put_header(out: &mut BytesMut, name: &[u8], value: &[u8]) {
+    out.reserve(name.len() + value.len() + 4);
     put_name(out, name);
     out.put_slice(b": ");
     out.put_slice(value);
@@ -243,4 +250,22 @@ pub(crate) fn with_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
 /// The current date as a header value (for HTTP/2 replies).
 pub(crate) fn date_value() -> HeaderValue {
     with_date(|d| HeaderValue::from_bytes(d).unwrap_or(HeaderValue::from_static("")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_names_are_spelled_conventionally() {
+        let mut out = BytesMut::new();
+        put_header(&mut out, b"retry-after", b"1");
+        put_header(&mut out, b"www-authenticate", b"Basic");
+        put_header(&mut out, b"x-a-b", b"v");
+        put_header(&mut out, b"content-length", b"0");
+        assert_eq!(
+            &out[..],
+            b"Retry-After: 1\r\nWWW-Authenticate: Basic\r\nX-A-B: v\r\nContent-Length: 0\r\n"
+        );
+    }
 }

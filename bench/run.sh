@@ -1,0 +1,444 @@
+#!/usr/bin/env bash
+# bench/run.sh — statuslab's benchmark (issue 3), in one command, on loopback only.
+#
+#   bench/run.sh                   # N=1 worker each: servers pinned to CPU 0, load tools to CPU 1
+#   BENCH_WORKERS=2 bench/run.sh   # N=2 workers each, nothing pinned (both share the 2 cores)
+#
+# 1. Throughput: wrk against /status/404 and /status/200 on statuslab, nginx (`return 404`,
+#    same body and headers as statuslab) and httpbin under gunicorn, all with N workers, in
+#    one run; then the same with 16 requests pipelined per write (statuslab and nginx).
+# 2. Held requests: statuslab-loadgen holds 10,000 concurrent /status/200?sleep=5000 requests
+#    (ramped at BENCH_RATE/s; twice on one fresh server, cold then warm; then all at once in a
+#    burst on another) and reports how late each response came and the server's peak RSS.
+#
+# Everything it starts is stopped on exit, failure or Ctrl-C. Raw outputs go to
+# target/bench/run-<time>/. Knobs (environment):
+#   BENCH_WORKERS=1     workers of every server (statuslab --workers, nginx worker_processes,
+#                       gunicorn -w)
+#   BENCH_DURATION=10s  each wrk measurement (after a 2 s warm-up)
+#   BENCH_ROUNDS=3      rounds of every wrk measurement, servers interleaved; ratios use medians
+#   BENCH_CONNECTIONS=64  wrk connections;   BENCH_WRK_THREADS=1  wrk threads
+#   BENCH_PIPELINE=16   requests per write in the pipelined rows
+#   BENCH_DELAYED=10000 held requests;  BENCH_RATE=5000  new held requests per second
+#   BENCH_PIN=auto      auto: pin when BENCH_WORKERS=1 (server CPU 0, load CPU 1); 0: never
+#   BENCH_SKIP_HTTPBIN=1, BENCH_SKIP_WRK=1, BENCH_SKIP_DELAYED=1  leave a part out
+#   BENCH_NO_INSTALL=1  do not apt-get/pip-install anything (fail or skip instead)
+#   BENCH_QUIET_WAIT=0  wait up to this many seconds for other work on the machine to stop
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+N=${BENCH_WORKERS:-1}
+DURATION=${BENCH_DURATION:-10s}
+CONNS=${BENCH_CONNECTIONS:-64}
+WRK_THREADS=${BENCH_WRK_THREADS:-1}
+PIPELINE=${BENCH_PIPELINE:-16}
+DELAYED=${BENCH_DELAYED:-10000}
+RATE=${BENCH_RATE:-5000}
+PIN=${BENCH_PIN:-auto}
+ROUNDS=${BENCH_ROUNDS:-3}
+BENCH=$ROOT/target/bench
+RUN=$BENCH/run-$(date +%Y%m%d-%H%M%S)
+mkdir -p "$RUN"
+export BENCH_PIPELINE=$PIPELINE
+
+note() { printf '%s\n' "$*" >&2; }
+die() { note "bench: $*"; exit 1; }
+
+# ---------------------------------------------------------------- cleanup
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    PIDS=()
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+# Stops one process that this script started and forgets it.
+stop() {
+    local pid=$1 p keep=()
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+
+# ---------------------------------------------------------------- tools
+need_apt() { # command package
+    command -v "$1" >/dev/null 2>&1 && return 0
+    [[ -z ${BENCH_NO_INSTALL:-} ]] || die "$1 is missing (BENCH_NO_INSTALL is set)"
+    if [[ -z ${APT_UPDATED:-} ]]; then
+        note "bench: apt-get update"
+        apt-get update -qq >"$RUN/apt.log" 2>&1 || die "apt-get update failed (see $RUN/apt.log)"
+        APT_UPDATED=1
+    fi
+    note "bench: apt-get install $2"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >>"$RUN/apt.log" 2>&1 ||
+        die "apt-get install $2 failed (see $RUN/apt.log)"
+}
+need_apt wrk wrk
+command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || need_apt nginx nginx-light
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+need_apt curl curl
+need_apt taskset util-linux
+need_apt python3 python3
+
+HTTPBIN=1
+VENV=$BENCH/venv
+if [[ -n ${BENCH_SKIP_HTTPBIN:-} ]]; then
+    HTTPBIN=0
+elif [[ ! -x $VENV/bin/gunicorn ]] || ! "$VENV/bin/python" -c 'import httpbin' 2>/dev/null; then
+    if [[ -n ${BENCH_NO_INSTALL:-} ]]; then
+        HTTPBIN=0
+    else
+        note "bench: pip install httpbin gunicorn into $VENV"
+        if ! { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q httpbin gunicorn; } >"$RUN/pip.log" 2>&1; then
+            HTTPBIN=0
+        fi
+    fi
+fi
+[[ $HTTPBIN == 1 ]] || note "bench: NOTE httpbin under gunicorn is skipped (not installable here or BENCH_SKIP_HTTPBIN; see $RUN/pip.log)"
+
+note "bench: cargo build --release -p statuslab -p statuslab-loadgen"
+cargo build --release -q -p statuslab -p statuslab-loadgen
+STATUSLAB=$ROOT/target/release/statuslab
+LOADGEN=$ROOT/target/release/statuslab-loadgen
+
+# Room for 10,000 connections on each side (the hard limit may be below what we ask).
+HARD=$(ulimit -Hn)
+WANT=$((DELAYED * 2 + 1024))
+if [[ $HARD != unlimited && $HARD -lt $WANT ]]; then WANT=$HARD; fi
+ulimit -n "$WANT" || true
+[[ $(ulimit -n) -gt $((DELAYED + 100)) ]] || die "ulimit -n $(ulimit -n) is too low for $DELAYED connections"
+
+# ---------------------------------------------------------------- pinning
+CORES=$(nproc)
+SRV_PIN=()
+LOAD_PIN=()
+if [[ $PIN == auto && $N == 1 && $CORES -ge 2 ]]; then
+    SRV_PIN=(taskset -c 0)
+    LOAD_PIN=(taskset -c 1)
+    PIN_NOTE="servers pinned to CPU 0, wrk and statuslab-loadgen to CPU 1 (taskset)"
+else
+    PIN_NOTE="nothing pinned: servers and load tools share all $CORES CPUs"
+fi
+
+# ---------------------------------------------------------------- helpers
+free_port() {
+    python3 - "$@" <<'EOF'
+import socket, sys
+taken = set(int(a) for a in sys.argv[1:])
+while True:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    if port not in taken:
+        print(port)
+        break
+EOF
+}
+wait_http() { # url pid
+    local i
+    for i in $(seq 1 150); do
+        curl -s -o /dev/null --max-time 1 "$1" && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+# CPU ticks used so far by a process and its children (nginx and gunicorn workers).
+cpu_ticks() {
+    local pid total=0 f
+    for pid in "$1" $(pgrep -P "$1" || true); do
+        f=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        f=${f##*) }
+        read -r -a a <<<"$f"
+        total=$((total + a[11] + a[12]))
+    done
+    echo "$total"
+}
+CLK_TCK=$(getconf CLK_TCK)
+# CPU ticks all CPUs spent busy so far (to see what else ran during a measurement).
+busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
+kib() { awk -v k="$1" '/^'"$1"':/ {print $2}' "/proc/$2/status" 2>/dev/null || echo 0; }
+
+# ---------------------------------------------------------------- machine
+# Other work on the machine skews every figure: optionally wait for it to go quiet.
+if [[ ${BENCH_QUIET_WAIT:-0} -gt 0 ]]; then
+    note "bench: waiting up to ${BENCH_QUIET_WAIT}s for the CPUs to be < 10% busy"
+    deadline=$((SECONDS + BENCH_QUIET_WAIT))
+    while ((SECONDS < deadline)); do
+        b0=$(busy_ticks); sleep 2; b1=$(busy_ticks)
+        (((b1 - b0) * 100 < 10 * 2 * CLK_TCK * CORES)) && break
+    done
+fi
+{
+    echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "cpus:    $CORES x $(awk -F': *' '/^model name/ {n = $2} /^cpu family/ {f = $2} /^model\t/ {m = $2} /^cpu MHz/ {z = $2} END {printf "%s (family %s, model %s, %.0f MHz)", n, f, m, z}' /proc/cpuinfo)"
+    echo "memory:  $(awk '/^MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+    echo "kernel:  $(uname -sr)"
+    echo "nginx:   $("$NGINX" -v 2>&1 | sed 's/.*version: //')"
+    echo "wrk:     $(wrk -v 2>&1 | head -1 | awk '{print $2}')"
+    echo "rustc:   $(rustc --version)"
+    if [[ $HTTPBIN == 1 ]]; then
+        echo "httpbin: $("$VENV/bin/python" -c 'import importlib.metadata as m; print("httpbin", m.version("httpbin"), "/ gunicorn", m.version("gunicorn"), "(sync workers)")')"
+    fi
+    echo "statuslab: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' + local changes')"
+    echo "workers: $N per server; $PIN_NOTE"
+    echo "wrk:     -t$WRK_THREADS -c$CONNS -d$DURATION --latency (after a 2 s warm-up), $ROUNDS round(s); pipelined: $PIPELINE requests per write"
+    echo "ulimit -n: $(ulimit -n)"
+    b0=$(busy_ticks); sleep 2; b1=$(busy_ticks)
+    echo "load:    $(awk -v a="$b0" -v b="$b1" -v h="$CLK_TCK" -v n="$CORES" 'BEGIN { printf "%.0f%% of %d CPUs busy in the 2 s before the run", 100 * (b - a) / h / 2 / n, n }'); loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
+} | tee "$RUN/machine.txt"
+echo
+
+# ---------------------------------------------------------------- servers
+start_statuslab() { # port [extra args...]
+    local port=$1
+    shift
+    "${SRV_PIN[@]}" "$STATUSLAB" serve --listen "127.0.0.1:$port" --no-access-log --workers "$N" \
+        --log-level warn "$@" 2>>"$RUN/statuslab.log" &
+    SL_PID=$!
+    PIDS+=("$SL_PID")
+    wait_http "http://127.0.0.1:$port/status/200" "$SL_PID" || die "statuslab did not start (see $RUN/statuslab.log)"
+}
+
+nginx_quote() { # file -> a single-quoted nginx string
+    python3 - "$1" <<'EOF'
+import sys
+body = open(sys.argv[1], encoding="utf-8").read()
+if "$" in body:
+    sys.exit("body contains '$', which nginx would expand")
+print("'" + body.replace("\\", "\\\\").replace("'", "\\'") + "'")
+EOF
+}
+
+start_nginx() { # port, statuslab port (whose bodies and headers nginx copies)
+    local port=$1 sl=$2 dir=$RUN/nginx
+    mkdir -p "$dir/tmp"
+    curl -s "http://127.0.0.1:$sl/status/404" >"$dir/404.body"
+    curl -s "http://127.0.0.1:$sl/status/200" >"$dir/200.body"
+    local ctype expose
+    ctype=$(curl -s -D - -o /dev/null "http://127.0.0.1:$sl/status/404" | awk -F': ' 'tolower($1)=="content-type" {sub(/\r$/, "", $2); print $2}')
+    expose=$(curl -s -D - -o /dev/null "http://127.0.0.1:$sl/status/404" | awk -F': ' 'tolower($1)=="access-control-expose-headers" {sub(/\r$/, "", $2); print $2}')
+    cat >"$dir/nginx.conf" <<EOF
+# Generated by bench/run.sh: the nginx reference, same bodies and headers as statuslab's.
+daemon off;
+master_process on;
+user root;
+worker_processes $N;
+worker_rlimit_nofile $(ulimit -n);
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 16384; }
+http {
+    access_log off;
+    server_tokens off;
+    keepalive_requests 100000000;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    default_type "$ctype";
+    server {
+        listen 127.0.0.1:$port;
+        location = /status/404 {
+            add_header Access-Control-Allow-Origin "*" always;
+            add_header Access-Control-Expose-Headers "$expose" always;
+            return 404 $(nginx_quote "$dir/404.body");
+        }
+        location = /status/200 {
+            add_header Access-Control-Allow-Origin "*" always;
+            add_header Access-Control-Expose-Headers "$expose" always;
+            return 200 $(nginx_quote "$dir/200.body");
+        }
+    }
+}
+EOF
+    "${SRV_PIN[@]}" "$NGINX" -e "$dir/error.log" -c "$dir/nginx.conf" &
+    NGINX_PID=$!
+    PIDS+=("$NGINX_PID")
+    wait_http "http://127.0.0.1:$port/status/200" "$NGINX_PID" || die "nginx did not start (see $dir/error.log)"
+}
+
+start_httpbin() { # port
+    "${SRV_PIN[@]}" "$VENV/bin/gunicorn" --workers "$N" --bind "127.0.0.1:$1" --log-level warning \
+        --backlog 2048 httpbin:app 2>>"$RUN/gunicorn.log" &
+    HB_PID=$!
+    PIDS+=("$HB_PID")
+    wait_http "http://127.0.0.1:$1/status/200" "$HB_PID" || { note "bench: NOTE httpbin did not start (see $RUN/gunicorn.log); skipped"; HTTPBIN=0; }
+}
+
+# ---------------------------------------------------------------- throughput
+# Converts wrk's latency ("850.00us", "1.23ms", "2.00s") to milliseconds.
+to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'; }
+
+declare -A RPS
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+ROWS=()
+measure() { # name pid url mode(plain|pipelined)
+    local name=$1 pid=$2 url=$3 mode=$4 out script=() t0 t1 times
+    [[ $mode == pipelined ]] && script=(-s "$ROOT/bench/pipeline.lua")
+    out=$RUN/wrk-$name-$(basename "$url")-$mode-r$ROUND.txt
+    local code
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$url")
+    [[ $code == "$(basename "$url")" ]] || die "$name answered $code to $url"
+    "${LOAD_PIN[@]}" wrk -t"$WRK_THREADS" -c"$CONNS" -d2s "${script[@]}" "$url" >/dev/null 2>&1 || true
+    t0=$(cpu_ticks "$pid")
+    local b0 b1 TIMEFORMAT='%R %U %S'
+    b0=$(busy_ticks)
+    times=$( { time "${LOAD_PIN[@]}" wrk -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" --latency "${script[@]}" "$url" >"$out" 2>&1; } 2>&1 )
+    b1=$(busy_ticks)
+    t1=$(cpu_ticks "$pid")
+    local rps p50 p99 errs srv_cpu wrk_cpu other_cpu
+    rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+    p50=$(to_ms "$(awk '$1=="50%" {print $2}' "$out")")
+    p99=$(to_ms "$(awk '$1=="99%" {print $2}' "$out")")
+    errs=$(awk '/Socket errors:/ {gsub(",", ""); print $4+$6+$8+$10}' "$out")
+    errs=${errs:-0}
+    read -r real user sys <<<"$times"
+    srv_cpu=$(awk -v a="$t0" -v b="$t1" -v r="$real" -v h="$CLK_TCK" 'BEGIN { printf "%.0f", 100 * (b - a) / h / r }')
+    wrk_cpu=$(awk -v u="$user" -v s="$sys" -v r="$real" 'BEGIN { printf "%.0f", 100 * (u + s) / r }')
+    # Everything else that ran meanwhile (other processes; interrupts not charged to either).
+    other_cpu=$(awk -v a="$b0" -v b="$b1" -v h="$CLK_TCK" -v r="$real" -v s="$srv_cpu" -v w="$wrk_cpu" \
+        'BEGIN { o = 100 * (b - a) / h / r - s - w; printf "%.0f", (o < 0 ? 0 : o) }')
+    RPS[$name/$(basename "$url")/$mode]+="$rps "
+    ROWS+=("$(printf '%-10s %-12s %-10s %5s %12s %9s %9s %8s %8s %8s %7s' "$name" "${url#http://127.0.0.1:*/}" "$mode" "$ROUND" "$rps" "$p50" "$p99" "$srv_cpu%" "$wrk_cpu%" "$other_cpu%" "$errs")")
+    note "  $name $url $mode: $rps req/s"
+}
+
+if [[ -z ${BENCH_SKIP_WRK:-} ]]; then
+    SL_PORT=$(free_port)
+    start_statuslab "$SL_PORT"
+    SL_THR_PID=$SL_PID
+    NG_PORT=$(free_port "$SL_PORT")
+    start_nginx "$NG_PORT" "$SL_PORT"
+    HB_PORT=$(free_port "$SL_PORT" "$NG_PORT")
+    [[ $HTTPBIN == 1 ]] && start_httpbin "$HB_PORT"
+    note "bench: statuslab :$SL_PORT, nginx :$NG_PORT$([[ $HTTPBIN == 1 ]] && echo ", httpbin :$HB_PORT")"
+    for ROUND in $(seq 1 "$ROUNDS"); do
+    for mode in plain pipelined; do
+        for code in 404 200; do
+            measure statuslab "$SL_THR_PID" "http://127.0.0.1:$SL_PORT/status/$code" "$mode"
+            measure nginx "$NGINX_PID" "http://127.0.0.1:$NG_PORT/status/$code" "$mode"
+            # gunicorn's sync workers close every connection, so pipelining means nothing there.
+            if [[ $HTTPBIN == 1 && $mode == plain ]]; then
+                measure httpbin "$HB_PID" "http://127.0.0.1:$HB_PORT/status/$code" "$mode"
+            fi
+        done
+    done
+    done
+    stop "$SL_THR_PID"
+    stop "$NGINX_PID"
+    [[ $HTTPBIN == 1 ]] && stop "$HB_PID"
+
+    {
+        echo "== throughput (wrk -t$WRK_THREADS -c$CONNS -d$DURATION; $N worker(s) each; $PIN_NOTE)"
+        printf '%-10s %-12s %-10s %5s %12s %9s %9s %8s %8s %8s %7s\n' server path mode round "req/s" "p50 ms" "p99 ms" "srv CPU" "wrk CPU" "other" errors
+        printf '%s\n' "${ROWS[@]}" | sort -s -b -k2,2r -k3,3 -k1,1r
+        echo
+        echo "== ratios statuslab / nginx: medians of $ROUNDS round(s), same run, same machine, $N worker(s) each"
+        for mode in plain pipelined; do
+            for code in 404 200; do
+                awk -v a="$(median ${RPS[statuslab/$code/$mode]})" -v b="$(median ${RPS[nginx/$code/$mode]})" -v c="$code" -v m="$mode" \
+                    'BEGIN { printf "/status/%s %-9s %.2fx   (%s / %s req/s)\n", c, m, a / b, a, b }'
+            done
+        done
+        if [[ $HTTPBIN == 1 ]]; then
+            for code in 404 200; do
+                awk -v a="$(median ${RPS[statuslab/$code/plain]})" -v b="$(median ${RPS[httpbin/$code/plain]:-0})" -v c="$code" \
+                    'BEGIN { if (b > 0) printf "/status/%s plain     %.1fx httpbin/gunicorn (%s req/s)\n", c, a / b, b }'
+            done
+        fi
+        awk -v a="$(median ${RPS[statuslab/404/plain]})" -v b="$(median ${RPS[nginx/404/plain]})" \
+            'BEGIN { r = a / b; printf "target /status/404 >= 1.0x nginx: %.2fx  %s\n", r, (r >= 1.0 ? "MET" : "NOT MET") }'
+        echo
+    } | tee "$RUN/throughput.txt"
+fi
+
+# ---------------------------------------------------------------- held requests
+# Polls the server's VmRSS every 100 ms (bash builtins only, to stay light) into a file
+# holding the highest value seen. VmHWM, read after each pass, is the authoritative peak.
+poll_rss() { # pid file
+    local max=0 k v _
+    while kill -0 "$1" 2>/dev/null; do
+        while read -r k v _; do
+            [[ $k == VmRSS: ]] && { [[ $v -gt $max ]] && { max=$v; echo "$max" >"$2"; }; break; }
+        done <"/proc/$1/status" 2>/dev/null || true
+        sleep 0.1
+    done
+}
+
+# One fresh statuslab; `passes` loadgen runs against it, one after the other (the first is a
+# cold server, later ones find its file table, slabs and heap already grown).
+held() { # label passes loadgen-args... [-- server-args...]
+    local label=$1 passes=$2
+    shift 2
+    local lg=() srv=()
+    while [[ $# -gt 0 && $1 != -- ]]; do lg+=("$1"); shift; done
+    [[ $# -gt 0 ]] && shift
+    srv=("$@")
+    local port base json hwm polled poller pass name
+    port=$(free_port)
+    start_statuslab "$port" "${srv[@]}"
+    sleep 0.3
+    base=$(kib VmRSS "$SL_PID")
+    echo 0 >"$RUN/held-$label.rss"
+    poll_rss "$SL_PID" "$RUN/held-$label.rss" &
+    poller=$!
+    PIDS+=("$poller")
+    for pass in $(seq 1 "$passes"); do
+        name=$label
+        if [[ $passes -gt 1 ]]; then
+            name="$label, pass $pass of $passes on one server"
+            [[ $pass == 1 ]] && name+=" (cold)" || name+=" (warm)"
+        fi
+        json=$RUN/held-$label-$pass.json
+        "${LOAD_PIN[@]}" "$LOADGEN" --addr "127.0.0.1:$port" --connections "$DELAYED" --json \
+            --samples "$RUN/held-$label-$pass.csv" "${lg[@]}" >"$json" || die "statuslab-loadgen failed"
+        hwm=$(kib VmHWM "$SL_PID")
+        polled=$(cat "$RUN/held-$label.rss")
+        python3 - "$json" "$name" "$base" "$hwm" "$polled" "$DELAYED" <<'EOF' | tee -a "$RUN/held.txt"
+import json, sys
+path, label, base, hwm, polled, n = sys.argv[1:]
+r = json.load(open(path))
+base, hwm, polled, n = int(base), int(hwm), int(polled), int(n)
+lat = r["lateness_ms"]
+print(f"-- {label}: {r['connections']} x {r['path']}  (rate {r['rate']}/s{', burst' if r['burst'] else ''})")
+print(f"   completed {r['count']}, errors {r['errors']} {r['errors_by_kind'] or ''}; at most {r['peak_in_flight']} in flight at once;"
+      f" requests written over {r['send_burst_ms']:.0f} ms")
+print(f"   lateness (final byte - {r['expect_ms']} ms): p50 {lat['p50']:.3f} ms, p90 {lat['p90']:.3f} ms, p99 {lat['p99']:.3f} ms,"
+      f" p99.9 {lat['p999']:.3f} ms, max {lat['max']:.3f} ms, min {lat['min']:.3f} ms")
+wc = r["write_call_ms"]
+print(f"   (lateness counts from the start of each request's write; the write call itself took p99 {wc['p99']:.3f} ms, max {wc['max']:.3f} ms)")
+print(f"   statuslab RSS: idle {base/1024:.1f} MiB, peak so far {hwm/1024:.1f} MiB (VmHWM), {polled/1024:.1f} MiB (VmRSS polled every 100 ms);"
+      f" {(hwm-base)/max(n,1):.2f} KiB per held request; loadgen peak {r['loadgen_peak_rss_kib']/1024:.1f} MiB")
+ok_rss = hwm <= 64 * 1024
+ok_lat = lat["p99"] <= 5.0 and r["errors"] == 0 and r["peak_in_flight"] >= n
+print(f"   target peak RSS <= 64 MiB: {'MET' if ok_rss else 'NOT MET'};  target p99 lateness <= 5 ms (all {n} held, no errors): {'MET' if ok_lat else 'NOT MET'}")
+EOF
+    done
+    stop "$poller"
+    stop "$SL_PID"
+}
+
+if [[ -z ${BENCH_SKIP_DELAYED:-} ]]; then
+    echo "== $DELAYED concurrent held requests (statuslab --workers $N; $PIN_NOTE)" | tee "$RUN/held.txt"
+    # Steady ramp: all requests in flight together, responses after the ramp is over. Twice on
+    # one server: a cold server pays for growing its file table while the ramp runs.
+    held paced 2 --rate "$RATE"
+    # Worst case: every connection opened first, then all requests written at once. The idle
+    # connections wait out the connect phase, so the header timeout is raised for this one.
+    held burst 1 --rate 0 --burst -- --header-timeout 120s
+    echo
+fi
+
+note "bench: raw outputs in $RUN"
