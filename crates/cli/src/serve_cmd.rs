@@ -341,6 +341,9 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), Failure> {
         rt.worker_threads(usize::from(n));
     }
     let rt = rt.build().context("starting the runtime")?;
+    // Room for every connection the server admits, so connection bursts never wait on the
+    // kernel growing the descriptor table.
+    statuslab_server::prepare_fd_table(config.max_connections.saturating_add(64));
     rt.block_on(async {
         let server = Server::bind(config).await.with_context(|| {
             format!(

@@ -201,6 +201,22 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(4096)
 }
 
+/// Grows the process's file-descriptor table to hold `n` more descriptors, once, at start.
+///
+/// Linux doubles the table as descriptors are opened, and in a multi-threaded process each
+/// doubling stalls `accept` for milliseconds; growing it up front keeps that pause out of the
+/// first burst of connections. Opening `/dev/null` until `n` are open (or the limit is hit) and
+/// closing them again is enough: the table never shrinks.
+pub fn prepare_fd_table(n: usize) {
+    let mut held = Vec::with_capacity(n);
+    while held.len() < n {
+        match std::fs::File::open("/dev/null") {
+            Ok(f) => held.push(f),
+            Err(_) => break,
+        }
+    }
+}
+
 /// Opens the store `cfg` names.
 pub fn open_store(cfg: &Config) -> Result<SharedStore, store::StoreError> {
     Ok(match &cfg.store {
