@@ -1,0 +1,291 @@
+#!/usr/bin/env bash
+# bench/state.sh — what state costs (issues 4 and 6): the embedded store (redb, fsync per commit)
+# against Redis, in one run on one machine, loopback only.
+#
+#   bench/state.sh
+#
+# For each store — embedded (redb in a fresh --data-dir), Redis without persistence
+# (`--save '' --appendonly no`) and Redis with `--appendonly yes --appendfsync always` (the
+# durability the embedded store gives: a 2xx means the write is on disk) — one fresh
+# `statuslab serve --workers 1 --no-access-log` (pinned to CPU 0; wrk on CPU 1) and four wrk runs:
+#
+#   create   PUT /resources/c-<tag>-<thread>-<n>, unique names, small text/plain body; counts 201s
+#   304      GET /resources/<one> with If-None-Match: <its ETag>; counts 304s
+#   status   GET /status/200 (touches no state: the control row)
+#   rate     GET /rate-limit/1000000/1s?key=k (one shared key; every request is a store write)
+#
+# Only responses with the wanted status count in "good/s"; others are listed. Each redis-server
+# is started here (by default on CPU 0 with statuslab: the server side gets one core) with its own
+# port and folder. Everything it starts is stopped on exit, failure or Ctrl-C. Raw outputs go to
+# target/bench/state-<time>/. Knobs (environment):
+#   STATE_DURATION=10s      each wrk measurement (after a 2 s warm-up)
+#   STATE_CONNECTIONS=32    wrk connections;  STATE_WRK_THREADS=1  wrk threads
+#   STATE_ROUNDS=1          rounds of everything (a fresh server and data each round)
+#   STATE_REDIS_CPU=0       CPU for redis-server ("" = not pinned)
+#   STATE_SKIP_REDIS=1      embedded only;   STATE_SKIP_AOF=1  leave out the appendfsync-always run
+#   STATE_BUILD=1           cargo build --release first (otherwise only if the binary is missing)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+DURATION=${STATE_DURATION:-10s}
+CONNS=${STATE_CONNECTIONS:-32}
+WRK_THREADS=${STATE_WRK_THREADS:-1}
+ROUNDS=${STATE_ROUNDS:-1}
+REDIS_CPU=${STATE_REDIS_CPU-0}
+RUN=$ROOT/target/bench/state-$(date +%Y%m%d-%H%M%S)
+mkdir -p "$RUN"
+LUA=$ROOT/bench/state.lua
+
+note() { printf '%s\n' "$*" >&2; }
+die() { note "state: $*"; exit 1; }
+
+# ---------------------------------------------------------------- cleanup
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    PIDS=()
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+stop() { # pid: stops one process this script started and forgets it
+    local pid=$1 p keep=()
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+
+# ---------------------------------------------------------------- tools
+for tool in wrk curl taskset python3; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool is missing (bench/run.sh installs wrk; apt-get install curl util-linux python3)"
+done
+if [[ -z ${STATE_SKIP_REDIS:-} ]]; then
+    command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 ||
+        die "redis-server/redis-cli missing: apt-get install redis-server (or STATE_SKIP_REDIS=1)"
+fi
+STATUSLAB=$ROOT/target/release/statuslab
+if [[ -n ${STATE_BUILD:-} || ! -x $STATUSLAB ]]; then
+    note "state: cargo build --release -p statuslab"
+    cargo build --release -q -p statuslab
+fi
+
+CORES=$(nproc)
+SRV_PIN=()
+LOAD_PIN=()
+REDIS_PIN=()
+if [[ $CORES -ge 2 ]]; then
+    SRV_PIN=(taskset -c 0)
+    LOAD_PIN=(taskset -c 1)
+    [[ -n $REDIS_CPU ]] && REDIS_PIN=(taskset -c "$REDIS_CPU")
+fi
+
+# ---------------------------------------------------------------- helpers
+free_port() {
+    python3 - "$@" <<'EOF'
+import socket, sys
+taken = set(int(a) for a in sys.argv[1:])
+while True:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    if port not in taken:
+        print(port)
+        break
+EOF
+}
+wait_http() { # url pid
+    local i
+    for i in $(seq 1 150); do
+        curl -s -o /dev/null --max-time 1 "$1" && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+cpu_ticks() { # pid: user+system ticks of the process (all its threads)
+    local f
+    f=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+    f=${f##*) }
+    read -r -a a <<<"$f"
+    echo $((a[11] + a[12]))
+}
+CLK_TCK=$(getconf CLK_TCK)
+busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
+to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'; }
+redis_stat() { # port: "EXEC-calls total-commands"
+    [[ -n ${1:-} ]] || { echo "0 0"; return; }
+    local exec total
+    exec=$(redis-cli -p "$1" info commandstats | awk -F'[:=,]' '/^cmdstat_exec:/ {print $3}')
+    total=$(redis-cli -p "$1" info stats | awk -F: '/^total_commands_processed:/ {sub(/\r$/, "", $2); print $2}')
+    echo "${exec:-0} ${total:-0}"
+}
+
+# ---------------------------------------------------------------- machine
+{
+    echo "date:      $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "cpus:      $CORES x $(awk -F': *' '/^model name/ {n = $2} /^cpu family/ {f = $2} /^model\t/ {m = $2} /^cpu MHz/ {z = $2} END {printf "%s (family %s, model %s, %.0f MHz)", n, f, m, z}' /proc/cpuinfo)"
+    echo "memory:    $(awk '/^MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+    echo "kernel:    $(uname -sr)"
+    echo "disk:      $(df -P "$RUN" | awk 'NR==2 {print $1}') $(findmnt -no FSTYPE,OPTIONS -T "$RUN" 2>/dev/null || true)"
+    echo "wrk:       $(wrk -v 2>&1 | head -1 | awk '{print $2}')"
+    [[ -z ${STATE_SKIP_REDIS:-} ]] && echo "redis:     $(redis-server --version | awk '{print $3}')"
+    echo "statuslab: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' + local changes'); binary built $(date -u -r "$STATUSLAB" +%Y-%m-%dT%H:%M:%SZ)"
+    echo "pinning:   statuslab (--workers 1) on CPU 0, wrk on CPU 1, redis-server on CPU ${REDIS_CPU:-any}"
+    echo "wrk:       -t$WRK_THREADS -c$CONNS -d$DURATION --latency (after a 2 s warm-up), $ROUNDS round(s)"
+    b0=$(busy_ticks); sleep 2; b1=$(busy_ticks)
+    echo "load:      $(awk -v a="$b0" -v b="$b1" -v h="$CLK_TCK" -v n="$CORES" 'BEGIN { printf "%.0f%% of %d CPUs busy in the 2 s before the run", 100 * (b - a) / h / 2 / n, n }')"
+} | tee "$RUN/machine.txt"
+
+# What one fsync costs on this disk: the ceiling of one-commit-at-a-time durable writes.
+python3 - "$RUN" <<'EOF' | tee -a "$RUN/machine.txt"
+import os, sys, time
+path = os.path.join(sys.argv[1], "fsync-probe")
+fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+lat, end = [], time.monotonic() + 2
+while time.monotonic() < end:
+    os.pwrite(fd, b"x" * 4096, (len(lat) % 256) * 4096)
+    t = time.perf_counter(); os.fsync(fd); lat.append(time.perf_counter() - t)
+os.close(fd); os.unlink(path)
+lat.sort()
+print(f"fsync:     4 KiB pwrite + fsync in one thread: {len(lat) / 2:.0f}/s, "
+      f"fsync p50 {lat[len(lat) // 2] * 1e3:.2f} ms, p99 {lat[int(len(lat) * 0.99)] * 1e3:.2f} ms")
+EOF
+echo
+
+# ---------------------------------------------------------------- servers
+REDIS_PORT=""
+REDIS_PID=""
+start_redis() { # label [redis-server args...]
+    local label=$1
+    shift
+    REDIS_PORT=$(free_port)
+    mkdir -p "$RUN/redis-$label"
+    "${REDIS_PIN[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUN/redis-$label" \
+        --logfile "$RUN/redis-$label.log" --daemonize no "$@" &
+    REDIS_PID=$!
+    PIDS+=("$REDIS_PID")
+    local i
+    for i in $(seq 1 100); do
+        [[ $(redis-cli -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]] && return 0
+        sleep 0.1
+    done
+    die "redis-server did not start (see $RUN/redis-$label.log)"
+}
+SL_PORT=""
+SL_PID=""
+start_statuslab() { # label [extra args...]
+    local label=$1
+    shift
+    SL_PORT=$(free_port ${REDIS_PORT:+"$REDIS_PORT"})
+    "${SRV_PIN[@]}" "$STATUSLAB" serve --listen "127.0.0.1:$SL_PORT" --workers 1 --no-access-log \
+        --log-level warn --data-dir "$RUN/data-$label" \
+        --max-keys 100000000 --max-store-bytes 1GiB "$@" 2>>"$RUN/statuslab-$label.log" &
+    SL_PID=$!
+    PIDS+=("$SL_PID")
+    wait_http "http://127.0.0.1:$SL_PORT/status/200" "$SL_PID" || die "statuslab did not start (see $RUN/statuslab-$label.log)"
+}
+
+# ---------------------------------------------------------------- measurements
+ROWS=()
+measure() { # store test path lua-args... [-- wrk-args...]
+    local store=$1 test=$2 path=$3
+    shift 3
+    local lua=() extra=()
+    while [[ $# -gt 0 && $1 != -- ]]; do lua+=("$1"); shift; done
+    [[ $# -gt 0 ]] && shift
+    extra=("$@")
+    local url="http://127.0.0.1:$SL_PORT$path" out=$RUN/wrk-$store-$test-r$ROUND.txt warm=("${lua[@]}")
+    [[ ${lua[0]} == create ]] && warm=(create "w$ROUND")
+    "${LOAD_PIN[@]}" wrk -t"$WRK_THREADS" -c"$CONNS" -d2s "${extra[@]}" -s "$LUA" "$url" -- "${warm[@]}" >"$RUN/warm-$store-$test-r$ROUND.txt" 2>&1 || true
+    local s0 s1 r0 r1 b0 b1 x0 x1 times TIMEFORMAT='%R %U %S'
+    s0=$(cpu_ticks "$SL_PID"); r0=0; [[ -n $REDIS_PID ]] && r0=$(cpu_ticks "$REDIS_PID")
+    read -r -a x0 <<<"$(redis_stat "$REDIS_PORT")"
+    b0=$(busy_ticks)
+    times=$( { time "${LOAD_PIN[@]}" wrk -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" --latency "${extra[@]}" -s "$LUA" "$url" -- "${lua[@]}" >"$out" 2>&1; } 2>&1 )
+    b1=$(busy_ticks)
+    s1=$(cpu_ticks "$SL_PID"); r1=0; [[ -n $REDIS_PID ]] && r1=$(cpu_ticks "$REDIS_PID")
+    read -r -a x1 <<<"$(redis_stat "$REDIS_PORT")"
+    local line good other codes dur rps p50 p99 errs real user sys
+    line=$(grep '^state:' "$out") || die "no summary from wrk (see $out)"
+    good=$(sed -E 's/.* good=([0-9]+).*/\1/' <<<"$line")
+    other=$(sed -E 's/.* other=([0-9]+).*/\1/' <<<"$line")
+    codes=$(sed -E 's/.* codes=([^ ]+).*/\1/' <<<"$line")
+    dur=$(sed -E 's/.* duration_us=([0-9]+).*/\1/' <<<"$line")
+    rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
+    p50=$(to_ms "$(awk '$1=="50%" {print $2}' "$out")")
+    p99=$(to_ms "$(awk '$1=="99%" {print $2}' "$out")")
+    errs=$(awk '/Socket errors:/ {gsub(",", ""); print $4+$6+$8+$10}' "$out")
+    read -r real user sys <<<"$times"
+    local goodps srv red wrkc oth per_exec per_cmd
+    goodps=$(awk -v g="$good" -v d="$dur" 'BEGIN { printf "%.0f", g / (d / 1e6) }')
+    srv=$(awk -v a="$s0" -v b="$s1" -v r="$real" -v h="$CLK_TCK" 'BEGIN { printf "%.0f%%", 100 * (b - a) / h / r }')
+    red=-
+    [[ -n $REDIS_PID ]] && red=$(awk -v a="$r0" -v b="$r1" -v r="$real" -v h="$CLK_TCK" 'BEGIN { printf "%.0f%%", 100 * (b - a) / h / r }')
+    wrkc=$(awk -v u="$user" -v s="$sys" -v r="$real" 'BEGIN { printf "%.0f%%", 100 * (u + s) / r }')
+    oth=$(awk -v a="$b0" -v b="$b1" -v h="$CLK_TCK" -v r="$real" -v s="${srv%\%}" -v w="${wrkc%\%}" -v x="${red%\%}" \
+        'BEGIN { o = 100 * (b - a) / h / r - s - w - (x == "-" ? 0 : x); printf "%.0f%%", (o < 0 ? 0 : o) }')
+    per_exec=-; per_cmd=-
+    if [[ -n $REDIS_PORT ]]; then
+        per_exec=$(awk -v a="${x0[0]}" -v b="${x1[0]}" -v g="$good" -v o="$other" 'BEGIN { n = g + o; printf "%.2f", (n ? (b - a) / n : 0) }')
+        per_cmd=$(awk -v a="${x0[1]}" -v b="${x1[1]}" -v g="$good" -v o="$other" 'BEGIN { n = g + o; printf "%.1f", (n ? (b - a) / n : 0) }')
+    fi
+    ROWS+=("$(printf '%-14s %-7s %5s %9s %9s %7s %8s %8s %8s %6s %6s %6s %6s %6s  %s' \
+        "$store" "$test" "$ROUND" "$goodps" "$rps" "$other" "$p50" "$p99" "$srv" "$red" "$wrkc" "$oth" "$per_exec" "$per_cmd" \
+        "$([[ $other != 0 ]] && echo "other: $codes")$([[ -n $errs && $errs != 0 ]] && echo " socket errors: $errs")")")
+    note "  $store $test: $goodps good/s ($other other${errs:+, $errs socket errors})"
+}
+
+run_store() { # label [statuslab args...]
+    local label=$1
+    shift
+    start_statuslab "$label-r$ROUND" "$@"
+    local base="http://127.0.0.1:$SL_PORT" etag code
+    # Preflight: every test answers what it should before it is timed.
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: text/plain' --data-binary 'probe' "$base/resources/probe-$ROUND")
+    [[ $code == 201 ]] || die "$label: PUT /resources/probe-$ROUND answered $code (see $RUN/statuslab-$label-r$ROUND.log)"
+    etag=$(curl -s -D - -o /dev/null "$base/resources/probe-$ROUND" | awk -F': ' 'tolower($1)=="etag" {sub(/\r$/, "", $2); print $2}')
+    [[ -n $etag ]] || die "$label: no ETag on GET /resources/probe-$ROUND"
+    code=$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $etag" "$base/resources/probe-$ROUND")
+    [[ $code == 304 ]] || die "$label: conditional GET answered $code"
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$base/rate-limit/1000000/1s?key=k")
+    [[ $code == 200 ]] || die "$label: /rate-limit answered $code"
+    measure "$label" create / create "m$ROUND"
+    measure "$label" 304 "/resources/probe-$ROUND" get 304 -- -H "If-None-Match: $etag"
+    measure "$label" status /status/200 get 200
+    measure "$label" rate "/rate-limit/1000000/1s?key=k" get 200
+    stop "$SL_PID"
+}
+
+for ROUND in $(seq 1 "$ROUNDS"); do
+    note "state: round $ROUND: embedded"
+    REDIS_PORT=""; REDIS_PID=""
+    run_store embedded --store embedded
+    if [[ -z ${STATE_SKIP_REDIS:-} ]]; then
+        note "state: round $ROUND: redis, no persistence"
+        start_redis "nopersist-r$ROUND" --save '' --appendonly no
+        run_store redis-nopersist --store "redis://127.0.0.1:$REDIS_PORT/0"
+        stop "$REDIS_PID"
+        if [[ -z ${STATE_SKIP_AOF:-} ]]; then
+            note "state: round $ROUND: redis, appendfsync always"
+            start_redis "aof-r$ROUND" --save '' --appendonly yes --appendfsync always
+            run_store redis-aof-always --store "redis://127.0.0.1:$REDIS_PORT/0"
+            stop "$REDIS_PID"
+        fi
+        REDIS_PORT=""; REDIS_PID=""
+    fi
+done
+
+{
+    echo "== state: statuslab --workers 1 on CPU 0, wrk -t$WRK_THREADS -c$CONNS -d$DURATION on CPU 1, redis-server on CPU ${REDIS_CPU:-any}"
+    echo "   good/s = responses with the wanted status (create 201, 304, status 200, rate 200) per second;"
+    echo "   EXEC/resp and cmds/resp = Redis EXEC calls and all Redis commands per HTTP response"
+    printf '%-14s %-7s %5s %9s %9s %7s %8s %8s %8s %6s %6s %6s %6s %6s\n' \
+        store test round "good/s" "wrk r/s" other "p50 ms" "p99 ms" "srv CPU" redis wrk other "EXEC" cmds
+    printf '%s\n' "${ROWS[@]}"
+} | tee "$RUN/state.txt"
+note "state: raw outputs in $RUN"
