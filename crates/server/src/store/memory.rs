@@ -23,34 +23,24 @@ impl MemoryEngine {
 /// nothing.
 struct MemTx<'a> {
     data: &'a BTreeMap<(Table, String), Vec<u8>>,
-    writes: BTreeMap<(Table, String), Option<Vec<u8>>>,
-    read_only: bool,
+    journal: super::Journal,
 }
 
 impl Tx for MemTx<'_> {
     fn get(&mut self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let k = (table, key.to_owned());
-        Ok(match self.writes.get(&k) {
+        Ok(match self.journal.pending(table, key) {
             Some(w) => w.clone(),
-            None => self.data.get(&k).cloned(),
+            None => self.data.get(&(table, key.to_owned())).cloned(),
         })
     }
 
     fn put(&mut self, table: Table, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        if self.read_only {
-            return Err(super::read_only());
-        }
-        self.writes
-            .insert((table, key.to_owned()), Some(value.to_vec()));
-        Ok(())
+        self.journal.put(table, key, value)
     }
 
     fn delete(&mut self, table: Table, key: &str) -> Result<bool, StoreError> {
-        if self.read_only {
-            return Err(super::read_only());
-        }
         let existed = self.get(table, key)?.is_some();
-        self.writes.insert((table, key.to_owned()), None);
+        self.journal.delete(table, key)?;
         Ok(existed)
     }
 
@@ -72,7 +62,8 @@ impl Tx for MemTx<'_> {
             .map(|((_, k), _)| k.clone())
             .collect();
         keys.extend(
-            self.writes
+            self.journal
+                .writes
                 .range((lower, Bound::Unbounded))
                 .take_while(|((t, _), _)| *t == table)
                 .map(|((_, k), _)| k.clone()),
@@ -105,11 +96,10 @@ impl Engine for MemoryEngine {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut tx = MemTx {
             data: &data,
-            writes: BTreeMap::new(),
-            read_only: false,
+            journal: super::Journal::new(false),
         };
         let result = f(&mut tx)?;
-        let writes = tx.writes;
+        let writes = tx.journal.writes;
         for (k, v) in writes {
             match v {
                 Some(v) => data.insert(k, v),
@@ -129,8 +119,7 @@ impl Engine for MemoryEngine {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut MemTx {
             data: &data,
-            writes: BTreeMap::new(),
-            read_only: true,
+            journal: super::Journal::new(true),
         })
     }
 }

@@ -430,6 +430,49 @@ pub trait Engine: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<R, StoreError>;
 }
 
+/// The buffered writes of a transaction (`None`: a deletion), applied only when it commits, so a
+/// failed transaction changes nothing. Shared by the engines that buffer (memory, Redis).
+#[derive(Debug, Default)]
+pub(crate) struct Journal {
+    pub(crate) writes: std::collections::BTreeMap<(Table, String), Option<Vec<u8>>>,
+    read_only: bool,
+}
+
+impl Journal {
+    pub(crate) fn new(read_only: bool) -> Journal {
+        Journal {
+            writes: Default::default(),
+            read_only,
+        }
+    }
+
+    /// A write this transaction made to `key`, if any (`Some(None)`: deleted).
+    pub(crate) fn pending(&self, table: Table, key: &str) -> Option<&Option<Vec<u8>>> {
+        self.writes.get(&(table, key.to_owned()))
+    }
+
+    pub(crate) fn put(&mut self, table: Table, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.record(table, key, Some(value.to_vec()))
+    }
+
+    pub(crate) fn delete(&mut self, table: Table, key: &str) -> Result<(), StoreError> {
+        self.record(table, key, None)
+    }
+
+    fn record(
+        &mut self,
+        table: Table,
+        key: &str,
+        value: Option<Vec<u8>>,
+    ) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(read_only());
+        }
+        self.writes.insert((table, key.to_owned()), value);
+        Ok(())
+    }
+}
+
 /// Refusal of a write inside a read-only transaction (a programming error, reported not panicked).
 pub(crate) fn read_only() -> StoreError {
     StoreError::Engine("write in a read-only transaction".to_owned())

@@ -171,14 +171,13 @@ impl RedisEngine {
             let mut tx = RedisTx {
                 conn: &mut conn,
                 ns: &self.ns,
-                writes: BTreeMap::new(),
-                read_only,
+                journal: super::Journal::new(read_only),
                 broken: None,
                 sent: false,
             };
             let result = f(&mut tx);
             let RedisTx {
-                writes,
+                journal: super::Journal { writes, .. },
                 mut broken,
                 sent,
                 ..
@@ -341,8 +340,7 @@ fn commit(
 struct RedisTx<'a> {
     conn: &'a mut Connection,
     ns: &'a str,
-    writes: BTreeMap<(Table, String), Option<Vec<u8>>>,
-    read_only: bool,
+    journal: super::Journal,
     /// The first Redis error: the connection is not reused, and the run's result is replaced
     /// by the error.
     broken: Option<RedisError>,
@@ -363,7 +361,7 @@ impl RedisTx<'_> {
 
 impl Tx for RedisTx<'_> {
     fn get(&mut self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(w) = self.writes.get(&(table, key.to_owned())) {
+        if let Some(w) = self.journal.pending(table, key) {
             return Ok(w.clone());
         }
         let k = value_key(self.ns, table, key);
@@ -378,20 +376,12 @@ impl Tx for RedisTx<'_> {
     }
 
     fn put(&mut self, table: Table, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        if self.read_only {
-            return Err(super::read_only());
-        }
-        self.writes
-            .insert((table, key.to_owned()), Some(value.to_vec()));
-        Ok(())
+        self.journal.put(table, key, value)
     }
 
     fn delete(&mut self, table: Table, key: &str) -> Result<bool, StoreError> {
-        if self.read_only {
-            return Err(super::read_only());
-        }
         let existed = self.get(table, key)?.is_some();
-        self.writes.insert((table, key.to_owned()), None);
+        self.journal.delete(table, key)?;
         Ok(existed)
     }
 
@@ -406,6 +396,7 @@ impl Tx for RedisTx<'_> {
         }
         let above = |k: &str| after.is_none_or(|a| k > a);
         let buffered: Vec<(String, Option<Vec<u8>>)> = self
+            .journal
             .writes
             .iter()
             .filter(|((t, k), _)| *t == table && above(k))
