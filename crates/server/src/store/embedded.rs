@@ -3,7 +3,8 @@
 
 use super::{Engine, StoreError, Table, Tx};
 use redb::{
-    Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
+    WriteTransaction,
 };
 use std::path::Path;
 
@@ -75,16 +76,15 @@ impl Tx for RedbTx<'_> {
     }
 }
 
-impl Engine for EmbeddedEngine {
-    const KIND: &'static str = "embedded";
-    const BLOCKING: bool = true;
-
-    fn transact<R>(
+impl EmbeddedEngine {
+    fn commit<R>(
         &self,
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, StoreError>,
+        durability: Durability,
     ) -> Result<R, StoreError> {
         // redb admits one write transaction at a time, which makes each of ours serializable.
-        let txn = self.db.begin_write().map_err(engine_error)?;
+        let mut txn = self.db.begin_write().map_err(engine_error)?;
+        txn.set_durability(durability).map_err(engine_error)?;
         let result = f(&mut RedbTx { txn: &txn });
         match result {
             Ok(r) => {
@@ -96,6 +96,26 @@ impl Engine for EmbeddedEngine {
                 Err(e)
             }
         }
+    }
+}
+
+impl Engine for EmbeddedEngine {
+    const KIND: &'static str = "embedded";
+    const BLOCKING: bool = true;
+
+    fn transact<R>(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        self.commit(f, Durability::Immediate)
+    }
+
+    fn transact_volatile<R>(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        // Rate-limit state: no fsync; the next durable commit persists it along with its own.
+        self.commit(f, Durability::None)
     }
 
     fn read<R>(

@@ -428,6 +428,22 @@ pub trait Engine: Send + Sync + std::fmt::Debug + 'static {
         &self,
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, StoreError>,
     ) -> Result<R, StoreError>;
+    /// Like [`Engine::transact`] (just as atomic), for state whose loss in a crash is harmless
+    /// (rate-limit counters): a persistent engine may commit it without waiting for the disk.
+    fn transact_volatile<R>(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        self.transact(f)
+    }
+}
+
+/// How a [`KvStore`] runs a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Read,
+    Write,
+    Volatile,
 }
 
 /// The buffered writes of a transaction (`None`: a deletion), applied only when it commits, so a
@@ -499,7 +515,7 @@ impl<E: Engine> KvStore<E> {
         &self,
         f: impl FnMut(&mut dyn Tx) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
-        self.exec(f, true).await
+        self.exec(f, Mode::Write).await
     }
 
     /// Runs a read-only transaction.
@@ -507,21 +523,19 @@ impl<E: Engine> KvStore<E> {
         &self,
         f: impl FnMut(&mut dyn Tx) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
-        self.exec(f, false).await
+        self.exec(f, Mode::Read).await
     }
 
     async fn exec<R: Send + 'static>(
         &self,
         mut f: impl FnMut(&mut dyn Tx) -> Result<R, StoreError> + Send + 'static,
-        write: bool,
+        mode: Mode,
     ) -> Result<R, StoreError> {
         let engine = Arc::clone(&self.engine);
-        let mut go = move || {
-            if write {
-                engine.transact(&mut f)
-            } else {
-                engine.read(&mut f)
-            }
+        let mut go = move || match mode {
+            Mode::Read => engine.read(&mut f),
+            Mode::Write => engine.transact(&mut f),
+            Mode::Volatile => engine.transact_volatile(&mut f),
         };
         if E::BLOCKING {
             tokio::task::spawn_blocking(go)
@@ -620,8 +634,9 @@ impl<E: Engine> Store for KvStore<E> {
         period: Duration,
     ) -> Result<RateDecision, StoreError> {
         let (key, limits) = (key.to_owned(), self.limits);
-        self.run(move |tx| ops::rate_limit(tx, &key, limit, period, &limits, now_ms()))
-            .await
+        let decide =
+            move |tx: &mut dyn Tx| ops::rate_limit(tx, &key, limit, period, &limits, now_ms());
+        self.exec(decide, Mode::Volatile).await
     }
 
     async fn maintenance(&self) -> Result<bool, StoreError> {
