@@ -130,29 +130,8 @@ else
 fi
 
 # ---------------------------------------------------------------- helpers
-free_port() {
-    python3 - "$@" <<'EOF'
-import socket, sys
-taken = set(int(a) for a in sys.argv[1:])
-while True:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    if port not in taken:
-        print(port)
-        break
-EOF
-}
-wait_http() { # url pid
-    local i
-    for i in $(seq 1 150); do
-        curl -s -o /dev/null --max-time 1 "$1" && return 0
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 # CPU ticks used so far by a process and its children (nginx and gunicorn workers).
 cpu_ticks() {
     local pid total=0 f
@@ -166,7 +145,6 @@ cpu_ticks() {
 }
 CLK_TCK=$(getconf CLK_TCK)
 # CPU ticks all CPUs spent busy so far (to see what else ran during a measurement).
-busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
 kib() { awk -v k="$1" '/^'"$1"':/ {print $2}' "/proc/$2/status" 2>/dev/null || echo 0; }
 
 # ---------------------------------------------------------------- machine

@@ -84,29 +84,8 @@ if [[ $CORES -ge 2 ]]; then
 fi
 
 # ---------------------------------------------------------------- helpers
-free_port() {
-    python3 - "$@" <<'EOF'
-import socket, sys
-taken = set(int(a) for a in sys.argv[1:])
-while True:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    if port not in taken:
-        print(port)
-        break
-EOF
-}
-wait_http() { # url pid
-    local i
-    for i in $(seq 1 150); do
-        curl -s -o /dev/null --max-time 1 "$1" && return 0
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 cpu_ticks() { # pid: user+system ticks of the process (all its threads)
     local f
     f=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
@@ -115,7 +94,6 @@ cpu_ticks() { # pid: user+system ticks of the process (all its threads)
     echo $((a[11] + a[12]))
 }
 CLK_TCK=$(getconf CLK_TCK)
-busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
 to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'; }
 redis_stat() { # port: "EXEC-calls total-commands"
     [[ -n ${1:-} ]] || { echo "0 0"; return; }
