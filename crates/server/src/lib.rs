@@ -9,42 +9,31 @@
 //! # }
 //! ```
 //!
-//! The connection layer is statuslab's own for HTTP/1.1 ([`h1`], on httparse) and the h2 crate
-//! for HTTP/2 ([`h2c`]); handlers return a protocol-independent [`Reply`].
+//! Layers, each importing only those below it: `wire` (HTTP/1.1 codec, HTTP/2, TLS, framing)
+//! → `store` → `ctx` and `problem` (what handlers share) → `edge` (auth, maintenance, rate
+//! limits, shedding) and `gateway` → `routes` (the route table, admission, handlers) → this
+//! file (the accept loop). Handlers return a protocol-independent [`Reply`].
 
-mod app;
-mod auth;
-mod bodies;
-mod catalog_routes;
 mod config;
+mod content;
+mod ctx;
+mod edge;
 mod gateway;
-mod guard;
-mod h1;
-mod h2c;
-mod jobs;
-mod negotiate;
-pub mod range;
-mod reply;
-mod request;
-mod resources;
-mod rewind;
-mod sequences;
-mod status;
+mod problem;
+mod routes;
 pub mod store;
-mod tls;
-mod websocket;
+mod wire;
 
-pub use app::App;
 pub use config::{AccessLog, Config, Scope, StoreChoice, TlsSource, Token, Upstream};
-pub use negotiate::Format;
-pub use reply::{Body, Interim, Reply, Upgrade};
-pub use request::Request;
-pub use status::REPRESENTATION_LEN;
+pub use content::negotiate::Format;
+pub use content::range;
+pub use routes::{App, REPRESENTATION_LEN};
+pub use wire::reply::{Body, Interim, Reply, Upgrade};
+pub use wire::request::Request;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 use store::SharedStore;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -83,7 +72,7 @@ impl Server {
             ..cfg
         };
         let tls = match &cfg.tls {
-            Some(source) => Some(tls::acceptor(source).map_err(std::io::Error::other)?),
+            Some(source) => Some(wire::tls::acceptor(source).map_err(std::io::Error::other)?),
             None => None,
         };
         Ok(Server {
@@ -104,13 +93,16 @@ impl Server {
     /// finish for up to `--shutdown-grace`, and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let Server { listener, app, tls } = self;
-        let cfg = Arc::clone(&app.cfg);
+        let cfg = Arc::clone(&app.ctx.cfg);
+        let limits = wire_limits(&cfg);
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
         let slots = Arc::new(Semaphore::new(cfg.max_connections));
-        tracing::info!(listen = %listener.local_addr()?, store = app.store.kind(), "statuslab serving");
+        tracing::info!(listen = %listener.local_addr()?, store = app.ctx.store.kind(), "statuslab serving");
         let sweeper = tokio::spawn(sweep(Arc::clone(&app)));
-        let follower = tokio::spawn(guard::follow_maintenance(Arc::clone(&app)));
+        let background = Arc::clone(&app);
+        let follower =
+            tokio::spawn(async move { edge::maintenance::follow(&background.ctx).await });
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             let (io, peer) = tokio::select! {
@@ -135,17 +127,18 @@ impl Server {
                     let tls = tls.clone();
                     tracker.spawn(async move {
                         match tls {
-                            None => h1::Conn::new(io, peer, app, stop).run().await,
+                            None => wire::h1::Conn::new(io, peer, app, limits, stop).run().await,
                             // Boxed: the TLS state would otherwise size every plain connection's task.
                             Some(acceptor) => {
-                                Box::pin(serve_tls(acceptor, io, peer, app, stop)).await
+                                Box::pin(wire::tls::serve(acceptor, io, peer, app, limits, stop))
+                                    .await
                             }
                         }
                         drop(permit);
                     });
                 }
                 Err(_) => {
-                    tracker.spawn(h1::overloaded(io, app));
+                    tracker.spawn(wire::h1::overloaded(io, peer, app));
                 }
             }
         }
@@ -165,26 +158,18 @@ impl Server {
     }
 }
 
-/// Runs the TLS handshake (bounded by `--header-timeout`), then HTTP/2 or HTTP/1.1 as ALPN chose.
-async fn serve_tls(
-    acceptor: tokio_rustls::TlsAcceptor,
-    io: tokio::net::TcpStream,
-    peer: SocketAddr,
-    app: Arc<App>,
-    stop: CancellationToken,
-) {
-    let stream = match tokio::time::timeout(app.cfg.header_timeout, acceptor.accept(io)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-            return;
-        }
-        Err(_) => return,
-    };
-    if tls::is_h2(&stream) {
-        h2c::serve(stream, peer, app, stop).await;
-    } else {
-        h1::Conn::new(stream, peer, app, stop).run().await;
+/// What the connections enforce, from the configuration.
+fn wire_limits(cfg: &Config) -> wire::Limits {
+    wire::Limits {
+        max_headers: cfg.max_headers,
+        max_head_bytes: cfg.max_head_bytes,
+        max_uri: cfg.max_uri,
+        max_body: cfg.max_body,
+        header_timeout: cfg.header_timeout,
+        body_timeout: cfg.body_timeout,
+        idle_timeout: cfg.idle_timeout,
+        max_h2_streams: cfg.max_h2_streams,
+        max_ws_message: cfg.max_ws_message,
     }
 }
 
@@ -242,40 +227,14 @@ pub fn open_store(cfg: &Config) -> Result<SharedStore, store::StoreError> {
 
 /// Removes expired state now and then.
 async fn sweep(app: Arc<App>) {
-    let mut tick = tokio::time::interval(app.cfg.sweep_interval);
+    let mut tick = tokio::time::interval(app.ctx.cfg.sweep_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match app.store.sweep().await {
+        match app.ctx.store.sweep().await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(removed = n, "swept expired state"),
             Err(e) => tracing::warn!(error = %e, "sweeping expired state failed"),
         }
     }
-}
-
-/// The path as logged: httpbin's `/basic-auth/{user}/{passwd}` carries a password in the path,
-/// which never reaches the log.
-fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
-    for prefix in ["/basic-auth/", "/hidden-basic-auth/"] {
-        if let Some(rest) = path.strip_prefix(prefix) {
-            let user = rest.split('/').next().unwrap_or("");
-            return format!("{prefix}{user}/<redacted>").into();
-        }
-    }
-    path.into()
-}
-
-/// One access-log event per request.
-pub(crate) fn log_request(req: &Request, reply: &Reply, started: Instant) {
-    tracing::info!(
-        target: "statuslab::access",
-        peer = %req.peer,
-        method = %req.method,
-        path = &*loggable_path(req.uri.path()),
-        version = ?req.version,
-        status = reply.status.code(),
-        bytes = reply.body.len(),
-        micros = started.elapsed().as_micros() as u64,
-    );
 }

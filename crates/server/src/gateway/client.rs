@@ -6,6 +6,9 @@
 //! not valid HTTP/1.1 becomes a [`Failure::Invalid`] whose text says what was wrong, which
 //! the gateway answers with 502. Time is bounded by the caller (one deadline around it all).
 
+use crate::wire::framing::{
+    self, ChunkedDecoder, Framing, FramingError, Role, framing as wire_framing,
+};
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -115,7 +118,8 @@ where
         let body = if no_content {
             Bytes::new()
         } else {
-            match framing(&head.headers)? {
+            match framing(&head.headers, head.status)? {
+                Framing::None => Bytes::new(),
                 Framing::Length(n) => read_length(io, &mut buf, n, limits.body).await?,
                 Framing::Chunked => read_chunked(io, &mut buf, limits).await?,
                 Framing::UntilClose => read_until_close(io, &mut buf, limits.body).await?,
@@ -249,60 +253,35 @@ fn convert(parsed: &httparse::Response<'_, '_>) -> Result<Head, Failure> {
     })
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum Framing {
-    Length(u64),
-    Chunked,
-    UntilClose,
-}
-
-/// The content's framing (RFC 9112 §6.3). Anything ambiguous is refused rather than guessed:
-/// a gateway that guesses differently from the next hop is how responses get smuggled.
-fn framing(headers: &HeaderMap) -> Result<Framing, Failure> {
-    let te: Vec<&HeaderValue> = headers.get_all(header::TRANSFER_ENCODING).iter().collect();
-    let has_length = headers.contains_key(header::CONTENT_LENGTH);
-    if !te.is_empty() {
-        if has_length {
-            return Err(invalid(
-                "the response has both Transfer-Encoding and Content-Length, so its length is ambiguous",
-            ));
-        }
-        let codings: Vec<String> = te
-            .iter()
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase())
-            .flat_map(|v| {
-                v.split(',')
-                    .map(|c| c.trim().to_owned())
-                    .collect::<Vec<_>>()
-            })
-            .filter(|c| !c.is_empty())
-            .collect();
-        return match codings.as_slice() {
-            [only] if only == "chunked" => Ok(Framing::Chunked),
-            _ => Err(invalid(format!(
-                "the response uses transfer coding {:?}; statuslab decodes only chunked",
-                codings.join(", ")
-            ))),
-        };
+/// The content's framing (RFC 9112 §6.3), by the wire layer's rules. Anything ambiguous is
+/// refused rather than guessed: a gateway that guesses differently from the next hop is how
+/// responses get smuggled.
+fn framing(headers: &HeaderMap, status: u16) -> Result<Framing, Failure> {
+    let codings: Vec<String> = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .split(',')
+                .map(|c| c.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
+        .filter(|c| !c.is_empty())
+        .collect();
+    if !codings.is_empty()
+        && codings != ["chunked"]
+        && !headers.contains_key(header::CONTENT_LENGTH)
+    {
+        return Err(invalid(format!(
+            "the response uses transfer coding {:?}; statuslab decodes only chunked",
+            codings.join(", ")
+        )));
     }
-    let mut length: Option<u64> = None;
-    for v in headers.get_all(header::CONTENT_LENGTH) {
-        for part in String::from_utf8_lossy(v.as_bytes()).split(',') {
-            let part = part.trim();
-            let n =
-                (!part.is_empty() && part.len() <= 18 && part.bytes().all(|b| b.is_ascii_digit()))
-                    .then(|| part.parse::<u64>().ok())
-                    .flatten()
-                    .ok_or_else(|| invalid(format!("Content-Length {part:?} is not a number")))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(invalid(
-                    "the response has conflicting Content-Length values",
-                ));
-            }
-            length = Some(n);
-        }
-    }
-    Ok(length.map_or(Framing::UntilClose, Framing::Length))
+    let role = Role::Response {
+        status,
+        head_request: false,
+    };
+    wire_framing(headers, role).map_err(|e| invalid(format!("the response's {e}")))
 }
 
 fn too_large(limit: usize) -> Failure {
@@ -352,80 +331,30 @@ async fn read_chunked<R: AsyncRead + Unpin>(
     buf: &mut BytesMut,
     limits: Limits,
 ) -> Result<Bytes, Failure> {
+    let mut decoder = ChunkedDecoder::new(framing::Limits {
+        max_body: limits.body as u64,
+        max_ext_bytes: MAX_CHUNK_LINE,
+        max_trailer_bytes: limits.head,
+        max_trailer_fields: limits.headers,
+    });
     let mut body = BytesMut::new();
     loop {
-        let (used, size) = match httparse::parse_chunk_size(buf) {
-            Ok(httparse::Status::Complete(pair)) => pair,
-            Ok(httparse::Status::Partial) => {
-                if buf.len() > MAX_CHUNK_LINE {
-                    return Err(invalid(format!(
-                        "a chunk-size line is longer than {MAX_CHUNK_LINE} bytes"
-                    )));
-                }
+        let at = preview(buf);
+        match decoder.decode(buf, &mut body) {
+            Ok(true) => return Ok(body.freeze()),
+            Ok(false) => {
                 if more(io, buf).await? == 0 {
                     return Err(invalid(
-                        "the upstream closed the connection before the last chunk of the content",
+                        "the upstream closed the connection in the middle of a chunk of the content",
                     ));
                 }
-                continue;
             }
-            Err(_) => {
+            Err(FramingError::TooLarge) => return Err(too_large(limits.body)),
+            Err(e) => {
                 return Err(invalid(format!(
-                    "malformed chunk-size line {}",
-                    preview(buf)
+                    "malformed chunked content ({e}) in the chunk-size line or chunk that began {at}"
                 )));
             }
-        };
-        buf.advance(used);
-        if size == 0 {
-            skip_trailers(io, buf, limits.head).await?;
-            return Ok(body.freeze());
-        }
-        if size > (limits.body - body.len()) as u64 {
-            return Err(too_large(limits.body));
-        }
-        let size = size as usize;
-        while buf.len() < size + 2 {
-            if more(io, buf).await? == 0 {
-                return Err(invalid(
-                    "the upstream closed the connection in the middle of a chunk",
-                ));
-            }
-        }
-        if &buf[size..size + 2] != b"\r\n" {
-            return Err(invalid("a chunk's data is not followed by CRLF"));
-        }
-        body.extend_from_slice(&buf[..size]);
-        buf.advance(size + 2);
-    }
-}
-
-/// Reads (and drops) the trailer section after the last chunk, up to its empty line.
-async fn skip_trailers<R: AsyncRead + Unpin>(
-    io: &mut R,
-    buf: &mut BytesMut,
-    limit: usize,
-) -> Result<(), Failure> {
-    let mut seen = 0;
-    loop {
-        if let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
-            buf.advance(end + 2);
-            if end == 0 {
-                return Ok(());
-            }
-            seen += end + 2;
-            if seen > limit {
-                return Err(invalid("the trailer section is too large"));
-            }
-            continue;
-        }
-        if buf.len() > limit {
-            return Err(invalid("the trailer section is too large"));
-        }
-        if more(io, buf).await? == 0 {
-            return Err(invalid(
-                "the upstream closed the connection before the end of the chunked content",
-            ));
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The gateway (502, 504, 203) and the forward proxy (407, 403).
+//! The gateway (502, 504, 203) and the forward proxy (407, 403, in [`proxy`]).
 //!
 //! `/gateway/{upstream}/{path}` forwards to an upstream named with `--upstream NAME=URL` or to a
 //! built-in one: `broken` (answers invalid HTTP; `/gateway/broken/{kind}` picks how, see
@@ -21,10 +21,14 @@ mod builtin;
 mod client;
 mod transform;
 
-use crate::app::{App, status};
+pub(crate) mod proxy;
+
 use crate::config::Upstream;
-use crate::reply::{Body, Interim, Reply, put_header};
-use crate::request::Request;
+use crate::content::params::{self, Bare};
+use crate::ctx::Ctx;
+use crate::problem::Problem;
+use crate::wire::reply::{Body, Interim, Reply, known, put_header};
+use crate::wire::request::Request;
 use bytes::{BufMut, BytesMut};
 use client::{Failure, Limits};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -40,8 +44,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Statuslab hops a request may already have made (counted in `Via`) before the next one is
 /// refused with 508: `/gateway/self/gateway/self/…` cannot fan out without end.
 const MAX_HOPS: usize = 8;
-/// The proxy's challenge.
-const PROXY_CHALLENGE: &str = "Basic realm=\"statuslab proxy\", charset=\"UTF-8\"";
 /// The built-in upstreams.
 const BUILTIN: [&str; 4] = ["broken", "refused", "hang", "self"];
 /// Header fields that describe one connection, not the message (RFC 9110 §7.6.1), plus the
@@ -130,8 +132,8 @@ impl Target {
 
 /// Statuslab's own address, from `--listen` (an unspecified address means loopback). `None`
 /// while it listens on port 0: the bound port is not in the configuration.
-fn own_addr(app: &App) -> Option<SocketAddr> {
-    let listen = app.cfg.listen;
+fn own_addr(ctx: &Ctx) -> Option<SocketAddr> {
+    let listen = ctx.cfg.listen;
     if listen.port() == 0 {
         return None;
     }
@@ -145,8 +147,8 @@ fn own_addr(app: &App) -> Option<SocketAddr> {
 
 /// Whether `host:port` names statuslab itself: its listening address, or loopback (and
 /// `localhost`) when it listens on all addresses or on loopback.
-fn names_self(app: &App, host: &str, port: u16) -> bool {
-    let listen = app.cfg.listen;
+fn names_self(ctx: &Ctx, host: &str, port: u16) -> bool {
+    let listen = ctx.cfg.listen;
     if listen.port() == 0 || port != listen.port() {
         return false;
     }
@@ -158,8 +160,8 @@ fn names_self(app: &App, host: &str, port: u16) -> bool {
     }
 }
 
-fn own_target(app: &App) -> Result<Target, String> {
-    own_addr(app)
+fn own_target(ctx: &Ctx) -> Result<Target, String> {
+    own_addr(ctx)
         .map(|a| Target::tcp("self", a))
         .ok_or_else(|| {
             "statuslab does not know its own address: it listens on port 0 (give --listen a port)"
@@ -169,7 +171,7 @@ fn own_target(app: &App) -> Result<Target, String> {
 
 /// The upstream called `name`: a configured one (which may shadow a built-in), or a built-in;
 /// `None` for an unknown name.
-fn resolve(app: &App, name: &str, ignore_case: bool) -> Option<Result<Target, String>> {
+fn resolve(ctx: &Ctx, name: &str, ignore_case: bool) -> Option<Result<Target, String>> {
     let same = |a: &str| {
         if ignore_case {
             a.eq_ignore_ascii_case(name)
@@ -177,7 +179,7 @@ fn resolve(app: &App, name: &str, ignore_case: bool) -> Option<Result<Target, St
             a == name
         }
     };
-    if let Some(u) = app.cfg.upstreams.iter().find(|u| same(&u.name)) {
+    if let Some(u) = ctx.cfg.upstreams.iter().find(|u| same(&u.name)) {
         return Some(Ok(Target::upstream(u, true)));
     }
     let builtin = BUILTIN.into_iter().find(|b| same(b))?;
@@ -187,13 +189,13 @@ fn resolve(app: &App, name: &str, ignore_case: bool) -> Option<Result<Target, St
         "refused" => builtin::closed_port()
             .map(|port| Target::tcp("refused", SocketAddr::from(([127, 0, 0, 1], port))))
             .map_err(|e| format!("could not find a closed port for upstream refused: {e}")),
-        _ => own_target(app),
+        _ => own_target(ctx),
     })
 }
 
 /// Every upstream name, for messages.
-fn names(app: &App) -> String {
-    let mut all: Vec<&str> = app.cfg.upstreams.iter().map(|u| u.name.as_str()).collect();
+fn names(ctx: &Ctx) -> String {
+    let mut all: Vec<&str> = ctx.cfg.upstreams.iter().map(|u| u.name.as_str()).collect();
     for b in BUILTIN {
         if !all.contains(&b) {
             all.push(b);
@@ -272,22 +274,9 @@ fn params(query: Option<&str>, max_wait: Duration) -> Result<Params, String> {
 /// `timeout=`: milliseconds (`500`) or a duration (`500ms`, `2s`), positive and at most the
 /// gateway's maximum wait.
 fn parse_timeout(s: &str, max: Duration) -> Result<Duration, String> {
-    let s = s.trim();
-    let d = if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        Duration::from_millis(s.parse().map_err(|_| format!("timeout={s} is too large"))?)
-    } else {
-        humantime::parse_duration(s).map_err(|_| {
-            format!("timeout={s:?}: expected milliseconds or a duration such as 500ms or 2s")
-        })?
-    };
+    let d = params::duration("timeout", s, Bare::Millis, max, "--gateway-max-wait")?;
     if d.is_zero() {
         return Err("timeout=0: the timeout must be positive".to_owned());
-    }
-    if d > max {
-        return Err(format!(
-            "timeout={s} exceeds the gateway's maximum wait of {} (--gateway-max-wait)",
-            humantime::format_duration(max)
-        ));
     }
     Ok(d)
 }
@@ -302,28 +291,32 @@ fn has_dot_segment(path: &str) -> bool {
 }
 
 /// `/gateway/{upstream}/{*path}`.
-pub(crate) async fn forward(app: &App, req: &Request, upstream: &str, path: &str) -> Reply {
-    let target = match resolve(app, upstream, false) {
+pub(crate) async fn forward(
+    ctx: &Ctx,
+    req: &Request,
+    upstream: &str,
+    path: &str,
+) -> Result<Reply, Problem> {
+    let target = match resolve(ctx, upstream, false) {
         Some(Ok(t)) => t,
-        Some(Err(why)) => return app.error(req, 502, &why),
+        Some(Err(why)) => return Err(Problem::new(502, why)),
         None => {
             let detail = format!(
                 "no upstream named {upstream:?}; the upstreams are: {} (configure more with --upstream NAME=URL)",
-                names(app)
+                names(ctx)
             );
-            return app.error(req, 404, &detail);
+            return Err(Problem::new(404, detail));
         }
     };
-    let params = match params(req.uri.query(), app.cfg.gateway_max_wait) {
+    let params = match params(req.uri.query(), ctx.cfg.gateway_max_wait) {
         Ok(p) => p,
-        Err(why) => return app.error(req, 400, &why),
+        Err(why) => return Err(Problem::new(400, why)),
     };
     if has_dot_segment(path) {
-        return app.error(
-            req,
+        return Err(Problem::new(
             400,
             "the forwarded path may not contain . or .. segments",
-        );
+        ));
     }
     let mut to = format!("{}/{path}", target.base);
     if !params.rest.is_empty() {
@@ -332,114 +325,8 @@ pub(crate) async fn forward(app: &App, req: &Request, upstream: &str, path: &str
     }
     let wait = params
         .timeout
-        .map_or(Wait::Max(app.cfg.gateway_max_wait), Wait::Param);
-    relay(app, req, &target, &to, &params.transforms, wait).await
-}
-
-/// An absolute-form request in proxy mode.
-pub(crate) async fn proxy(app: &App, req: &Request) -> Reply {
-    let target = match admit(app, req) {
-        Ok(t) => t,
-        Err(refused) => return *refused,
-    };
-    if req.method == Method::OPTIONS && max_forwards(req) == Some(0) {
-        // Max-Forwards: 0 is for this hop to answer itself (RFC 9110 §7.6.2).
-        return Reply::new(status(204)).with_header(
-            header::ALLOW,
-            HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
-        );
-    }
-    let path = match req.uri.path() {
-        "" => "/",
-        p => p,
-    };
-    let mut to = format!("{}{path}", target.base);
-    if let Some(q) = req.uri.query() {
-        to.push('?');
-        to.push_str(q);
-    }
-    relay(
-        app,
-        req,
-        &target,
-        &to,
-        &[],
-        Wait::Max(app.cfg.gateway_max_wait),
-    )
-    .await
-}
-
-/// The proxy's checks, from the head alone: `Proxy-Authorization` (407), then the target
-/// (403 for any host that is not an upstream or statuslab itself). The connection layer may
-/// call this before it reads a proxied upload.
-pub(crate) fn admit(app: &App, req: &Request) -> Result<Target, Box<Reply>> {
-    if let Some((user, pass)) = &app.cfg.proxy_user {
-        let given = crate::auth::basic_credentials(req.header(header::PROXY_AUTHORIZATION));
-        let ok = given.as_ref().is_some_and(|(u, p)| {
-            // Both comparisons run, whatever the first says.
-            let user_ok = crate::auth::secret_eq(u.as_bytes(), user.as_bytes());
-            let pass_ok = crate::auth::secret_eq(p.as_bytes(), pass.as_bytes());
-            user_ok & pass_ok
-        });
-        if !ok {
-            let detail = if req.headers.contains_key(header::PROXY_AUTHORIZATION) {
-                "the Proxy-Authorization credentials are not valid for this proxy"
-            } else {
-                "this proxy needs Basic credentials in Proxy-Authorization (--proxy-user)"
-            };
-            return Err(Box::new(app.error(req, 407, detail).with_header(
-                header::PROXY_AUTHENTICATE,
-                HeaderValue::from_static(PROXY_CHALLENGE),
-            )));
-        }
-    }
-    proxy_target(app, req).map_err(|(code, why)| Box::new(app.error(req, code, &why)))
-}
-
-/// The upstream an absolute-form target names: a configured upstream's host and port, an
-/// upstream's name (`http://api/…`, `http://hang/…`), or statuslab's own address.
-fn proxy_target(app: &App, req: &Request) -> Result<Target, (u16, String)> {
-    let scheme = req.uri.scheme_str().unwrap_or("");
-    if !scheme.eq_ignore_ascii_case("http") {
-        return Err((
-            403,
-            format!("statuslab proxies only http:// targets, not {scheme}://"),
-        ));
-    }
-    let Some(authority) = req.uri.authority() else {
-        return Err((403, "the target names no host".to_owned()));
-    };
-    let (host, port) = (authority.host(), authority.port_u16());
-    let configured = app.cfg.upstreams.iter().find(|u| {
-        u.url.host().is_some_and(|h| h.eq_ignore_ascii_case(host))
-            && u.url.port_u16().unwrap_or(80) == port.unwrap_or(80)
-    });
-    if let Some(u) = configured {
-        return Ok(Target::upstream(u, false));
-    }
-    if port.is_none()
-        && let Some(found) = resolve(app, host, true)
-    {
-        return found.map_err(|why| (502, why));
-    }
-    if names_self(app, host, port.unwrap_or(80)) {
-        return own_target(app).map_err(|why| (502, why));
-    }
-    let shown = match port {
-        Some(p) => format!("{host}:{p}"),
-        None => host.to_owned(),
-    };
-    Err((
-        403,
-        format!(
-            "this proxy forwards only to its upstreams ({}) and to statuslab itself; {shown} is neither, so nothing was sent to it",
-            names(app)
-        ),
-    ))
-}
-
-fn max_forwards(req: &Request) -> Option<u32> {
-    req.header(header::MAX_FORWARDS)?.trim().parse().ok()
+        .map_or(Wait::Max(ctx.cfg.gateway_max_wait), Wait::Param);
+    relay(ctx, req, &target, &to, &params.transforms, wait).await
 }
 
 /// Statuslab hops already recorded in the request's `Via`.
@@ -460,26 +347,26 @@ fn hops(req: &Request) -> usize {
 
 /// Forwards the request and turns the upstream's answer (or its absence) into the reply.
 async fn relay(
-    app: &App,
+    ctx: &Ctx,
     req: &Request,
     target: &Target,
     to: &str,
     transforms: &[Transform],
     wait: Wait,
-) -> Reply {
+) -> Result<Reply, Problem> {
     let hops = hops(req);
     if hops >= MAX_HOPS {
         let detail = format!(
             "the request has already passed through statuslab {hops} times (see Via): a forwarding loop"
         );
-        return app.error(req, 508, &detail);
+        return Err(Problem::new(508, detail));
     }
     let headers = outbound_headers(req, !transforms.is_empty());
     let request = request_bytes(&req.method, to, &target.authority, &headers, &req.body);
     let limits = Limits {
-        head: app.cfg.max_head_bytes,
-        headers: app.cfg.max_headers,
-        body: app.cfg.max_body,
+        head: ctx.cfg.max_head_bytes,
+        headers: ctx.cfg.max_headers,
+        body: ctx.cfg.max_body,
     };
     let sent = tokio::time::timeout(
         wait.limit(),
@@ -494,21 +381,21 @@ async fn relay(
                 target.name,
                 wait.explain()
             );
-            return app.error(req, 504, &detail);
+            return Err(Problem::new(504, detail));
         }
         Ok(Err(Failure::Connect(why))) => {
             let detail = format!(
                 "could not connect to upstream {} ({}): {why}",
                 target.name, target.authority
             );
-            return app.error(req, 502, &detail);
+            return Err(Problem::new(502, detail));
         }
         Ok(Err(Failure::Invalid(why))) => {
             let detail = format!("upstream {} sent an invalid response: {why}", target.name);
-            return app.error(req, 502, &detail);
+            return Err(Problem::new(502, detail));
         }
     };
-    respond(app, req, target, response, transforms)
+    respond(req, target, response, transforms)
 }
 
 async fn send(
@@ -541,18 +428,17 @@ async fn send(
 /// The reply for an upstream's response: its code and end-to-end headers, `Via`, and for a
 /// transformed 200, 203 with the transformed content.
 fn respond(
-    app: &App,
     req: &Request,
     target: &Target,
     response: client::Response,
     transforms: &[Transform],
-) -> Reply {
+) -> Result<Reply, Problem> {
     let Ok(code) = Status::new(response.status) else {
         let detail = format!(
             "upstream {} answered status {}, outside 100-599",
             target.name, response.status
         );
-        return app.error(req, 502, &detail);
+        return Err(Problem::new(502, detail));
     };
     let mut headers = response.headers;
     strip_hop_by_hop(&mut headers);
@@ -572,7 +458,7 @@ fn respond(
                     "upstream {}'s content has Content-Encoding {coding}; statuslab transforms only unencoded content",
                     target.name
                 );
-                return app.error(req, 502, &detail);
+                return Err(Problem::new(502, detail));
             }
             body = match transform::apply_all(transforms, body) {
                 Ok(b) => b,
@@ -581,7 +467,7 @@ fn respond(
                         "upstream {}'s content cannot be transformed: {why}",
                         target.name
                     );
-                    return app.error(req, 502, &detail);
+                    return Err(Problem::new(502, detail));
                 }
             };
         }
@@ -595,7 +481,7 @@ fn respond(
         ] {
             headers.remove(name);
         }
-        reply.status = status(203);
+        reply.status = known(203);
     }
     reply.headers = headers;
     reply.body = if body.is_empty() {
@@ -614,7 +500,7 @@ fn respond(
             }
         })
         .collect();
-    reply
+    Ok(reply)
 }
 
 /// Whether the upstream forbids transformation (`Cache-Control: no-transform`, RFC 9111 §5.2.2.6):
@@ -667,7 +553,7 @@ fn outbound_headers(req: &Request, transforming: bool) -> HeaderMap {
         h.remove(header::IF_RANGE);
     }
     if req.method == Method::OPTIONS
-        && let Some(n) = max_forwards(req)
+        && let Some(n) = proxy::max_forwards(req)
     {
         h.insert(header::MAX_FORWARDS, HeaderValue::from(n.saturating_sub(1)));
     }

@@ -4,6 +4,7 @@
 mod curl;
 mod edge;
 mod h2;
+mod layers;
 mod options;
 mod protocol;
 mod raw;

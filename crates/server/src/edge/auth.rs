@@ -1,15 +1,14 @@
-//! 401 and 403 from real credentials: httpbin's `/basic-auth`, `/hidden-basic-auth` and
-//! `/bearer`, and server-wide bearer tokens with scopes guarding resources, jobs and admin.
+//! 401 and 403 from real credentials: server-wide bearer tokens with scopes guarding
+//! resources, jobs and admin, and the credential parsing every Basic or Bearer check shares.
 //! Every comparison of a secret runs in constant time (over SHA-256 digests, so lengths do
 //! not leak either), and secrets never reach the log.
 
-use crate::app::App;
 use crate::config::Scope;
-use crate::reply::Reply;
-use crate::request::Request;
+use crate::ctx::Ctx;
+use crate::problem::Problem;
+use crate::wire::request::Request;
 use base64::Engine as _;
 use http::header::{self, HeaderValue};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -43,92 +42,52 @@ pub(crate) fn bearer_token(req: &Request) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// httpbin's `/basic-auth/{user}/{passwd}`; `hidden` answers 404 instead of a challenge.
-pub(crate) fn basic(app: &App, req: &Request, user: &str, passwd: &str, hidden: bool) -> Reply {
-    let given = basic_credentials(req.header(header::AUTHORIZATION));
-    let ok = given.as_ref().is_some_and(|(u, p)| {
-        // Evaluate both comparisons, whatever the first says.
-        let user_ok = secret_eq(u.as_bytes(), user.as_bytes());
-        let pass_ok = secret_eq(p.as_bytes(), passwd.as_bytes());
-        user_ok & pass_ok
-    });
-    if ok {
-        return app.json(
-            200,
-            json!({ "authenticated": true, "user": user }).to_string(),
-        );
-    }
-    if hidden {
-        return app.error(req, 404, "no such resource");
-    }
-    let detail = if given.is_some() {
-        "the Basic credentials are wrong"
-    } else {
-        "Basic credentials are required"
-    };
-    app.error(req, 401, detail).with_header(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Basic realm=\"statuslab\", charset=\"UTF-8\""),
-    )
-}
-
-/// httpbin's `/bearer`: any bearer token passes.
-pub(crate) fn bearer(app: &App, req: &Request) -> Reply {
-    match bearer_token(req) {
-        Some(token) => app.json(
-            200,
-            json!({ "authenticated": true, "token": token }).to_string(),
-        ),
-        None => challenge(app, req, "invalid_request", "a bearer token is required"),
-    }
+/// Whether `given` (`user`, `password`) matches the expected pair; both parts are always
+/// compared, in constant time.
+pub(crate) fn credentials_match(given: &(String, String), user: &str, password: &str) -> bool {
+    let user_ok = secret_eq(given.0.as_bytes(), user.as_bytes());
+    let pass_ok = secret_eq(given.1.as_bytes(), password.as_bytes());
+    user_ok & pass_ok
 }
 
 /// 401 with a Bearer challenge carrying an RFC 6750 error code.
-fn challenge(app: &App, req: &Request, error: &str, description: &str) -> Reply {
+pub(crate) fn challenge(error: &str, description: &'static str) -> Problem {
     let value = format!(
         "Bearer realm=\"statuslab\", error=\"{error}\", error_description=\"{description}\""
     );
-    app.error(req, 401, description).with_header(
+    Problem::new(401, description).with_header(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_str(&value).expect("ascii"),
     )
 }
 
-/// Checks the server-wide tokens: `None` lets the request through. Without configured tokens
+/// Checks the server-wide tokens: `Ok` lets the request through. Without configured tokens
 /// everything passes except `Scope::Admin`, which then has nobody to grant it.
-pub(crate) fn require(app: &App, req: &Request, needed: Scope) -> Option<Reply> {
-    if app.cfg.tokens.is_empty() {
+pub(crate) fn require(ctx: &Ctx, req: &Request, needed: Scope) -> Result<(), Problem> {
+    if ctx.cfg.tokens.is_empty() {
         if needed == Scope::Admin {
-            return Some(app.error(
-                req,
+            return Err(Problem::new(
                 403,
                 "admin routes need an admin token: start statuslab with --token SECRET:admin",
             ));
         }
-        return None;
+        return Ok(());
     }
     let Some(given) = bearer_token(req) else {
-        return Some(challenge(
-            app,
-            req,
+        return Err(challenge(
             "invalid_token",
             "this route needs a bearer token",
         ));
     };
     // Compare against every token, without stopping at the first match.
     let mut granted: Option<Scope> = None;
-    for t in &app.cfg.tokens {
+    for t in &ctx.cfg.tokens {
         if secret_eq(given.as_bytes(), t.secret.as_bytes()) {
             granted = granted.max(Some(t.scope));
         }
     }
     match granted {
-        None => Some(challenge(
-            app,
-            req,
-            "invalid_token",
-            "the bearer token is not valid",
-        )),
+        None => Err(challenge("invalid_token", "the bearer token is not valid")),
         Some(scope) if scope < needed => {
             let name = match needed {
                 Scope::Read => "read",
@@ -139,12 +98,12 @@ pub(crate) fn require(app: &App, req: &Request, needed: Scope) -> Option<Reply> 
                 "Bearer realm=\"statuslab\", error=\"insufficient_scope\", scope=\"{name}\""
             );
             let detail = format!("the token's scope does not allow this; it needs {name}");
-            Some(app.error(req, 403, &detail).with_header(
+            Err(Problem::new(403, detail).with_header(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_str(&value).expect("ascii"),
             ))
         }
-        Some(_) => None,
+        Some(_) => Ok(()),
     }
 }
 

@@ -1,9 +1,9 @@
-//! HTTP/2 (h2c with prior knowledge, and h2 over TLS later) on the h2 crate directly, so
-//! interim responses go out through `send_informational`, which hyper's server does not expose.
+//! HTTP/2 (h2c with prior knowledge, and h2 over TLS) on the h2 crate directly, so interim
+//! responses go out through `send_informational`, which hyper's server does not expose.
 
-use crate::app::App;
-use crate::reply::{self, Body, Reply};
-use crate::request::Request;
+use super::reply::{self, Body, Reply};
+use super::request::Request;
+use super::{Limits, Service};
 use bytes::{Bytes, BytesMut};
 use h2::RecvStream;
 use h2::server::SendResponse;
@@ -16,11 +16,16 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
 /// Serves one HTTP/2 connection until the peer or shutdown ends it.
-pub(crate) async fn serve<T>(io: T, peer: SocketAddr, app: Arc<App>, shutdown: CancellationToken)
-where
+pub(crate) async fn serve<T, S>(
+    io: T,
+    peer: SocketAddr,
+    app: Arc<S>,
+    cfg: Limits,
+    shutdown: CancellationToken,
+) where
     T: AsyncRead + AsyncWrite + Unpin,
+    S: Service,
 {
-    let cfg = Arc::clone(&app.cfg);
     let handshake = h2::server::Builder::new()
         .max_concurrent_streams(cfg.max_h2_streams)
         .max_header_list_size(u32::try_from(cfg.max_head_bytes).unwrap_or(u32::MAX))
@@ -38,7 +43,7 @@ where
         tokio::select! {
             next = conn.accept() => match next {
                 Some(Ok((req, respond))) => {
-                    tokio::spawn(stream(req, respond, peer, Arc::clone(&app)));
+                    tokio::spawn(stream(req, respond, peer, Arc::clone(&app), cfg));
                 }
                 Some(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "h2 connection error");
@@ -54,11 +59,12 @@ where
     }
 }
 
-async fn stream(
+async fn stream<S: Service>(
     req: http::Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
     peer: SocketAddr,
-    app: Arc<App>,
+    app: Arc<S>,
+    cfg: Limits,
 ) {
     let started = Instant::now();
     let (parts, mut recv) = req.into_parts();
@@ -70,25 +76,23 @@ async fn stream(
         body: Bytes::new(),
         peer,
     };
-    let max_body = app.cfg.max_body;
+    let max_body = cfg.max_body;
     let declared: Option<u64> = req
         .header(header::CONTENT_LENGTH)
         .and_then(|v| v.parse().ok());
-    let refused = if declared.is_some_and(|n| n > max_body as u64) {
-        Some(app.error(
+    let admitted = if declared.is_some_and(|n| n > max_body as u64) {
+        Err(app.reject(
             &req,
             413,
             &format!("the content is larger than {max_body} bytes (--max-body)"),
         ))
-    } else if !recv.is_end_stream() {
-        app.precheck(&req)
     } else {
-        None
+        app.admit(&req).await
     };
     let mut continued = false;
-    let reply = match refused {
-        Some(reply) => reply,
-        None => {
+    let reply = match admitted {
+        Err(reply) => reply,
+        Ok(ticket) => {
             if !recv.is_end_stream()
                 && req
                     .headers
@@ -104,17 +108,17 @@ async fn stream(
                     )
                     .is_ok();
             }
-            match read_body(&mut recv, max_body, app.cfg.body_timeout).await {
+            match read_body(&mut recv, max_body, cfg.body_timeout).await {
                 Ok(body) => {
                     req.body = body;
-                    app.handle(&req).await
+                    app.handle(&req, ticket).await
                 }
-                Err(BodyError::TooLarge) => app.error(
+                Err(BodyError::TooLarge) => app.reject(
                     &req,
                     413,
                     &format!("the content is larger than {max_body} bytes (--max-body)"),
                 ),
-                Err(BodyError::TimedOut) => app.error(
+                Err(BodyError::TimedOut) => app.reject(
                     &req,
                     408,
                     "the request content did not arrive in time (--body-timeout)",
@@ -123,9 +127,7 @@ async fn stream(
             }
         }
     };
-    if app.cfg.access_log == crate::config::AccessLog::On {
-        crate::log_request(&req, &reply, started);
-    }
+    app.completed(&req, &reply, started);
     let _ = send(&mut respond, &req, reply, continued);
 }
 

@@ -1,7 +1,7 @@
 //! Response bodies carrying the table's text, rendered once at start-up for every code and
 //! format so the on-demand hot path only clones a reference-counted buffer.
 
-use crate::negotiate::Format;
+use super::negotiate::Format;
 use bytes::Bytes;
 use serde_json::json;
 use statuslab_catalog::Status;

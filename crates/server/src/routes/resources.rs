@@ -1,16 +1,18 @@
 //! `/resources`: stored bytes with their type, where 201, 204, 304, 404, 406, 409, 410, 412,
 //! 413, 415, 416, 422 and 206 arise from real state and real requests.
 
-use crate::app::{App, status};
-use crate::negotiate;
-use crate::range::{self, RangeRequest};
-use crate::reply::Reply;
-use crate::request::Request;
+use crate::content::negotiate;
+use crate::content::params::is_json;
+use crate::content::range::{self, RangeRequest};
+use crate::ctx::Ctx;
+use crate::problem::Problem;
 use crate::store::precondition::Validators;
 use crate::store::{
     ConditionOutcome, Conditions, DeleteOutcome, EntityTag, Lookup, NewResource, Resource,
     ResourceMeta, TagList, WriteMode, WriteOutcome,
 };
+use crate::wire::reply::{Reply, known};
+use crate::wire::request::Request;
 use bytes::Bytes;
 use http::Method;
 use http::header::{self, HeaderName, HeaderValue};
@@ -55,8 +57,8 @@ fn validators(reply: &mut Reply, meta: &ResourceMeta) {
     }
 }
 
-fn conditions(app: &App, req: &Request) -> Result<Conditions, Box<Reply>> {
-    Conditions::from_headers(&req.headers).map_err(|e| Box::new(app.error(req, 400, &e)))
+fn conditions(req: &Request) -> Result<Conditions, Problem> {
+    Conditions::from_headers(&req.headers).map_err(|e| Problem::new(400, e))
 }
 
 fn content_type(req: &Request) -> String {
@@ -71,150 +73,126 @@ fn meta_json(meta: &ResourceMeta) -> Bytes {
 }
 
 /// `GET /resources` lists; `POST /resources` creates with the name from `Slug` (or a new one).
-pub(crate) async fn collection(app: &App, req: &Request) -> Reply {
+pub(crate) async fn collection(ctx: &Ctx, req: &Request) -> Result<Reply, Problem> {
     if req.method != Method::POST {
-        return match app.store.list_resources(LIST_LIMIT).await {
-            Ok(list) => app.json(
-                200,
-                serde_json::to_vec(&json!({ "resources": list })).expect("serializes"),
-            ),
-            Err(e) => app.store_failed(req, e),
-        };
+        let list = ctx.store.list_resources(LIST_LIMIT).await?;
+        return Ok(Reply::json(
+            200,
+            serde_json::to_vec(&json!({ "resources": list })).expect("serializes"),
+        ));
     }
     let name = match req.header("slug") {
         Some(slug) => {
             let decoded = percent_encoding::percent_decode_str(slug.trim())
                 .decode_utf8_lossy()
                 .into_owned();
-            match valid_name("Slug", &decoded) {
-                Ok(n) => n.to_owned(),
-                Err(e) => return app.error(req, 400, &e),
-            }
+            valid_name("Slug", &decoded)
+                .map_err(|e| Problem::new(400, e))?
+                .to_owned()
         }
         None => format!("{:016x}", fastrand::u64(..)),
     };
-    let conds = match conditions(app, req) {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
+    let conds = conditions(req)?;
     let new = NewResource {
         content_type: content_type(req),
         body: req.body.clone(),
     };
-    match app
+    match ctx
         .store
         .write_resource(&name, new, WriteMode::CreateOnly, conds)
-        .await
+        .await?
     {
-        Ok(WriteOutcome::Exists) => {
+        WriteOutcome::Exists => {
             let detail = format!(
                 "a resource named {name:?} already exists; PUT /resources/{name} replaces it"
             );
-            app.error(req, 409, &detail)
-                .with_header(header::LOCATION, location(&name))
+            Err(Problem::new(409, detail).with_header(header::LOCATION, location(&name)))
         }
-        Ok(outcome) => written(app, req, &name, outcome),
-        Err(e) => app.store_failed(req, e),
+        outcome => written(ctx, &name, outcome),
     }
 }
 
 /// `/resources/{name}`.
-pub(crate) async fn item(app: &App, req: &Request, name: &str) -> Reply {
-    let name = match valid_name("resource name", name) {
-        Ok(n) => n,
-        Err(e) => return app.error(req, 400, &e),
-    };
-    let conds = match conditions(app, req) {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
+pub(crate) async fn item(ctx: &Ctx, req: &Request, name: &str) -> Result<Reply, Problem> {
+    let name = valid_name("resource name", name).map_err(|e| Problem::new(400, e))?;
+    let conds = conditions(req)?;
     match req.method {
-        Method::GET | Method::HEAD => read(app, req, name, &conds).await,
+        Method::GET | Method::HEAD => read(ctx, req, name, &conds).await,
         Method::PUT => {
             let new = NewResource {
                 content_type: content_type(req),
                 body: req.body.clone(),
             };
-            match app
+            let outcome = ctx
                 .store
                 .write_resource(name, new, WriteMode::Upsert, conds)
-                .await
-            {
-                Ok(outcome) => written(app, req, name, outcome),
-                Err(e) => app.store_failed(req, e),
-            }
+                .await?;
+            written(ctx, name, outcome)
         }
-        Method::PATCH => patch(app, req, name, conds).await,
-        Method::DELETE => match app.store.delete_resource(name, conds).await {
-            Ok(DeleteOutcome::Deleted) => Reply::new(status(204)),
-            Ok(DeleteOutcome::PreconditionFailed) => precondition_failed(app, req),
-            Ok(DeleteOutcome::NotFound(lookup)) => absent(app, req, name, &lookup),
-            Err(e) => app.store_failed(req, e),
+        Method::PATCH => patch(ctx, req, name, conds).await,
+        Method::DELETE => match ctx.store.delete_resource(name, conds).await? {
+            DeleteOutcome::Deleted => Ok(Reply::new(known(204))),
+            DeleteOutcome::PreconditionFailed => Err(precondition_failed()),
+            DeleteOutcome::NotFound(lookup) => Err(absent(name, &lookup)),
         },
-        _ => app.error(req, 405, "method not allowed"),
+        _ => Err(Problem::new(405, "method not allowed")),
     }
 }
 
-fn precondition_failed(app: &App, req: &Request) -> Reply {
-    app.error(req, 412, "a precondition (If-Match, If-None-Match, If-Unmodified-Since) does not hold for the current resource")
+fn precondition_failed() -> Problem {
+    Problem::new(
+        412,
+        "a precondition (If-Match, If-None-Match, If-Unmodified-Since) does not hold for the current resource",
+    )
 }
 
-fn absent(app: &App, req: &Request, name: &str, lookup: &Lookup) -> Reply {
+fn absent(name: &str, lookup: &Lookup) -> Problem {
     match lookup {
-        Lookup::Gone => app.error(req, 410, &format!("resource {name:?} was deleted")),
-        _ => app.error(req, 404, &format!("there is no resource {name:?}")),
+        Lookup::Gone => Problem::new(410, format!("resource {name:?} was deleted")),
+        _ => Problem::new(404, format!("there is no resource {name:?}")),
     }
 }
 
 /// Maps a write's outcome to its answer.
-fn written(app: &App, req: &Request, name: &str, outcome: WriteOutcome) -> Reply {
+fn written(ctx: &Ctx, name: &str, outcome: WriteOutcome) -> Result<Reply, Problem> {
     match outcome {
         WriteOutcome::Created(meta) => {
-            let mut r = app
-                .json(201, meta_json(&meta))
-                .with_header(header::LOCATION, location(name));
+            let mut r =
+                Reply::json(201, meta_json(&meta)).with_header(header::LOCATION, location(name));
             validators(&mut r, &meta);
-            r
+            Ok(r)
         }
         WriteOutcome::Replaced(meta) => {
-            let mut r = Reply::new(status(204));
+            let mut r = Reply::new(known(204));
             validators(&mut r, &meta);
-            r
+            Ok(r)
         }
-        WriteOutcome::PreconditionFailed => precondition_failed(app, req),
-        WriteOutcome::Exists => app.error(
-            req,
+        WriteOutcome::PreconditionFailed => Err(precondition_failed()),
+        WriteOutcome::Exists => Err(Problem::new(
             409,
-            &format!("a resource named {name:?} already exists"),
-        ),
-        WriteOutcome::NotFound(lookup) => absent(app, req, name, &lookup),
+            format!("a resource named {name:?} already exists"),
+        )),
+        WriteOutcome::NotFound(lookup) => Err(absent(name, &lookup)),
         WriteOutcome::QuotaFull { used, limit } => {
             let detail = format!(
                 "the store is full ({used} of {limit} bytes, --max-store-bytes); delete resources or retry later"
             );
-            app.error(req, 413, &detail).with_header(
-                header::RETRY_AFTER,
-                HeaderValue::from(app.cfg.store_full_retry_after),
-            )
+            Err(Problem::new(413, detail).retry_after(ctx.cfg.store_full_retry_after))
         }
         WriteOutcome::TooManyKeys => {
             let detail = format!(
                 "the store holds its maximum number of resources ({}, --max-keys)",
-                app.cfg.limits.max_keys
+                ctx.cfg.limits.max_keys
             );
-            app.error(req, 507, &detail).with_header(
-                header::RETRY_AFTER,
-                HeaderValue::from(app.cfg.store_full_retry_after),
-            )
+            Err(Problem::new(507, detail).retry_after(ctx.cfg.store_full_retry_after))
         }
     }
 }
 
-async fn read(app: &App, req: &Request, name: &str, conds: &Conditions) -> Reply {
-    let resource = match app.store.resource(name).await {
-        Ok(Lookup::Found(r)) => r,
-        Ok(other) => return absent(app, req, name, &other),
-        Err(e) => return app.store_failed(req, e),
+async fn read(ctx: &Ctx, req: &Request, name: &str, conds: &Conditions) -> Result<Reply, Problem> {
+    let resource = match ctx.store.resource(name).await? {
+        Lookup::Found(r) => r,
+        other => return Err(absent(name, &other)),
     };
     let meta = &resource.meta;
     let current = Validators {
@@ -223,11 +201,11 @@ async fn read(app: &App, req: &Request, name: &str, conds: &Conditions) -> Reply
     };
     match conds.evaluate(Some(current), true) {
         ConditionOutcome::NotModified => {
-            let mut r = Reply::new(status(304));
+            let mut r = Reply::new(known(304));
             validators(&mut r, meta);
-            return r;
+            return Ok(r);
         }
-        ConditionOutcome::Failed => return precondition_failed(app, req),
+        ConditionOutcome::Failed => return Err(precondition_failed()),
         ConditionOutcome::Proceed => {}
     }
     if !negotiate::accepts(req.headers.get(header::ACCEPT), &meta.content_type) {
@@ -235,14 +213,14 @@ async fn read(app: &App, req: &Request, name: &str, conds: &Conditions) -> Reply
             "the resource is {}, which the Accept header does not admit",
             meta.content_type
         );
-        return app.error(req, 406, &detail);
+        return Err(Problem::new(406, detail));
     }
     let mut reply = ranged(req, &resource);
     validators(&mut reply, meta);
     reply
         .headers
         .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    reply
+    Ok(reply)
 }
 
 /// Whether `If-Range` (if any) still names the current representation (RFC 9110 §13.1.5).
@@ -268,9 +246,9 @@ fn ranged(req: &Request, resource: &Resource) -> Reply {
         .header(header::RANGE)
         .filter(|_| req.method == Method::GET && if_range_holds(req, meta));
     match asked.map_or(RangeRequest::Full, |r| range::parse(r, len)) {
-        RangeRequest::Full => Reply::new(status(200)).with_body(ct, resource.body.clone()),
+        RangeRequest::Full => Reply::new(known(200)).with_body(ct, resource.body.clone()),
         RangeRequest::Unsatisfiable => {
-            let mut r = Reply::new(status(416));
+            let mut r = Reply::new(known(416));
             r.headers.insert(
                 header::CONTENT_RANGE,
                 HeaderValue::from_str(&range::unsatisfied(len)).expect("ascii"),
@@ -278,7 +256,7 @@ fn ranged(req: &Request, resource: &Resource) -> Reply {
             r
         }
         RangeRequest::Partial(ranges) => {
-            let mut r = Reply::new(status(206));
+            let mut r = Reply::new(known(206));
             if let [one] = ranges.as_slice() {
                 r.headers.insert(
                     header::CONTENT_RANGE,
@@ -319,18 +297,8 @@ fn merge(target: &mut Value, patch: &Value) {
     }
 }
 
-fn is_json_type(ct: &str) -> bool {
-    let bare = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    bare == "application/json" || bare.ends_with("+json")
-}
-
 /// 415 unless a PATCH carries a merge patch (decided from the head, before the content).
-pub(crate) fn patch_type_refusal(app: &App, req: &Request) -> Option<Reply> {
+pub(crate) fn patch_type_check(req: &Request) -> Result<(), Problem> {
     let ct = req.header(header::CONTENT_TYPE).unwrap_or("");
     if !ct
         .split(';')
@@ -343,27 +311,22 @@ pub(crate) fn patch_type_refusal(app: &App, req: &Request) -> Option<Reply> {
             "PATCH takes {MERGE_PATCH}, not {:?}",
             if ct.is_empty() { "no Content-Type" } else { ct }
         );
-        return Some(app.error(req, 415, &detail).with_header(
+        return Err(Problem::new(415, detail).with_header(
             HeaderName::from_static("accept-patch"),
             HeaderValue::from_static(MERGE_PATCH),
         ));
     }
-    None
+    Ok(())
 }
 
-async fn patch(app: &App, req: &Request, name: &str, conds: Conditions) -> Reply {
-    if let Some(refused) = patch_type_refusal(app, req) {
-        return refused;
-    }
-    let patch: Value = match serde_json::from_slice(&req.body) {
-        Ok(v) => v,
-        Err(e) => return app.error(req, 400, &format!("the patch is not valid JSON: {e}")),
-    };
+async fn patch(ctx: &Ctx, req: &Request, name: &str, conds: Conditions) -> Result<Reply, Problem> {
+    patch_type_check(req)?;
+    let patch: Value = serde_json::from_slice(&req.body)
+        .map_err(|e| Problem::new(400, format!("the patch is not valid JSON: {e}")))?;
     for _ in 0..PATCH_ATTEMPTS {
-        let resource = match app.store.resource(name).await {
-            Ok(Lookup::Found(r)) => r,
-            Ok(other) => return absent(app, req, name, &other),
-            Err(e) => return app.store_failed(req, e),
+        let resource = match ctx.store.resource(name).await? {
+            Lookup::Found(r) => r,
+            other => return Err(absent(name, &other)),
         };
         let meta = &resource.meta;
         if conds.evaluate(
@@ -374,10 +337,10 @@ async fn patch(app: &App, req: &Request, name: &str, conds: Conditions) -> Reply
             false,
         ) != ConditionOutcome::Proceed
         {
-            return precondition_failed(app, req);
+            return Err(precondition_failed());
         }
         let mut doc: Value = match (
-            is_json_type(&meta.content_type),
+            is_json(&meta.content_type),
             serde_json::from_slice(&resource.body),
         ) {
             (true, Ok(v)) => v,
@@ -386,20 +349,19 @@ async fn patch(app: &App, req: &Request, name: &str, conds: Conditions) -> Reply
                     "a merge patch applies to a JSON document; {name:?} is {} and not JSON",
                     meta.content_type
                 );
-                return app.error(req, 422, &detail);
+                return Err(Problem::new(422, detail));
             }
         };
         merge(&mut doc, &patch);
         let body = Bytes::from(serde_json::to_vec(&doc).expect("JSON serializes"));
-        if body.len() > app.cfg.max_body {
-            return app.error(
-                req,
+        if body.len() > ctx.cfg.max_body {
+            return Err(Problem::new(
                 413,
-                &format!(
+                format!(
                     "the patched document would exceed {} bytes (--max-body)",
-                    app.cfg.max_body
+                    ctx.cfg.max_body
                 ),
-            );
+            ));
         }
         // Replace only the version just read: a concurrent writer makes this attempt fail and
         // the patch is applied again to the new version.
@@ -413,30 +375,28 @@ async fn patch(app: &App, req: &Request, name: &str, conds: Conditions) -> Reply
             content_type: meta.content_type.clone(),
             body: body.clone(),
         };
-        match app
+        match ctx
             .store
             .write_resource(name, new, WriteMode::ReplaceOnly, exact)
-            .await
+            .await?
         {
-            Ok(WriteOutcome::Replaced(meta)) => {
-                let mut r = Reply::new(status(200)).with_body(
+            WriteOutcome::Replaced(meta) => {
+                let mut r = Reply::new(known(200)).with_body(
                     HeaderValue::from_str(&meta.content_type)
                         .unwrap_or(HeaderValue::from_static("application/json")),
                     body,
                 );
                 validators(&mut r, &meta);
-                return r;
+                return Ok(r);
             }
-            Ok(WriteOutcome::PreconditionFailed) => continue,
-            Ok(other) => return written(app, req, name, other),
-            Err(e) => return app.store_failed(req, e),
+            WriteOutcome::PreconditionFailed => continue,
+            other => return written(ctx, name, other),
         }
     }
-    app.error(
-        req,
+    Err(Problem::new(
         409,
         "the resource kept changing while the patch was applied; retry",
-    )
+    ))
 }
 
 #[cfg(test)]

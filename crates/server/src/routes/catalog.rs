@@ -1,10 +1,9 @@
 //! The catalog over HTTP: `/` (a page of every code with try-it links, no JavaScript needed),
 //! `/codes`, `/codes/{code}`, plus `/openapi.json` and `/health`.
 
-use crate::app::App;
-use crate::bodies::escape;
-use crate::reply::Reply;
-use crate::request::Request;
+use crate::content::bodies::escape;
+use crate::problem::Problem;
+use crate::wire::reply::{Reply, known};
 use bytes::Bytes;
 use http::HeaderValue;
 use statuslab_catalog::{Info, Source, Status};
@@ -29,38 +28,40 @@ impl Pages {
     }
 }
 
-/// `GET /`.
-pub(crate) fn index(_app: &App, _req: &Request) -> Reply {
-    Reply::new(crate::app::status(200)).with_body(
-        HeaderValue::from_static("text/html; charset=utf-8"),
-        _app.pages.index.clone(),
-    )
-}
+impl Pages {
+    /// `GET /`.
+    pub(crate) fn index(&self) -> Reply {
+        Reply::new(known(200)).with_body(
+            HeaderValue::from_static("text/html; charset=utf-8"),
+            self.index.clone(),
+        )
+    }
 
-/// `GET /codes`.
-pub(crate) fn codes(app: &App, _req: &Request) -> Reply {
-    app.json(200, app.pages.codes.clone())
-}
+    /// `GET /codes`.
+    pub(crate) fn codes(&self) -> Reply {
+        Reply::json(200, self.codes.clone())
+    }
 
-/// `GET /codes/{code}`: any code 100–599, registered or not.
-pub(crate) fn code(app: &App, req: &Request, param: &str) -> Reply {
-    match param.parse::<Status>() {
-        Ok(s) => app.json(
-            200,
-            serde_json::to_vec(&s.info()).expect("catalog serializes"),
-        ),
-        Err(e) => app.error(req, 404, &format!("no catalog entry: {e}")),
+    /// `GET /openapi.json`.
+    pub(crate) fn openapi(&self) -> Reply {
+        Reply::json(200, self.openapi.clone())
     }
 }
 
-/// `GET /openapi.json`.
-pub(crate) fn openapi(app: &App, _req: &Request) -> Reply {
-    app.json(200, app.pages.openapi.clone())
+/// `GET /codes/{code}`: any code 100–599, registered or not.
+pub(crate) fn code(param: &str) -> Result<Reply, Problem> {
+    match param.parse::<Status>() {
+        Ok(s) => Ok(Reply::json(
+            200,
+            serde_json::to_vec(&s.info()).expect("catalog serializes"),
+        )),
+        Err(e) => Err(Problem::new(404, format!("no catalog entry: {e}"))),
+    }
 }
 
 /// `GET /health`.
-pub(crate) fn health(app: &App, _req: &Request) -> Reply {
-    app.json(200, Bytes::from_static(b"{\"status\":\"ok\"}"))
+pub(crate) fn health() -> Reply {
+    Reply::json(200, Bytes::from_static(b"{\"status\":\"ok\"}"))
 }
 
 fn index_html() -> String {

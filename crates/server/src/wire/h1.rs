@@ -7,10 +7,11 @@
 //! Memory per connection is kept small: the read buffer starts at 1 KiB and both buffers are
 //! released while a handler waits (a delayed response holds no buffer at all).
 
-use crate::app::{App, status};
-use crate::reply::{self, Reply, Upgrade};
-use crate::request::Request;
-use crate::rewind::Rewind;
+use super::framing::{self, ChunkedDecoder, Framing, Role};
+use super::reply::{self, Reply, Upgrade};
+use super::request::Request;
+use super::rewind::Rewind;
+use super::{Limits, Service};
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Uri, Version};
@@ -32,8 +33,12 @@ pub(crate) const HEADER_SLOTS: usize = 100;
 const FIRST_READ: usize = 1024;
 /// Output is flushed once it grows past this, even while pipelined requests remain.
 const FLUSH_AT: usize = 64 * 1024;
-/// Longest chunk-size line or trailer section accepted in chunked content.
+/// Longest chunk-size line (with its extensions) accepted in chunked content.
 const MAX_CHUNK_LINE: usize = 4096;
+/// Largest trailer section (all its field lines) accepted after chunked content.
+const MAX_TRAILER_BYTES: usize = 8192;
+/// Most trailer fields accepted after chunked content.
+const MAX_TRAILER_FIELDS: usize = 64;
 
 /// A parsed request head, with the ranges of its parts in the head's bytes.
 ///
@@ -56,14 +61,6 @@ enum HeadError {
     Close,
 }
 
-/// How the request's content is framed (RFC 9112 §6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    None,
-    Length(u64),
-    Chunked,
-}
-
 /// What happens to the connection after a reply.
 #[derive(PartialEq, Eq)]
 enum Next {
@@ -73,24 +70,11 @@ enum Next {
     WebSocket,
 }
 
-/// The limits a connection enforces, copied once per connection so the per-request path
-/// touches no shared reference count.
-#[derive(Debug, Clone, Copy)]
-struct Bounds {
-    max_headers: usize,
-    max_head_bytes: usize,
-    max_uri: usize,
-    max_body: usize,
-    header_timeout: std::time::Duration,
-    body_timeout: std::time::Duration,
-    idle_timeout: std::time::Duration,
-}
-
-pub(crate) struct Conn<T> {
+pub(crate) struct Conn<T, S> {
     io: T,
-    bounds: Bounds,
+    bounds: Limits,
     peer: SocketAddr,
-    app: Arc<App>,
+    app: Arc<S>,
     shutdown: CancellationToken,
     buf: BytesMut,
     out: BytesMut,
@@ -103,23 +87,14 @@ pub(crate) struct Conn<T> {
 pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 
-impl<T: Io> Conn<T> {
+impl<T: Io, S: Service> Conn<T, S> {
     pub(crate) fn new(
         io: T,
         peer: SocketAddr,
-        app: Arc<App>,
+        app: Arc<S>,
+        bounds: Limits,
         shutdown: CancellationToken,
-    ) -> Conn<T> {
-        let c = &app.cfg;
-        let bounds = Bounds {
-            max_headers: c.max_headers,
-            max_head_bytes: c.max_head_bytes,
-            max_uri: c.max_uri,
-            max_body: c.max_body,
-            header_timeout: c.header_timeout,
-            body_timeout: c.body_timeout,
-            idle_timeout: c.idle_timeout,
-        };
+    ) -> Conn<T, S> {
         Conn {
             io,
             bounds,
@@ -142,7 +117,7 @@ impl<T: Io> Conn<T> {
                     // The client speaks HTTP/2 with prior knowledge: hand the connection over.
                     let prefix = self.buf.split().freeze();
                     let io = Rewind::new(self.io, prefix);
-                    crate::h2c::serve(io, self.peer, self.app, self.shutdown).await;
+                    super::h2::serve(io, self.peer, self.app, self.bounds, self.shutdown).await;
                     return;
                 }
                 Err(HeadError::Close) => break,
@@ -155,8 +130,8 @@ impl<T: Io> Conn<T> {
                 Ok(Next::KeepAlive) => {}
                 Ok(Next::WebSocket) => {
                     let prefix = self.buf.split().freeze();
-                    let max = self.app.cfg.max_ws_message;
-                    crate::websocket::echo(Rewind::new(self.io, prefix), max).await;
+                    let max = self.bounds.max_ws_message;
+                    super::websocket::echo(Rewind::new(self.io, prefix), max).await;
                     return;
                 }
                 Ok(Next::Close) | Err(_) => break,
@@ -236,7 +211,7 @@ impl<T: Io> Conn<T> {
     /// Answers `code` with a problem body and `Connection: close`.
     async fn reject(&mut self, code: u16, detail: &str) {
         let req = self.bare_request();
-        let mut reply = self.app.error(&req, code, detail);
+        let mut reply = self.app.reject(&req, code, detail);
         reply.close = true;
         reply::put_final(&mut self.out, &reply, false, true);
         self.log(&req, &reply, Instant::now());
@@ -303,9 +278,17 @@ impl<T: Io> Conn<T> {
         if let Some(problem) = check_host(&req) {
             return self.refuse(&req, 400, problem, started).await;
         }
-        let framing = match framing(&req) {
+        let role = Role::Request {
+            http10: req.version == Version::HTTP_10,
+        };
+        let framing = match framing::framing(&req.headers, role) {
             Ok(f) => f,
-            Err((code, detail)) => return self.refuse(&req, code, detail, started).await,
+            Err(e) => {
+                let detail = e.to_string();
+                return self
+                    .refuse(&req, e.status().as_u16(), &detail, started)
+                    .await;
+            }
         };
         let expect_continue = match req.headers.get(header::EXPECT) {
             None => false,
@@ -333,13 +316,14 @@ impl<T: Io> Conn<T> {
             return self.refuse(&req, 413, &detail, started).await;
         }
         let has_body = framing != Framing::None && framing != Framing::Length(0);
-        if (has_body || expect_continue)
-            && let Some(reply) = self.app.precheck(&req)
-        {
-            // The content is never read, so the connection cannot be reused after it.
-            let close = has_body;
-            return self.send(&req, reply, close, started).await;
-        }
+        let ticket = match self.app.admit(&req).await {
+            Ok(ticket) => ticket,
+            Err(reply) => {
+                // The content is never read, so the connection cannot be reused after it.
+                let close = has_body || wants_close(&req);
+                return self.send(&req, reply, close, started).await;
+            }
+        };
         if expect_continue && has_body && req.version == Version::HTTP_11 {
             self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
             self.continued = true;
@@ -354,16 +338,16 @@ impl<T: Io> Conn<T> {
                 }
             }
         }
-        let reply = self.call(&req).await;
+        let reply = self.call(&req, ticket).await;
         let close = wants_close(&req);
         self.send(&req, reply, close, started).await
     }
 
     /// Runs the handler; if it does not finish at once (a delayed reply), the connection's
     /// buffers are released while it waits.
-    async fn call(&mut self, req: &Request) -> Reply {
+    async fn call(&mut self, req: &Request, ticket: S::Ticket) -> Reply {
         // Borrows only the `app` field, so the buffers can be released below.
-        let mut fut = pin!(self.app.handle(req));
+        let mut fut = pin!(self.app.handle(req, ticket));
         let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
         match first {
             Poll::Ready(reply) => reply,
@@ -386,7 +370,7 @@ impl<T: Io> Conn<T> {
         detail: &str,
         started: Instant,
     ) -> std::io::Result<Next> {
-        let reply = self.app.error(req, code, detail);
+        let reply = self.app.reject(req, code, detail);
         self.send(req, reply, true, started).await
     }
 
@@ -454,69 +438,34 @@ impl<T: Io> Conn<T> {
                 Ok(self.buf.split_to(n).freeze())
             }
             Framing::Chunked => {
+                let mut decoder = ChunkedDecoder::new(framing::Limits {
+                    max_body: cfg.max_body as u64,
+                    max_ext_bytes: MAX_CHUNK_LINE,
+                    max_trailer_bytes: MAX_TRAILER_BYTES,
+                    max_trailer_fields: MAX_TRAILER_FIELDS,
+                });
                 let mut body = BytesMut::new();
                 loop {
-                    let size = loop {
-                        match httparse::parse_chunk_size(&self.buf) {
-                            Ok(httparse::Status::Complete((used, size))) => {
-                                self.buf.advance(used);
-                                break size;
-                            }
-                            Ok(httparse::Status::Partial) if self.buf.len() < MAX_CHUNK_LINE => {
-                                self.fill(until, 1).await?
-                            }
-                            _ => {
-                                return Err(BodyError::Reject(
-                                    400,
-                                    "malformed chunked content".to_owned(),
-                                ));
-                            }
+                    match decoder.decode(&mut self.buf, &mut body) {
+                        Ok(true) => return Ok(body.freeze()),
+                        Ok(false) => self.fill(until, 1).await?,
+                        Err(e) => {
+                            let detail = match e {
+                                framing::FramingError::TooLarge => format!(
+                                    "the chunked content exceeds {} bytes (--max-body)",
+                                    cfg.max_body
+                                ),
+                                other => other.to_string(),
+                            };
+                            return Err(BodyError::Reject(e.status().as_u16(), detail));
                         }
-                    };
-                    if size == 0 {
-                        break;
-                    }
-                    if body.len() as u64 + size > cfg.max_body as u64 {
-                        return Err(BodyError::Reject(
-                            413,
-                            format!(
-                                "the chunked content exceeds {} bytes (--max-body)",
-                                cfg.max_body
-                            ),
-                        ));
-                    }
-                    let need = size as usize + 2;
-                    while self.buf.len() < need {
-                        self.fill(until, need - self.buf.len()).await?;
-                    }
-                    body.extend_from_slice(&self.buf[..size as usize]);
-                    if &self.buf[size as usize..need] != b"\r\n" {
-                        return Err(BodyError::Reject(
-                            400,
-                            "a chunk is not followed by CRLF".to_owned(),
-                        ));
-                    }
-                    self.buf.advance(need);
-                }
-                // Trailer section: skipped, up to the empty line.
-                loop {
-                    if let Some(end) = find_crlf(&self.buf) {
-                        let line_empty = end == 0;
-                        self.buf.advance(end + 2);
-                        if line_empty {
-                            break;
-                        }
-                    } else if self.buf.len() >= MAX_CHUNK_LINE {
-                        return Err(BodyError::Reject(
-                            431,
-                            "the trailer section is too large".to_owned(),
-                        ));
-                    } else {
-                        self.fill(until, 1).await?;
                     }
                 }
-                Ok(body.freeze())
             }
+            Framing::UntilClose => Err(BodyError::Reject(
+                400,
+                "a request's content must be delimited by Content-Length or chunked".to_owned(),
+            )),
         }
     }
 
@@ -536,9 +485,7 @@ impl<T: Io> Conn<T> {
     }
 
     fn log(&self, req: &Request, reply: &Reply, started: Instant) {
-        if self.app.cfg.access_log == crate::config::AccessLog::On {
-            crate::log_request(req, reply, started);
-        }
+        self.app.completed(req, reply, started);
     }
 }
 
@@ -549,10 +496,6 @@ enum BodyError {
 
 fn bad(what: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, format!("invalid {what}"))
-}
-
-fn find_crlf(b: &[u8]) -> Option<usize> {
-    b.windows(2).position(|w| w == b"\r\n")
 }
 
 /// Parses a head from `buf`; `Ok(None)` if it is incomplete.
@@ -649,64 +592,6 @@ fn check_host(req: &Request) -> Option<&'static str> {
     }
 }
 
-/// Determines the content's framing (RFC 9112 §6.1–6.3).
-fn framing(req: &Request) -> Result<Framing, (u16, &'static str)> {
-    let te: Vec<&HeaderValue> = req
-        .headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .collect();
-    let cl: Vec<&HeaderValue> = req.headers.get_all(header::CONTENT_LENGTH).iter().collect();
-    if !te.is_empty() {
-        if !cl.is_empty() {
-            return Err((
-                400,
-                "both Transfer-Encoding and Content-Length: the content's length is ambiguous",
-            ));
-        }
-        if req.version == Version::HTTP_10 {
-            return Err((400, "Transfer-Encoding in an HTTP/1.0 request"));
-        }
-        let codings: Vec<String> = te
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|c| c.trim().to_ascii_lowercase())
-            .filter(|c| !c.is_empty())
-            .collect();
-        return match codings.as_slice() {
-            [.., last] if last == "chunked" => {
-                if codings.len() > 1 {
-                    Err((501, "statuslab decodes only the chunked transfer coding"))
-                } else {
-                    Ok(Framing::Chunked)
-                }
-            }
-            _ => Err((
-                400,
-                "chunked must be the final transfer coding of a request (RFC 9112 §6.3)",
-            )),
-        };
-    }
-    let mut length: Option<u64> = None;
-    for v in cl {
-        for part in v.to_str().unwrap_or("x").split(',') {
-            let part = part.trim();
-            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) || part.len() > 18 {
-                return Err((400, "Content-Length is not a valid number"));
-            }
-            let n: u64 = part
-                .parse()
-                .map_err(|_| (400, "Content-Length is not a valid number"))?;
-            if length.is_some_and(|l| l != n) {
-                return Err((400, "conflicting Content-Length values"));
-            }
-            length = Some(n);
-        }
-    }
-    Ok(length.map_or(Framing::None, Framing::Length))
-}
-
 /// Whether the client asked to close after this exchange (RFC 9112 §9.3).
 fn wants_close(req: &Request) -> bool {
     let tokens = || {
@@ -724,20 +609,21 @@ fn wants_close(req: &Request) -> bool {
 }
 
 /// Writes a 503 to a connection over `--max-connections` and closes it.
-pub(crate) async fn overloaded(mut io: TcpStream, app: Arc<App>) {
+pub(crate) async fn overloaded<S: Service>(mut io: TcpStream, peer: SocketAddr, app: Arc<S>) {
+    let req = Request {
+        method: Method::GET,
+        uri: Uri::from_static("/"),
+        version: Version::HTTP_11,
+        headers: HeaderMap::new(),
+        body: Bytes::new(),
+        peer,
+    };
+    let reply = app.reject(
+        &req,
+        503,
+        "too many open connections (--max-connections); retry after Retry-After",
+    );
     let mut out = BytesMut::new();
-    let mut reply = Reply::new(status(503)).with_body(
-        HeaderValue::from_static("application/problem+json"),
-        crate::bodies::render(
-            status(503),
-            crate::negotiate::Format::Problem,
-            Some("too many open connections (--max-connections); retry after Retry-After"),
-        ),
-    );
-    reply.headers.insert(
-        header::RETRY_AFTER,
-        HeaderValue::from(app.cfg.default_retry_after),
-    );
     reply::put_final(&mut out, &reply, false, true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), io.write_all(&out)).await;
     let _ = io.shutdown().await;

@@ -1,12 +1,15 @@
 //! TLS: certificates from PEM files or a self-signed one made at start, with HTTP/2 and
 //! HTTP/1.1 offered by ALPN (rustls on the ring provider, no C toolchain needed).
 
+use super::{Limits, Service};
 use crate::config::TlsSource;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::{self, ServerConfig};
+use tokio_util::sync::CancellationToken;
 
 /// Builds the acceptor for `source`.
 pub(crate) fn acceptor(source: &TlsSource) -> Result<TlsAcceptor, String> {
@@ -53,4 +56,30 @@ fn self_signed() -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>
 /// Whether the handshake chose HTTP/2.
 pub(crate) fn is_h2<T>(stream: &tokio_rustls::server::TlsStream<T>) -> bool {
     stream.get_ref().1.alpn_protocol() == Some(b"h2")
+}
+
+/// Runs the TLS handshake (bounded by `--header-timeout`), then HTTP/2 or HTTP/1.1 as ALPN chose.
+pub(crate) async fn serve<S: Service>(
+    acceptor: TlsAcceptor,
+    io: tokio::net::TcpStream,
+    peer: SocketAddr,
+    app: Arc<S>,
+    limits: Limits,
+    stop: CancellationToken,
+) {
+    let stream = match tokio::time::timeout(limits.header_timeout, acceptor.accept(io)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    if is_h2(&stream) {
+        super::h2::serve(stream, peer, app, limits, stop).await;
+    } else {
+        super::h1::Conn::new(stream, peer, app, limits, stop)
+            .run()
+            .await;
+    }
 }

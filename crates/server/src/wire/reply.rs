@@ -1,8 +1,8 @@
 //! `Reply`: what a handler answers, independent of the protocol that carries it.
 //!
-//! The HTTP/1.1 writer ([`crate::h1`]) turns a reply into bytes itself, so interim responses,
-//! framing rules and `Connection: close` are under statuslab's control; the HTTP/2 writer
-//! ([`crate::h2c`]) maps the same reply onto h2 frames.
+//! The HTTP/1.1 writer ([`crate::wire::h1`]) turns a reply into bytes with the functions here,
+//! so interim responses, framing rules and `Connection: close` are under statuslab's control;
+//! the HTTP/2 writer ([`crate::wire::h2`]) maps the same reply onto h2 frames.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -82,6 +82,11 @@ impl Reply {
         }
     }
 
+    /// A reply with a JSON body.
+    pub(crate) fn json(code: u16, body: impl Into<Bytes>) -> Reply {
+        Reply::new(known(code)).with_body(HeaderValue::from_static("application/json"), body)
+    }
+
     /// Sets the content and its type.
     pub fn with_body(mut self, content_type: HeaderValue, body: impl Into<Bytes>) -> Reply {
         self.headers.insert(header::CONTENT_TYPE, content_type);
@@ -114,6 +119,25 @@ impl Reply {
             BodyRule::Empty | BodyRule::Forbidden => 0,
         }
     }
+}
+
+/// A code statuslab itself uses, known to be in 100–599.
+pub(crate) fn known(code: u16) -> Status {
+    Status::new(code).expect("status codes used by the server are in 100-599")
+}
+
+/// Header fields a request may not ask statuslab to set (they would break framing).
+pub(crate) fn is_framing_header(name: &HeaderName) -> bool {
+    matches!(
+        *name,
+        header::CONTENT_LENGTH
+            | header::TRANSFER_ENCODING
+            | header::CONNECTION
+            | header::UPGRADE
+            | header::TE
+            | header::TRAILER
+    ) || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
 }
 
 /// Writes an HTTP/1.1 status line, e.g. `HTTP/1.1 404 Not Found`, with the RFC reason phrase.

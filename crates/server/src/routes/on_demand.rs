@@ -4,11 +4,14 @@
 //! [`dress_header`] knows how to produce a faithful value; framing (no content on 1xx/204/304,
 //! `Content-Length: 0` on 205) is applied by the protocol writers from the same rules.
 
-use crate::app::{App, IMPLEMENTED, is_framing_header, status};
-use crate::negotiate::Format;
-use crate::range::{self, RangeRequest};
-use crate::reply::{Body, Interim, Reply};
-use crate::request::Request;
+use super::methods::IMPLEMENTED;
+use crate::content::negotiate::Format;
+use crate::content::params::{self, Bare};
+use crate::content::range::{self, RangeRequest};
+use crate::ctx::Ctx;
+use crate::problem::Problem;
+use crate::wire::reply::{Body, Interim, Reply, is_framing_header, known};
+use crate::wire::request::Request;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Version};
@@ -43,20 +46,19 @@ const LAST_MODIFIED: &str = "Wed, 01 Jan 2025 00:00:00 GMT";
 const DEFAULT_RANGE: &str = "bytes=0-99";
 
 /// Answers an on-demand request: picks the code, waits the asked delay, dresses the reply.
-pub(crate) async fn on_demand(app: &App, req: &Request, param: &str, ranges: bool) -> Reply {
+pub(crate) async fn answer(
+    ctx: &Ctx,
+    req: &Request,
+    param: &str,
+    ranges: bool,
+) -> Result<Reply, Problem> {
     let list = percent_decode_str(param).decode_utf8_lossy();
-    let code = match pick(&list, ranges) {
-        Ok(code) => code,
-        Err(detail) => return app.error(req, 400, &detail),
-    };
-    let opts = match Options::parse(app, req) {
-        Ok(opts) => opts,
-        Err(detail) => return app.error(req, 400, &detail),
-    };
+    let code = pick(&list, ranges).map_err(|detail| Problem::new(400, detail))?;
+    let opts = Options::parse(ctx, req).map_err(|detail| Problem::new(400, detail))?;
     if !opts.sleep.is_zero() {
         tokio::time::sleep(opts.sleep).await;
     }
-    dress(app, req, code, &opts)
+    dress(ctx, req, code, &opts)
 }
 
 /// Parses a code list and picks one: `404`, `500,503` (uniform), `200:0.9,500:0.1`
@@ -90,7 +92,7 @@ pub(crate) fn pick(list: &str, ranges: bool) -> Result<Status, String> {
                     return Err(format!("range {code:?} is empty: {lo} > {hi}"));
                 }
                 for c in lo.code()..=hi.code() {
-                    choices.push((status(c), weight));
+                    choices.push((known(c), weight));
                     if choices.len() > MAX_CHOICES {
                         break;
                     }
@@ -147,7 +149,7 @@ pub(crate) struct Options {
 
 impl Options {
     /// Reads the query string and the httpstat.us request headers.
-    pub(crate) fn parse(app: &App, req: &Request) -> Result<Options, String> {
+    pub(crate) fn parse(ctx: &Ctx, req: &Request) -> Result<Options, String> {
         let mut o = Options::default();
         for (name, value) in &req.headers {
             let n = name.as_str();
@@ -155,7 +157,7 @@ impl Options {
                 let v = value
                     .to_str()
                     .map_err(|_| "X-HttpStatus-Sleep is not text".to_owned())?;
-                o.sleep = parse_delay(v, app.cfg.max_delay)?;
+                o.sleep = parse_delay(v, ctx.cfg.max_delay)?;
             } else if let Some(target) = n.strip_prefix("x-httpstatus-response-") {
                 let target = HeaderName::from_bytes(target.as_bytes())
                     .map_err(|_| format!("bad header name in {n}"))?;
@@ -167,7 +169,7 @@ impl Options {
         };
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
             match &*key {
-                "sleep" => o.sleep = parse_delay(&value, app.cfg.max_delay)?,
+                "sleep" => o.sleep = parse_delay(&value, ctx.cfg.max_delay)?,
                 "retry_after" | "retry-after" => o.retry_after = Some(parse_retry_after(&value)?),
                 "location" => o.location = Some(check_location(&value, req)?),
                 "header" => {
@@ -240,21 +242,7 @@ impl Options {
 
 /// Parses a delay: milliseconds (`250`) or a duration with a unit (`250ms`, `2s`, `1m`).
 pub(crate) fn parse_delay(s: &str, max: Duration) -> Result<Duration, String> {
-    let s = s.trim();
-    let d = if s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() {
-        Duration::from_millis(s.parse().map_err(|_| format!("sleep={s:?} is too large"))?)
-    } else {
-        humantime::parse_duration(s).map_err(|_| {
-            format!("sleep={s:?}: expected milliseconds or a duration such as 250ms or 2s")
-        })?
-    };
-    if d > max {
-        return Err(format!(
-            "sleep={s} exceeds the server's maximum delay of {} (--max-delay)",
-            humantime::format_duration(max)
-        ));
-    }
-    Ok(d)
+    params::duration("sleep", s, Bare::Millis, max, "--max-delay")
 }
 
 /// Parses `Retry-After`: delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
@@ -318,14 +306,19 @@ fn check_location(s: &str, req: &Request) -> Result<HeaderValue, String> {
 }
 
 /// Builds the full-dress reply for `code`.
-pub(crate) fn dress(app: &App, req: &Request, code: Status, opts: &Options) -> Reply {
+pub(crate) fn dress(
+    ctx: &Ctx,
+    req: &Request,
+    code: Status,
+    opts: &Options,
+) -> Result<Reply, Problem> {
     let c = code.code();
     if c == 101 {
-        return crate::websocket::handshake(app, req);
+        return super::websocket::handshake(req);
     }
     if code.is_informational() {
-        let then = opts.then.unwrap_or(status(200));
-        let mut reply = dress(app, req, then, opts);
+        let then = opts.then.unwrap_or(known(200));
+        let mut reply = dress(ctx, req, then, opts)?;
         // RFC 9110 §15.2: a server must not send a 1xx to an HTTP/1.0 client.
         if req.version != Version::HTTP_10 {
             let mut headers = HeaderMap::new();
@@ -337,7 +330,7 @@ pub(crate) fn dress(app: &App, req: &Request, code: Status, opts: &Options) -> R
             }
             reply.interim.insert(0, Interim { status: c, headers });
         }
-        return reply;
+        return Ok(reply);
     }
     let accept = req.headers.get(header::ACCEPT);
     let Some(format) = opts
@@ -345,14 +338,14 @@ pub(crate) fn dress(app: &App, req: &Request, code: Status, opts: &Options) -> R
         .or_else(|| Format::negotiate(accept, Format::Text))
     else {
         let detail = "none of the media types in Accept can be produced; available: text/plain, application/json, application/problem+json, text/html";
-        return app.error(req, 406, detail);
+        return Err(Problem::new(406, detail));
     };
     let mut reply = Reply::new(code);
     if code.wire().body == BodyRule::Allowed {
-        reply = reply.with_body(format.content_type(), app.bodies.get(code, format));
+        reply = reply.with_body(format.content_type(), ctx.bodies.get(code, format));
     }
     for rule in code.wire().headers {
-        dress_header(app, req, code, opts, rule.name, &mut reply);
+        dress_header(req, code, opts, rule.name, &mut reply);
     }
     if let Some(ra) = &opts.retry_after {
         reply.headers.insert(header::RETRY_AFTER, ra.clone());
@@ -364,7 +357,7 @@ pub(crate) fn dress(app: &App, req: &Request, code: Status, opts: &Options) -> R
         413 | 429 | 503 if !reply.headers.contains_key(header::RETRY_AFTER) => {
             reply.headers.insert(
                 header::RETRY_AFTER,
-                HeaderValue::from(app.cfg.default_retry_after),
+                HeaderValue::from(ctx.cfg.default_retry_after),
             );
         }
         408 => reply.close = true,
@@ -394,7 +387,7 @@ pub(crate) fn dress(app: &App, req: &Request, code: Status, opts: &Options) -> R
             set.push(name);
         }
     }
-    reply
+    Ok(reply)
 }
 
 /// The alternatives a 300 lists (the same status in each format); the first is preferred.
@@ -405,14 +398,7 @@ const ALTERNATIVES: &[&str] = &[
 ];
 
 /// Produces one header the code's wire rules call for.
-fn dress_header(
-    app: &App,
-    req: &Request,
-    code: Status,
-    opts: &Options,
-    name: &str,
-    reply: &mut Reply,
-) {
+fn dress_header(req: &Request, code: Status, opts: &Options, name: &str, reply: &mut Reply) {
     let h = &mut reply.headers;
     match name {
         "Location" if opts.location.is_none() => {
@@ -455,7 +441,7 @@ fn dress_header(
                 HeaderValue::from_static("Basic realm=\"statuslab proxy\", charset=\"UTF-8\""),
             );
         }
-        "Content-Range" => content_range(app, req, code, reply),
+        "Content-Range" => content_range(req, code, reply),
         "Upgrade" => {
             h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
             if req.version != Version::HTTP_2 {
@@ -478,7 +464,7 @@ fn dress_header(
 
 /// 206 serves the asked slice of the deterministic representation (or `bytes=0-99`);
 /// 416 names the representation's length.
-fn content_range(_app: &App, req: &Request, code: Status, reply: &mut Reply) {
+fn content_range(req: &Request, code: Status, reply: &mut Reply) {
     let len = REPRESENTATION_LEN as u64;
     let h = &mut reply.headers;
     if code.code() == 416 {

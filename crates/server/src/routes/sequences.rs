@@ -2,12 +2,13 @@
 //! (the last repeats), with the same options and full dress as `/status`; `/sequences/{key}`
 //! shows where a key stands and every attempt, so a client's retry behaviour can be checked.
 
-use crate::app::{App, status};
-use crate::reply::Reply;
-use crate::request::Request;
-use crate::resources::valid_name;
-use crate::status::{Options, dress};
+use super::on_demand::{Options, dress};
+use super::resources::valid_name;
+use crate::ctx::Ctx;
+use crate::problem::Problem;
 use crate::store::{Attempt, Sequence, SequenceStep};
+use crate::wire::reply::{Reply, known};
+use crate::wire::request::Request;
 use http::Method;
 use http::header::{HeaderName, HeaderValue};
 use serde_json::json;
@@ -59,26 +60,24 @@ fn retry_after_secs(v: &str) -> Option<u64> {
 
 /// The `Retry-After` seconds an answer carried: the request's own `retry_after` if it gave
 /// seconds, else the server's default on the codes that always carry one.
-fn effective_retry_after(app: &App, a: &Attempt) -> Option<u64> {
+fn effective_retry_after(ctx: &Ctx, a: &Attempt) -> Option<u64> {
     a.retry_after.or_else(|| {
-        matches!(a.code, 413 | 429 | 503).then_some(u64::from(app.cfg.default_retry_after))
+        matches!(a.code, 413 | 429 | 503).then_some(u64::from(ctx.cfg.default_retry_after))
     })
 }
 
 /// `/sequence/{key}/{codes}`.
-pub(crate) async fn step(app: &App, req: &Request, key: &str, list: &str) -> Reply {
-    if let Err(e) = valid_name("sequence key", key) {
-        return app.error(req, 400, &e);
-    }
+pub(crate) async fn step(
+    ctx: &Ctx,
+    req: &Request,
+    key: &str,
+    list: &str,
+) -> Result<Reply, Problem> {
+    let bad = |e: String| Problem::new(400, e);
+    valid_name("sequence key", key).map_err(bad)?;
     let list = percent_encoding::percent_decode_str(list).decode_utf8_lossy();
-    let codes = match parse_codes(&list) {
-        Ok(c) => c,
-        Err(e) => return app.error(req, 400, &e),
-    };
-    let opts = match Options::parse(app, req) {
-        Ok(o) => o,
-        Err(e) => return app.error(req, 400, &e),
-    };
+    let codes = parse_codes(&list).map_err(bad)?;
+    let opts = Options::parse(ctx, req).map_err(bad)?;
     let headers = RECORDED
         .iter()
         .filter_map(|n| {
@@ -101,57 +100,58 @@ pub(crate) async fn step(app: &App, req: &Request, key: &str, list: &str) -> Rep
         code: 0,
         retry_after,
     };
-    let (step, code) = match app.store.sequence_step(key, codes.clone(), attempt).await {
-        Ok(SequenceStep::Answer { step, code }) => (step, code),
-        Ok(SequenceStep::TooManyKeys) => {
+    let (step, code) = match ctx.store.sequence_step(key, codes.clone(), attempt).await? {
+        SequenceStep::Answer { step, code } => (step, code),
+        SequenceStep::TooManyKeys => {
             let detail = format!(
                 "the store holds its maximum number of sequences ({}, --max-keys)",
-                app.cfg.limits.max_keys
+                ctx.cfg.limits.max_keys
             );
-            return app.error(req, 507, &detail);
+            return Err(Problem::new(507, detail));
         }
-        Err(e) => return app.store_failed(req, e),
     };
     if !opts.sleep.is_zero() {
         tokio::time::sleep(opts.sleep).await;
     }
-    let mut reply = dress(app, req, status(code), &opts);
+    let mut reply = dress(ctx, req, known(code), &opts)?;
     let position = format!("{}/{}", step + 1, codes.len());
     reply.headers.insert(
         HeaderName::from_static("sequence-step"),
         HeaderValue::from_str(&position).expect("digits"),
     );
-    reply
+    Ok(reply)
+}
+
+fn no_sequence(key: &str) -> Problem {
+    Problem::new(404, format!("there is no sequence {key:?}"))
 }
 
 /// `GET /sequences/{key}` and `DELETE /sequences/{key}`.
-pub(crate) async fn state(app: &App, req: &Request, key: &str) -> Reply {
-    if let Err(e) = valid_name("sequence key", key) {
-        return app.error(req, 400, &e);
-    }
+pub(crate) async fn state(ctx: &Ctx, req: &Request, key: &str) -> Result<Reply, Problem> {
+    valid_name("sequence key", key).map_err(|e| Problem::new(400, e))?;
     if req.method == Method::DELETE {
-        return match app.store.reset_sequence(key).await {
-            Ok(true) => Reply::new(status(204)),
-            Ok(false) => app.error(req, 404, &format!("there is no sequence {key:?}")),
-            Err(e) => app.store_failed(req, e),
+        return match ctx.store.reset_sequence(key).await? {
+            true => Ok(Reply::new(known(204))),
+            false => Err(no_sequence(key)),
         };
     }
-    match app.store.sequence(key).await {
-        Ok(Some(seq)) => app.json(200, report(app, key, &seq).to_string()),
-        Ok(None) => app.error(req, 404, &format!("there is no sequence {key:?}")),
-        Err(e) => app.store_failed(req, e),
-    }
+    let seq = ctx
+        .store
+        .sequence(key)
+        .await?
+        .ok_or_else(|| no_sequence(key))?;
+    Ok(Reply::json(200, report(ctx, key, &seq).to_string()))
 }
 
 /// A sequence's state with, for each attempt, the wait since the previous one and whether it
 /// honoured the `Retry-After` the previous answer carried.
-fn report(app: &App, key: &str, seq: &Sequence) -> serde_json::Value {
+fn report(ctx: &Ctx, key: &str, seq: &Sequence) -> serde_json::Value {
     let mut previous: Option<(&Attempt, Option<u64>)> = None;
     let attempts: Vec<_> = seq
         .attempts
         .iter()
         .map(|a| {
-            let retry_after = effective_retry_after(app, a);
+            let retry_after = effective_retry_after(ctx, a);
             let waited = previous.map(|(p, _)| a.at_ms.saturating_sub(p.at_ms));
             let honoured = previous.and_then(|(_, ra)| ra).zip(waited).map(|(ra, w)| w >= ra * 1000);
             previous = Some((a, retry_after));

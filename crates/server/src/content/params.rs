@@ -1,0 +1,85 @@
+//! Parameters people type into URLs and bodies: durations and media types, parsed in one place.
+
+use std::time::Duration;
+
+/// What a bare number means in a duration parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bare {
+    /// `250` is 250 ms (`sleep=`, `timeout=`).
+    Millis,
+    /// `60` is 60 s (a rate-limit period).
+    Secs,
+}
+
+/// Parses `name=s`: a bare number in the unit `bare` names, or a duration with a unit
+/// (`250ms`, `2s`, `1m`), at most `max` (named by `flag` in the error).
+pub(crate) fn duration(
+    name: &str,
+    s: &str,
+    bare: Bare,
+    max: Duration,
+    flag: &str,
+) -> Result<Duration, String> {
+    let s = s.trim();
+    let d = if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        let n: u64 = s.parse().map_err(|_| format!("{name}={s} is too large"))?;
+        match bare {
+            Bare::Millis => Duration::from_millis(n),
+            Bare::Secs => Duration::from_secs(n),
+        }
+    } else {
+        humantime::parse_duration(s).map_err(|_| {
+            let number = match bare {
+                Bare::Millis => "milliseconds",
+                Bare::Secs => "seconds",
+            };
+            format!("{name}={s:?}: expected {number} or a duration such as 500ms, 2s or 1m")
+        })?
+    };
+    if d > max {
+        return Err(format!(
+            "{name}={s} exceeds the maximum of {} ({flag})",
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(d)
+}
+
+/// Whether a `Content-Type` value names JSON (`application/json` or a `+json` type).
+pub(crate) fn is_json(content_type: &str) -> bool {
+    let bare = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    bare == "application/json" || bare.ends_with("+json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        let max = Duration::from_secs(60);
+        let ms = |s| duration("sleep", s, Bare::Millis, max, "--max-delay");
+        assert_eq!(ms("250").unwrap(), Duration::from_millis(250));
+        assert_eq!(ms("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(ms("2s").unwrap(), Duration::from_secs(2));
+        assert!(ms("61s").unwrap_err().contains("--max-delay"));
+        assert!(ms("-1").is_err());
+        assert!(ms("soon").is_err());
+        assert!(ms("99999999999999999999999").is_err());
+        let secs = duration("period", "60", Bare::Secs, max, "24 h").unwrap();
+        assert_eq!(secs, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn json_types() {
+        assert!(is_json("application/json"));
+        assert!(is_json("Application/JSON; charset=utf-8"));
+        assert!(is_json("application/merge-patch+json"));
+        assert!(!is_json("text/plain"));
+    }
+}

@@ -1,0 +1,562 @@
+//! The route table and dispatch: every URL statuslab answers is listed in [`ROUTES`], and every
+//! request meets one admission pipeline ([`App::admit`]) before its handler runs.
+//!
+//! Method handling is data: each route names its methods, so OPTIONS (204 + `Allow`), 405
+//! (+ `Allow`) and 501 (a method no route implements) come from one place. Handlers live one
+//! family per file, take the shared [`Ctx`] and return `Result<Reply, Problem>`; errors are
+//! rendered here, once.
+
+mod access_log;
+mod admin;
+mod auth;
+mod catalog;
+mod jobs;
+mod methods;
+mod on_demand;
+mod rate_limit;
+mod resources;
+mod sequences;
+mod websocket;
+
+use crate::config::{AccessLog, Config};
+use crate::ctx::Ctx;
+use crate::edge::{self, RateLimited, Slot};
+use crate::gateway;
+use crate::problem::Problem;
+use crate::wire::Service;
+use crate::wire::reply::{Reply, known};
+use crate::wire::request::Request;
+use futures_util::FutureExt as _;
+use http::Method;
+use http::header::{self, HeaderValue};
+use methods::{ANY, IMPLEMENTED, READ};
+use std::panic::AssertUnwindSafe;
+use std::time::Instant;
+
+pub use on_demand::REPRESENTATION_LEN;
+
+/// Which handler a route runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Handler {
+    /// `/`: the web page of every code.
+    Index,
+    /// `/codes`: the catalog as JSON.
+    Codes,
+    /// `/codes/{code}`: one entry as JSON.
+    Code,
+    /// `/status/{codes}`: on-demand codes (httpbin).
+    OnDemand,
+    /// `/{code}`: on-demand code (httpstat.us).
+    Httpstat,
+    /// `/random/{list}`: a random code from a list with ranges (httpstat.us).
+    Random,
+    /// `/websocket/echo`: a WebSocket echo (101).
+    WebSocketEcho,
+    /// `/openapi.json`: the OpenAPI description of these routes.
+    OpenApi,
+    /// `/health`: liveness for load balancers.
+    Health,
+    /// `/resources`: list (GET) and create with a name from `Slug` (POST).
+    Resources,
+    /// `/resources/{name}`: a stored resource.
+    Resource,
+    /// `/jobs`: submit a job (202).
+    Jobs,
+    /// `/jobs/{id}`: the job's status monitor (200 running, 303 done).
+    Job,
+    /// `/jobs/{id}/result`: the finished job's result.
+    JobResult,
+    /// `/sequence/{key}/{codes}`: the next code of a per-key sequence.
+    Sequence,
+    /// `/sequences/{key}`: a sequence's position and recorded attempts.
+    SequenceState,
+    /// A URL with a trailing slash: 301 to the canonical one.
+    Canonical,
+    /// `/basic-auth/{user}/{passwd}` (httpbin): 200 with those Basic credentials, else 401.
+    BasicAuth,
+    /// `/hidden-basic-auth/{user}/{passwd}` (httpbin): like `BasicAuth`, but 404 instead of 401.
+    HiddenBasicAuth,
+    /// `/bearer` (httpbin): 200 with any bearer token, else 401.
+    Bearer,
+    /// `/rate-limit/{n}/{period}`: an on-demand rate limiter for testing clients.
+    RateLimit,
+    /// `/admin/maintenance`: maintenance mode (admin token).
+    Maintenance,
+    /// `/gateway/{upstream}/{*path}`: forward to a configured or built-in upstream.
+    Gateway,
+}
+
+/// One route: a path pattern (matchit syntax), its handler and the methods it allows.
+#[derive(Debug)]
+pub(crate) struct Route {
+    pub(crate) pattern: &'static str,
+    pub(crate) handler: Handler,
+    pub(crate) methods: &'static [Method],
+    /// Uploads must declare their length (`Content-Length`); without it, 411.
+    pub(crate) needs_length: bool,
+}
+
+const fn route(pattern: &'static str, handler: Handler, methods: &'static [Method]) -> Route {
+    Route {
+        pattern,
+        handler,
+        methods,
+        needs_length: false,
+    }
+}
+
+const fn upload(pattern: &'static str, handler: Handler, methods: &'static [Method]) -> Route {
+    Route {
+        pattern,
+        handler,
+        methods,
+        needs_length: true,
+    }
+}
+
+/// The whole URL space.
+pub(crate) const ROUTES: &[Route] = &[
+    route("/", Handler::Index, READ),
+    route("/codes", Handler::Codes, READ),
+    route("/codes/{code}", Handler::Code, READ),
+    route("/status/{codes}", Handler::OnDemand, ANY),
+    route("/{code}", Handler::Httpstat, ANY),
+    route("/random/{list}", Handler::Random, ANY),
+    route(
+        "/websocket/echo",
+        Handler::WebSocketEcho,
+        &[Method::GET, Method::OPTIONS],
+    ),
+    route("/openapi.json", Handler::OpenApi, READ),
+    route("/health", Handler::Health, READ),
+    upload(
+        "/resources",
+        Handler::Resources,
+        &[Method::GET, Method::HEAD, Method::POST, Method::OPTIONS],
+    ),
+    upload(
+        "/resources/{name}",
+        Handler::Resource,
+        &[
+            Method::GET,
+            Method::HEAD,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ],
+    ),
+    upload("/jobs", Handler::Jobs, &[Method::POST, Method::OPTIONS]),
+    route(
+        "/jobs/{id}",
+        Handler::Job,
+        &[Method::GET, Method::HEAD, Method::DELETE, Method::OPTIONS],
+    ),
+    route("/jobs/{id}/result", Handler::JobResult, READ),
+    route("/sequence/{key}/{codes}", Handler::Sequence, ANY),
+    route(
+        "/sequences/{key}",
+        Handler::SequenceState,
+        &[Method::GET, Method::HEAD, Method::DELETE, Method::OPTIONS],
+    ),
+    route("/basic-auth/{user}/{passwd}", Handler::BasicAuth, READ),
+    route(
+        "/hidden-basic-auth/{user}/{passwd}",
+        Handler::HiddenBasicAuth,
+        READ,
+    ),
+    route("/bearer", Handler::Bearer, READ),
+    route("/rate-limit/{n}/{period}", Handler::RateLimit, ANY),
+    route(
+        "/admin/maintenance",
+        Handler::Maintenance,
+        &[
+            Method::GET,
+            Method::HEAD,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ],
+    ),
+    route("/gateway/{upstream}", Handler::Gateway, ANY),
+    route("/gateway/{upstream}/{*path}", Handler::Gateway, ANY),
+    route("/resources/", Handler::Canonical, ANY),
+    route("/resources/{name}/", Handler::Canonical, ANY),
+    route("/jobs/", Handler::Canonical, ANY),
+    route("/jobs/{id}/", Handler::Canonical, ANY),
+    route("/codes/", Handler::Canonical, ANY),
+];
+
+/// Headers a browser script may read on a cross-origin reply.
+const EXPOSE: &str = "Retry-After, Location, Content-Range, Allow, WWW-Authenticate, Proxy-Authenticate, ETag, Last-Modified, Link, RateLimit, RateLimit-Policy";
+
+/// The application: the shared context, the router and the pages rendered at start; shared
+/// read-only by every connection (no locks).
+#[derive(Debug)]
+pub struct App {
+    pub(crate) ctx: Ctx,
+    router: matchit::Router<usize>,
+    allow: Vec<HeaderValue>,
+    pages: catalog::Pages,
+}
+
+/// A routed request: the route, its `Allow` value and its named path parameters.
+pub(crate) struct Routed<'a> {
+    route: &'a Route,
+    allow: &'a HeaderValue,
+    params: matchit::Params<'a, 'a>,
+}
+
+impl<'a> Routed<'a> {
+    /// The path parameter `name` (as matched, still percent-encoded).
+    fn param(&self, name: &str) -> &'a str {
+        self.params.get(name).unwrap_or("")
+    }
+}
+
+/// What admission hands on to the handler.
+#[derive(Debug)]
+pub(crate) struct Ticket {
+    /// An absolute-form request for the forward proxy, not for statuslab's own routes.
+    proxied: bool,
+    /// The in-flight slot held while the handler runs (under `--max-in-flight`).
+    _slot: Option<Slot>,
+    /// Where the client stands in the server-wide rate limit, for the RateLimit headers.
+    limited: Option<RateLimited>,
+}
+
+impl App {
+    /// Builds the application for a configuration and a store.
+    pub fn new(cfg: Config, store: crate::store::SharedStore) -> App {
+        let mut router = matchit::Router::new();
+        for (i, r) in ROUTES.iter().enumerate() {
+            router
+                .insert(r.pattern, i)
+                .expect("route patterns are distinct");
+        }
+        let allow = ROUTES
+            .iter()
+            .map(|r| {
+                let list: Vec<&str> = r.methods.iter().map(Method::as_str).collect();
+                HeaderValue::from_str(&list.join(", ")).expect("method names are tokens")
+            })
+            .collect();
+        App {
+            ctx: Ctx::new(cfg, store),
+            router,
+            allow,
+            pages: catalog::Pages::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.ctx.cfg
+    }
+
+    fn route<'a>(&'a self, path: &'a str) -> Option<Routed<'a>> {
+        let m = self.router.at(path).ok()?;
+        let route = &ROUTES[*m.value];
+        if route.handler == Handler::Httpstat {
+            let code = m.params.get("code").unwrap_or("");
+            if !(code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit())) {
+                return None;
+            }
+        }
+        Some(Routed {
+            route,
+            allow: &self.allow[*m.value],
+            params: m.params,
+        })
+    }
+
+    /// The admission pipeline, the same for every request and run once, from the head alone
+    /// (so a refused upload is never read): proxy → maintenance → rate limit → shedding →
+    /// route → method → auth → what the route demands of an upload's head.
+    async fn admission(&self, req: &Request) -> Result<Ticket, Problem> {
+        let ctx = &self.ctx;
+        let proxied =
+            ctx.cfg.proxy && req.uri.scheme().is_some() && req.version != http::Version::HTTP_2;
+        if proxied {
+            gateway::proxy::admit(ctx, req)?;
+        }
+        let mut ticket = Ticket {
+            proxied,
+            _slot: None,
+            limited: None,
+        };
+        if !edge::exempt(req.path()) {
+            if ctx.edge.in_maintenance() {
+                return Err(edge::maintenance::refusal());
+            }
+            ticket.limited = edge::rate_limit::server(ctx, req).await?;
+            ticket._slot = edge::shedding::enter(ctx)?;
+        }
+        if proxied {
+            return Ok(ticket);
+        }
+        let Some(routed) = self.route(req.path()) else {
+            if req.method == Method::OPTIONS && req.path() == "*" {
+                return Ok(ticket);
+            }
+            return Err(not_found());
+        };
+        if req.method == Method::OPTIONS {
+            return Ok(ticket);
+        }
+        method_check(req, &routed)?;
+        if is_guarded(routed.route.handler) {
+            edge::auth::require(ctx, req, edge::auth::scope_for(&req.method))?;
+        }
+        if routed.route.needs_length && req.headers.contains_key(header::TRANSFER_ENCODING) {
+            return Err(Problem::new(
+                411,
+                "uploads here must declare their length with Content-Length (no chunked uploads)",
+            ));
+        }
+        match routed.route.handler {
+            Handler::Resource if req.method == Method::PATCH => resources::patch_type_check(req)?,
+            Handler::Jobs => jobs::type_check(req)?,
+            _ => {}
+        }
+        Ok(ticket)
+    }
+
+    /// Runs the handler of an admitted request. Handlers whose futures are large and whose
+    /// routes are not the hot path (gateway, state) are boxed, so the on-demand path keeps a
+    /// small future and every connection's task stays small.
+    async fn dispatch(&self, req: &Request, ticket: &Ticket) -> Result<Reply, Problem> {
+        let ctx = &self.ctx;
+        if ticket.proxied {
+            return Box::pin(gateway::proxy::forward(ctx, req)).await;
+        }
+        let Some(r) = self.route(req.path()) else {
+            if req.method == Method::OPTIONS && req.path() == "*" {
+                return Ok(options(
+                    req,
+                    &HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+                ));
+            }
+            return Err(not_found());
+        };
+        if req.method == Method::OPTIONS {
+            return Ok(options(req, r.allow));
+        }
+        match r.route.handler {
+            Handler::Index => Ok(self.pages.index()),
+            Handler::Codes => Ok(self.pages.codes()),
+            Handler::Code => catalog::code(r.param("code")),
+            Handler::OpenApi => Ok(self.pages.openapi()),
+            Handler::Health => Ok(catalog::health()),
+            Handler::OnDemand => on_demand::answer(ctx, req, r.param("codes"), false).await,
+            Handler::Httpstat => on_demand::answer(ctx, req, r.param("code"), false).await,
+            Handler::Random => on_demand::answer(ctx, req, r.param("list"), true).await,
+            Handler::WebSocketEcho => websocket::handshake(req),
+            Handler::Resources => Box::pin(resources::collection(ctx, req)).await,
+            Handler::Resource => Box::pin(resources::item(ctx, req, r.param("name"))).await,
+            Handler::Jobs => Box::pin(jobs::submit(ctx, req)).await,
+            Handler::Job => Box::pin(jobs::monitor(ctx, req, r.param("id"))).await,
+            Handler::JobResult => Box::pin(jobs::result(ctx, r.param("id"))).await,
+            Handler::Sequence => {
+                Box::pin(sequences::step(ctx, req, r.param("key"), r.param("codes"))).await
+            }
+            Handler::SequenceState => Box::pin(sequences::state(ctx, req, r.param("key"))).await,
+            Handler::Canonical => Err(canonical(req)),
+            Handler::BasicAuth => auth::basic(req, r.param("user"), r.param("passwd"), false),
+            Handler::HiddenBasicAuth => auth::basic(req, r.param("user"), r.param("passwd"), true),
+            Handler::Bearer => auth::bearer(req),
+            Handler::RateLimit => {
+                rate_limit::answer(ctx, req, r.param("n"), r.param("period")).await
+            }
+            Handler::Maintenance => admin::maintenance(ctx, req).await,
+            Handler::Gateway => {
+                Box::pin(gateway::forward(
+                    ctx,
+                    req,
+                    r.param("upstream"),
+                    r.param("path"),
+                ))
+                .await
+            }
+        }
+    }
+
+    /// Adds what every reply carries: CORS headers, so browser clients can read the codes.
+    /// A request that set these itself (`header=Access-Control-Allow-Origin:…`) keeps its
+    /// values, so clients can test their CORS handling too.
+    fn finish(&self, mut reply: Reply) -> Reply {
+        let h = &mut reply.headers;
+        h.entry(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .or_insert(HeaderValue::from_static("*"));
+        h.entry(header::ACCESS_CONTROL_EXPOSE_HEADERS)
+            .or_insert(HeaderValue::from_static(EXPOSE));
+        reply
+    }
+}
+
+/// A panic inside `fut` becomes a 500 with an error id; the connection and the server carry on.
+async fn guarded<T>(fut: impl Future<Output = Result<T, Problem>>) -> Result<T, Problem> {
+    match AssertUnwindSafe(fut).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a handler panicked".to_owned());
+            Err(Problem::internal(format!("panic: {what}")))
+        }
+    }
+}
+
+impl Service for App {
+    type Ticket = Ticket;
+
+    async fn admit(&self, req: &Request) -> Result<Ticket, Reply> {
+        guarded(self.admission(req))
+            .await
+            .map_err(|p| self.finish(p.into_reply(&self.ctx, req)))
+    }
+
+    async fn handle(&self, req: &Request, ticket: Ticket) -> Reply {
+        let mut reply = match guarded(self.dispatch(req, &ticket)).await {
+            Ok(reply) => reply,
+            Err(problem) => problem.into_reply(&self.ctx, req),
+        };
+        if let Some(limited) = &ticket.limited {
+            limited.headers(&mut reply);
+        }
+        self.finish(reply)
+    }
+
+    fn reject(&self, req: &Request, code: u16, detail: &str) -> Reply {
+        let mut problem = Problem::new(code, detail.to_owned());
+        if code == 503 {
+            problem = problem.retry_later();
+        }
+        self.finish(problem.into_reply(&self.ctx, req))
+    }
+
+    fn completed(&self, req: &Request, reply: &Reply, started: Instant) {
+        if self.ctx.cfg.access_log == AccessLog::On {
+            access_log::log(req, reply, started);
+        }
+    }
+}
+
+/// Routes whose every method needs a bearer token when tokens are configured.
+fn is_guarded(handler: Handler) -> bool {
+    matches!(
+        handler,
+        Handler::Resources | Handler::Resource | Handler::Jobs | Handler::Job | Handler::JobResult
+    )
+}
+
+fn not_found() -> Problem {
+    Problem::new(
+        404,
+        "no route matches this path; see / for the list of routes",
+    )
+}
+
+/// 501 for a method statuslab does not implement, 405 (+ `Allow`) for one the route does not allow.
+fn method_check(req: &Request, r: &Routed<'_>) -> Result<(), Problem> {
+    if !IMPLEMENTED.contains(&req.method) {
+        return Err(Problem::new(
+            501,
+            format!("method {} is not implemented by statuslab", req.method),
+        ));
+    }
+    if !r.route.methods.contains(&req.method) {
+        let detail = format!(
+            "{} does not allow {}; allowed: {}",
+            r.route.pattern,
+            req.method,
+            r.allow.to_str().unwrap_or("")
+        );
+        return Err(Problem::new(405, detail).with_header(header::ALLOW, r.allow.clone()));
+    }
+    Ok(())
+}
+
+/// OPTIONS: 204 with `Allow`, as the table says; a CORS preflight also gets its answer.
+fn options(req: &Request, allow: &HeaderValue) -> Reply {
+    let mut reply = Reply::new(known(204)).with_header(header::ALLOW, allow.clone());
+    if req
+        .headers
+        .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+    {
+        let h = &mut reply.headers;
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, allow.clone());
+        if let Some(asked) = req.headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+            h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
+        }
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("86400"),
+        );
+    }
+    reply
+}
+
+/// 301 from a URL with a trailing slash to the canonical one.
+fn canonical(req: &Request) -> Problem {
+    let path = req.path().trim_end_matches('/');
+    let target = match req.uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_owned(),
+    };
+    let location = HeaderValue::from_str(&target).ok();
+    let mut problem = Problem::new(301, format!("the canonical URL is {target}"));
+    if let Some(v) = location {
+        problem = problem.with_header(header::LOCATION, v);
+    }
+    problem
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every route is documented in openapi.json, and the document names no other route.
+    #[test]
+    fn openapi_lists_every_route() {
+        let spec: serde_json::Value =
+            serde_json::from_slice(include_bytes!("openapi.json")).expect("openapi.json is JSON");
+        let paths = spec["paths"].as_object().expect("paths");
+        let routes: Vec<String> = ROUTES
+            .iter()
+            .filter(|r| r.handler != Handler::Canonical)
+            .map(|r| r.pattern.replace("{*", "{"))
+            .collect();
+        for r in &routes {
+            assert!(
+                paths.contains_key(r),
+                "route {r} is missing from openapi.json"
+            );
+        }
+        for p in paths.keys() {
+            assert!(
+                routes.contains(p),
+                "openapi.json documents {p}, which is no route"
+            );
+        }
+    }
+
+    /// Route patterns are unique and their method lists include OPTIONS.
+    #[test]
+    fn routes_are_well_formed() {
+        for (i, r) in ROUTES.iter().enumerate() {
+            assert!(
+                r.methods.contains(&Method::OPTIONS),
+                "{} lacks OPTIONS",
+                r.pattern
+            );
+            assert!(
+                ROUTES[i + 1..].iter().all(|o| o.pattern != r.pattern),
+                "{} twice",
+                r.pattern
+            );
+        }
+    }
+}
