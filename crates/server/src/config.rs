@@ -62,6 +62,10 @@ pub struct Config {
     pub max_h2_streams: u32,
     /// Largest WebSocket message echoed; larger ones close the socket with 1009.
     pub max_ws_message: usize,
+    /// A write to a client that makes no progress for this long closes the connection.
+    pub send_timeout: Duration,
+    /// Request content buffered at once, over all connections; past it, 503 + `Retry-After`.
+    pub max_buffered_bodies: usize,
     /// Per-request logging.
     pub access_log: AccessLog,
     /// Where state lives.
@@ -229,6 +233,8 @@ impl Default for Config {
             default_retry_after: 1,
             max_h2_streams: 256,
             max_ws_message: 1024 * 1024,
+            send_timeout: Duration::from_secs(60),
+            max_buffered_bodies: 256 * 1024 * 1024,
             access_log: AccessLog::On,
             store: StoreChoice::Embedded(PathBuf::from("statuslab-data")),
             limits: Limits::default(),

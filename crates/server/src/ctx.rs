@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::content::bodies::Bodies;
 use crate::store::SharedStore;
+use crate::wire::BodyBudget;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -18,17 +19,21 @@ pub(crate) struct Ctx {
     pub(crate) bodies: Bodies,
     /// Maintenance mode and the in-flight count.
     pub(crate) edge: EdgeState,
+    /// Request content buffered at once, over all connections.
+    pub(crate) budget: Arc<BodyBudget>,
 }
 
 impl Ctx {
     /// The context for a configuration and a store.
     pub(crate) fn new(cfg: Config, store: SharedStore) -> Ctx {
         let edge = EdgeState::new(cfg.maintenance);
+        let budget = Arc::new(BodyBudget::new(cfg.max_buffered_bodies));
         Ctx {
             cfg: Arc::new(cfg),
             store,
             bodies: Bodies::new(),
             edge,
+            budget,
         }
     }
 }

@@ -170,6 +170,7 @@ fn wire_limits(cfg: &Config) -> wire::Limits {
         idle_timeout: cfg.idle_timeout,
         max_h2_streams: cfg.max_h2_streams,
         max_ws_message: cfg.max_ws_message,
+        send_timeout: cfg.send_timeout,
     }
 }
 

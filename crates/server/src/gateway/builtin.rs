@@ -4,8 +4,9 @@
 //! `broken` and `hang` are in-process fake upstreams on an in-memory duplex stream: a task per
 //! request plays the server's side, so they need no listening socket (nothing to leak across
 //! runtimes, nothing another process could reach). The gateway's client reads them exactly as
-//! it reads a TCP upstream. `refused` is a real connection attempt to a loopback port that was
-//! bound and closed again, so the refusal comes from the kernel.
+//! it reads a TCP upstream. `refused` is a real connection attempt to loopback port 0, which no
+//! process can listen on, so the refusal always comes from the kernel and never reaches a live
+//! listener.
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
@@ -96,11 +97,9 @@ pub(crate) fn hang() -> DuplexStream {
     client
 }
 
-/// A loopback port with nothing listening: bound, then closed again.
-pub(crate) fn closed_port() -> std::io::Result<u16> {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
-    Ok(listener.local_addr()?.port())
-}
+/// The port `refused` connects to: port 0 cannot be listened on (binding it picks another
+/// port), so a connection to it is refused by the kernel, whatever else runs on the machine.
+pub(crate) const REFUSED_PORT: u16 = 0;
 
 async fn read_head(io: &mut DuplexStream) -> Vec<u8> {
     let mut head = Vec::new();
@@ -169,8 +168,7 @@ mod tests {
 
     #[tokio::test]
     async fn refused_is_refused() {
-        let port = closed_port().unwrap();
-        let e = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        let e = tokio::net::TcpStream::connect(("127.0.0.1", REFUSED_PORT))
             .await
             .unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);

@@ -186,9 +186,10 @@ fn resolve(ctx: &Ctx, name: &str, ignore_case: bool) -> Option<Result<Target, St
     Some(match builtin {
         "broken" => Ok(Target::fake("broken", Dest::Broken)),
         "hang" => Ok(Target::fake("hang", Dest::Hang)),
-        "refused" => builtin::closed_port()
-            .map(|port| Target::tcp("refused", SocketAddr::from(([127, 0, 0, 1], port))))
-            .map_err(|e| format!("could not find a closed port for upstream refused: {e}")),
+        "refused" => Ok(Target::tcp(
+            "refused",
+            SocketAddr::from(([127, 0, 0, 1], builtin::REFUSED_PORT)),
+        )),
         _ => own_target(ctx),
     })
 }
@@ -442,6 +443,11 @@ fn respond(
     };
     let mut headers = response.headers;
     strip_hop_by_hop(&mut headers);
+    // A HEAD answer keeps the length the upstream announced (the wire layer writes it again).
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .filter(|_| req.is_head());
     headers.remove(header::CONTENT_LENGTH);
     let via = if response.minor == 0 {
         "1.0 statuslab"
@@ -484,10 +490,10 @@ fn respond(
         reply.status = known(203);
     }
     reply.headers = headers;
-    reply.body = if body.is_empty() {
-        Body::Empty
-    } else {
-        Body::Full(body)
+    reply.body = match announced {
+        Some(n) if reply.status.code() != 203 => Body::Unsent(n),
+        _ if body.is_empty() => Body::Empty,
+        _ => Body::Full(body),
     };
     reply.interim = response
         .interim

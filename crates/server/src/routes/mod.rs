@@ -179,6 +179,7 @@ pub(crate) const ROUTES: &[Route] = &[
         ],
     ),
     route("/gateway/{upstream}", Handler::Gateway, ANY),
+    route("/gateway/{upstream}/", Handler::Gateway, ANY),
     route("/gateway/{upstream}/{*path}", Handler::Gateway, ANY),
     route("/resources/", Handler::Canonical, ANY),
     route("/resources/{name}/", Handler::Canonical, ANY),
@@ -294,6 +295,13 @@ impl App {
         }
         if proxied {
             return Ok(ticket);
+        }
+        if !IMPLEMENTED.contains(&req.method) {
+            // Whatever the target (CONNECT names no path at all): the method is unknown here.
+            return Err(Problem::new(
+                501,
+                format!("method {} is not implemented by statuslab", req.method),
+            ));
         }
         let Some(routed) = self.route(req.path()) else {
             if req.method == Method::OPTIONS && req.path() == "*" {
@@ -435,6 +443,10 @@ impl Service for App {
             problem = problem.retry_later();
         }
         self.finish(problem.into_reply(&self.ctx, req))
+    }
+
+    fn budget(&self) -> &std::sync::Arc<crate::wire::BodyBudget> {
+        &self.ctx.budget
     }
 
     fn completed(&self, req: &Request, reply: &Reply, started: Instant) {

@@ -62,13 +62,19 @@ pub(crate) async fn answer(
 }
 
 /// Parses a code list and picks one: `404`, `500,503` (uniform), `200:0.9,500:0.1`
-/// (weighted, as httpbin), and with `ranges` also `200,500-504` (httpstat.us).
+/// (weighted, as httpbin), and with `ranges` also `200,500-504` (httpstat.us; each code of a
+/// range weighs as much as a single code). Ranges are sampled, never expanded, so
+/// `/random/100-599` costs no more than `/random/200`.
 pub(crate) fn pick(list: &str, ranges: bool) -> Result<Status, String> {
     if list.len() == 3 {
         return parse_code(list);
     }
-    let mut choices: Vec<(Status, f64)> = Vec::new();
+    // Each item: the codes lo..=hi, each of weight `w`.
+    let mut items: Vec<(u16, u16, f64)> = Vec::new();
     for item in list.split(',') {
+        if items.len() >= MAX_CHOICES {
+            return Err(format!("too many codes: at most {MAX_CHOICES} in one list"));
+        }
         let item = item.trim();
         let (code, weight) = match item.split_once(':') {
             Some((c, w)) => {
@@ -91,35 +97,36 @@ pub(crate) fn pick(list: &str, ranges: bool) -> Result<Status, String> {
                 if lo > hi {
                     return Err(format!("range {code:?} is empty: {lo} > {hi}"));
                 }
-                for c in lo.code()..=hi.code() {
-                    choices.push((known(c), weight));
-                    if choices.len() > MAX_CHOICES {
-                        break;
-                    }
-                }
+                items.push((lo.code(), hi.code(), weight));
             }
-            _ => choices.push((parse_code(code)?, weight)),
-        }
-        if choices.len() > MAX_CHOICES {
-            return Err(format!("too many codes: at most {MAX_CHOICES} in one list"));
+            _ => {
+                let c = parse_code(code)?.code();
+                items.push((c, c, weight));
+            }
         }
     }
-    let total: f64 = choices.iter().map(|c| c.1).sum();
+    let share = |&(lo, hi, w): &(u16, u16, f64)| w * f64::from(hi - lo + 1);
+    let total: f64 = items.iter().map(share).sum();
     if total <= 0.0 {
         return Err("the weights add up to 0: no code can be picked".to_owned());
     }
     let mut x = fastrand::f64() * total;
-    for &(code, weight) in &choices {
-        if x < weight {
-            return Ok(code);
+    for item in &items {
+        let (lo, hi, w) = *item;
+        if x < share(item) {
+            // `x / w` < the range's length, but stays in it even if rounding says otherwise.
+            let offset = (x / w) as u16;
+            return Ok(known(lo.saturating_add(offset).min(hi)));
         }
-        x -= weight;
+        x -= share(item);
     }
-    Ok(choices
+    let (lo, _, _) = items
         .iter()
         .rev()
-        .find(|c| c.1 > 0.0)
-        .map_or(choices[0].0, |c| c.0))
+        .find(|i| i.2 > 0.0)
+        .copied()
+        .unwrap_or(items[0]);
+    Ok(known(lo))
 }
 
 fn parse_code(s: &str) -> Result<Status, String> {
@@ -531,6 +538,8 @@ mod tests {
             assert_eq!(pick("200:0,500:1", false).unwrap().code(), 500);
             let r = pick("200,500-504", true).unwrap().code();
             assert!(r == 200 || (500..=504).contains(&r));
+            let wide = pick("100-599", true).unwrap().code();
+            assert!((100..=599).contains(&wide));
         }
         for bad in [
             "", "abc", "99", "600", "200:x", "200:-1", "200:0", "500-504", "1000",

@@ -217,9 +217,18 @@ async fn read(ctx: &Ctx, req: &Request, name: &str, conds: &Conditions) -> Resul
     }
     let mut reply = ranged(req, &resource);
     validators(&mut reply, meta);
-    reply
-        .headers
-        .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    let h = &mut reply.headers;
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    // Stored bytes are whatever a client uploaded: a browser must neither sniff them into
+    // something executable nor run stored HTML or SVG with this origin's rights.
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox"),
+    );
     Ok(reply)
 }
 

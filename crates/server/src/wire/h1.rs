@@ -11,7 +11,7 @@ use super::framing::{self, ChunkedDecoder, Framing, Role};
 use super::reply::{self, Reply, Upgrade};
 use super::request::Request;
 use super::rewind::Rewind;
-use super::{Limits, Service};
+use super::{Limits, Reservation, Service};
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Uri, Version};
@@ -81,6 +81,10 @@ pub(crate) struct Conn<T, S> {
     served: u64,
     /// A `100 Continue` already went out for the request being answered.
     continued: bool,
+    /// The connection is closed by statuslab while the client may still be sending (a refused
+    /// upload, a malformed head): drain before closing, so the answer is not destroyed by a
+    /// reset.
+    linger: bool,
 }
 
 /// What a connection runs over: TCP, or TLS over TCP.
@@ -105,6 +109,7 @@ impl<T: Io, S: Service> Conn<T, S> {
             out: BytesMut::new(),
             served: 0,
             continued: false,
+            linger: false,
         }
     }
 
@@ -122,6 +127,7 @@ impl<T: Io, S: Service> Conn<T, S> {
                 }
                 Err(HeadError::Close) => break,
                 Err(HeadError::Reject(code, detail)) => {
+                    self.linger = true;
                     self.reject(code, &detail).await;
                     break;
                 }
@@ -131,7 +137,8 @@ impl<T: Io, S: Service> Conn<T, S> {
                 Ok(Next::WebSocket) => {
                     let prefix = self.buf.split().freeze();
                     let max = self.bounds.max_ws_message;
-                    super::websocket::echo(Rewind::new(self.io, prefix), max).await;
+                    let idle = self.bounds.idle_timeout;
+                    super::websocket::echo(Rewind::new(self.io, prefix), max, idle).await;
                     return;
                 }
                 Ok(Next::Close) | Err(_) => break,
@@ -142,12 +149,20 @@ impl<T: Io, S: Service> Conn<T, S> {
         }
         let _ = self.flush().await;
         let _ = self.io.shutdown().await;
+        if self.linger {
+            linger(&mut self.io).await;
+        }
     }
 
     /// Reads until a complete head is buffered. `Ok(None)` means the HTTP/2 preface arrived.
     async fn read_head(&mut self) -> Result<Option<Head>, HeadError> {
         let cfg = self.bounds;
         let mut deadline: Option<tokio::time::Instant> = None;
+        // Where the last parse attempt and the last scan for a head's end stopped: a head
+        // dribbled byte by byte is parsed again only when it may have ended (or has grown by
+        // `REPARSE_EVERY`), so reading it costs linear work, not quadratic.
+        let mut parsed_at: Option<usize> = None;
+        let mut scanned = 0;
         loop {
             if !self.buf.is_empty() {
                 if self.served == 0
@@ -157,16 +172,28 @@ impl<T: Io, S: Service> Conn<T, S> {
                     // Could still be the HTTP/2 preface: read on.
                 } else if self.served == 0 && self.buf.starts_with(H2_PREFACE) {
                     return Ok(None);
-                } else if let Some(head) = parse_head(&self.buf, cfg.max_headers)? {
-                    return Ok(Some(head));
-                } else if self.buf.len() >= cfg.max_head_bytes {
-                    return Err(HeadError::Reject(
-                        431,
-                        format!(
-                            "the request head is larger than {} bytes (--max-head-bytes)",
-                            cfg.max_head_bytes
-                        ),
-                    ));
+                } else {
+                    let ended = may_end_head(&self.buf[scanned..]);
+                    scanned = self.buf.len().saturating_sub(3);
+                    let due = match parsed_at {
+                        None => true,
+                        Some(at) => {
+                            ended
+                                || self.buf.len() >= at + REPARSE_EVERY
+                                || self.buf.len() >= cfg.max_head_bytes
+                        }
+                    };
+                    if due {
+                        parsed_at = Some(self.buf.len());
+                        if let Some(head) = parse_head(&self.buf, cfg.max_headers)? {
+                            check_head_size(&head, cfg)?;
+                            return Ok(Some(head));
+                        }
+                    }
+                    check_request_line(&self.buf, cfg.max_uri)?;
+                    if self.buf.len() >= cfg.max_head_bytes {
+                        return Err(head_too_large(cfg));
+                    }
                 }
             }
             // Nothing more is coming until the client sees what was answered so far.
@@ -253,20 +280,6 @@ impl<T: Io, S: Service> Conn<T, S> {
             body: Bytes::new(),
             peer: self.peer,
         };
-        if target.len() > cfg.max_uri {
-            return self
-                .refuse(
-                    &req,
-                    414,
-                    &format!(
-                        "the request target is {} bytes; the limit is {} (--max-uri)",
-                        target.len(),
-                        cfg.max_uri
-                    ),
-                    started,
-                )
-                .await;
-        }
         req.uri = match Uri::from_maybe_shared(target) {
             Ok(uri) => uri,
             Err(_) => {
@@ -320,6 +333,7 @@ impl<T: Io, S: Service> Conn<T, S> {
             Ok(ticket) => ticket,
             Err(reply) => {
                 // The content is never read, so the connection cannot be reused after it.
+                self.linger = has_body;
                 let close = has_body || wants_close(&req);
                 return self.send(&req, reply, close, started).await;
             }
@@ -329,8 +343,11 @@ impl<T: Io, S: Service> Conn<T, S> {
             self.continued = true;
             self.flush().await?;
         }
-        if has_body {
-            match self.read_body(framing).await {
+        // Held until the request is answered: its content stays in memory that long. (Made
+        // only for requests with content: no shared counter is touched on the plain path.)
+        let mut held = has_body.then(|| Reservation::new(self.app.budget()));
+        if let Some(held) = &mut held {
+            match self.read_body(framing, held).await {
                 Ok(body) => req.body = body,
                 Err(BodyError::Io) => return Ok(Next::Close),
                 Err(BodyError::Reject(code, detail)) => {
@@ -370,6 +387,7 @@ impl<T: Io, S: Service> Conn<T, S> {
         detail: &str,
         started: Instant,
     ) -> std::io::Result<Next> {
+        self.linger = true;
         let reply = self.app.reject(req, code, detail);
         self.send(req, reply, true, started).await
     }
@@ -416,22 +434,53 @@ impl<T: Io, S: Service> Conn<T, S> {
         Ok(Next::KeepAlive)
     }
 
+    /// Writes what is queued. A write that makes no progress for `--send-timeout` fails, so a
+    /// client that never reads cannot hold its connection (and the queued answers) forever.
     async fn flush(&mut self) -> std::io::Result<()> {
-        if !self.out.is_empty() {
-            self.io.write_all(&self.out).await?;
-            self.out.clear();
+        let mut done = 0;
+        while done < self.out.len() {
+            let wrote =
+                tokio::time::timeout(self.bounds.send_timeout, self.io.write(&self.out[done..]))
+                    .await
+                    .map_err(|_| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "the client read nothing for --send-timeout",
+                        )
+                    })??;
+            if wrote == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            done += wrote;
         }
+        self.out.clear();
         Ok(())
     }
 
     /// Reads the request content, bounded by `--max-body` and `--body-timeout`.
-    async fn read_body(&mut self, framing: Framing) -> Result<Bytes, BodyError> {
+    async fn read_body(
+        &mut self,
+        framing: Framing,
+        held: &mut Reservation,
+    ) -> Result<Bytes, BodyError> {
         let cfg = self.bounds;
         let until = tokio::time::Instant::now() + cfg.body_timeout;
+        let over_budget = |budget: usize| {
+            BodyError::Reject(
+                503,
+                format!(
+                    "statuslab is buffering its maximum of {budget} bytes of request content (--max-buffered-bodies); retry after Retry-After"
+                ),
+            )
+        };
+        let budget = self.app.budget().limit();
         match framing {
             Framing::None => Ok(Bytes::new()),
             Framing::Length(n) => {
                 let n = n as usize;
+                if !held.grow_to(n) {
+                    return Err(over_budget(budget));
+                }
                 while self.buf.len() < n {
                     self.fill(until, n - self.buf.len()).await?;
                 }
@@ -446,7 +495,11 @@ impl<T: Io, S: Service> Conn<T, S> {
                 });
                 let mut body = BytesMut::new();
                 loop {
-                    match decoder.decode(&mut self.buf, &mut body) {
+                    let decoded = decoder.decode(&mut self.buf, &mut body);
+                    if !held.grow_to(body.len()) {
+                        return Err(over_budget(budget));
+                    }
+                    match decoded {
                         Ok(true) => return Ok(body.freeze()),
                         Ok(false) => self.fill(until, 1).await?,
                         Err(e) => {
@@ -496,6 +549,62 @@ enum BodyError {
 
 fn bad(what: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, format!("invalid {what}"))
+}
+
+/// A head is parsed again after this many more bytes even if no end was seen (so a malformed
+/// head dribbled slowly is still refused early).
+const REPARSE_EVERY: usize = 1024;
+
+/// Whether `new` (the bytes read since the last scan, plus the 3 before) may hold the end of a
+/// head: an empty line, with CRLF or bare LF endings.
+fn may_end_head(new: &[u8]) -> bool {
+    new.windows(2).any(|w| w == b"\n\n") || new.windows(3).any(|w| w == b"\n\r\n")
+}
+
+fn head_too_large(cfg: Limits) -> HeadError {
+    HeadError::Reject(
+        431,
+        format!(
+            "the request head is larger than {} bytes (--max-head-bytes)",
+            cfg.max_head_bytes
+        ),
+    )
+}
+
+/// A request line longer than a target may be (plus the method and version around it) is
+/// answered 414, whether or not the head is complete or larger than `--max-head-bytes`.
+fn check_request_line(buf: &[u8], max_uri: usize) -> Result<(), HeadError> {
+    let line = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
+    // The longest method statuslab implements, two spaces and `HTTP/1.1\r`.
+    const AROUND: usize = 7 + 2 + 9;
+    if line > max_uri + AROUND {
+        return Err(HeadError::Reject(
+            414,
+            format!(
+                "the request line is longer than the {max_uri}-byte limit on targets (--max-uri)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A complete head must respect the limits however it arrived: 414 for a long target first,
+/// then 431 for a large head.
+fn check_head_size(head: &Head, cfg: Limits) -> Result<(), HeadError> {
+    let target = head.target.1 - head.target.0;
+    if target > cfg.max_uri {
+        return Err(HeadError::Reject(
+            414,
+            format!(
+                "the request target is {target} bytes; the limit is {} (--max-uri)",
+                cfg.max_uri
+            ),
+        ));
+    }
+    if head.len > cfg.max_head_bytes {
+        return Err(head_too_large(cfg));
+    }
+    Ok(())
 }
 
 /// Parses a head from `buf`; `Ok(None)` if it is incomplete.
@@ -580,15 +689,37 @@ fn version_error(buf: &[u8]) -> HeadError {
     HeadError::Reject(400, "malformed request line".to_owned())
 }
 
-/// HTTP/1.1 requests need exactly one `Host` (RFC 9112 §3.2).
+/// HTTP/1.1 requests need exactly one `Host` (RFC 9112 §3.2), and its value must be an
+/// authority (`uri-host [ ":" port ]`, RFC 9110 §7.2): no user information, lists, spaces or
+/// paths, which proxies and caches in front of statuslab would read differently.
 fn check_host(req: &Request) -> Option<&'static str> {
-    let hosts = req.headers.get_all(header::HOST).iter().count();
-    match hosts {
-        0 if req.version == Version::HTTP_11 => {
+    let mut hosts = req.headers.get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) if req.version == Version::HTTP_11 => {
             Some("an HTTP/1.1 request must carry a Host header (RFC 9112 §3.2)")
         }
-        n if n > 1 => Some("the request carries more than one Host header (RFC 9112 §3.2)"),
-        _ => None,
+        (None, _) => None,
+        (Some(_), Some(_)) => Some("the request carries more than one Host header (RFC 9112 §3.2)"),
+        (Some(v), None) if !valid_host(v.as_bytes()) => {
+            Some("the Host header is not a valid host[:port] (RFC 9110 §7.2)")
+        }
+        (Some(_), None) => None,
+    }
+}
+
+/// Whether `v` is empty or a host with an optional port.
+fn valid_host(v: &[u8]) -> bool {
+    if v.is_empty() {
+        return true;
+    }
+    if v.iter()
+        .any(|&b| !b.is_ascii_graphic() || matches!(b, b',' | b'@' | b'/' | b'\\' | b'?' | b'#'))
+    {
+        return false;
+    }
+    match http::uri::Authority::try_from(v) {
+        Ok(a) => a.port().is_none_or(|p| p.as_str().parse::<u16>().is_ok()),
+        Err(_) => false,
     }
 }
 
@@ -627,4 +758,27 @@ pub(crate) async fn overloaded<S: Service>(mut io: TcpStream, peer: SocketAddr, 
     reply::put_final(&mut out, &reply, false, true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), io.write_all(&out)).await;
     let _ = io.shutdown().await;
+    linger(&mut io).await;
+}
+
+/// How long, and how many bytes, a closing connection keeps reading what the client still
+/// sends (nginx's `lingering_time` idea, much shorter).
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+const LINGER_BYTES: usize = 1024 * 1024;
+
+/// After statuslab half-closed a connection, reads and drops what the client still sends, for
+/// a bounded time and amount: closing a socket with unread bytes makes the kernel send a
+/// reset, which can destroy the answer (413, 400, 503) before the client reads it.
+async fn linger<T: AsyncRead + Unpin>(io: &mut T) {
+    let drain = async {
+        let mut scratch = [0u8; 4096];
+        let mut total = 0;
+        while total < LINGER_BYTES {
+            match io.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }

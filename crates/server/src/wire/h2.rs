@@ -3,7 +3,7 @@
 
 use super::reply::{self, Body, Reply};
 use super::request::Request;
-use super::{Limits, Service};
+use super::{Limits, Reservation, Service};
 use bytes::{Bytes, BytesMut};
 use h2::RecvStream;
 use h2::server::SendResponse;
@@ -38,12 +38,22 @@ pub(crate) async fn serve<T, S>(
         }
         Err(_) => return,
     };
+    // Streams in progress, and when the last one started or ended: a connection with no stream
+    // for `--idle-timeout` is closed (GOAWAY), as an idle HTTP/1.1 connection is.
+    let activity = Arc::new(Activity::new());
+    let idle = tokio::time::sleep(cfg.idle_timeout);
+    tokio::pin!(idle);
     let mut draining = false;
     loop {
         tokio::select! {
             next = conn.accept() => match next {
                 Some(Ok((req, respond))) => {
-                    tokio::spawn(stream(req, respond, peer, Arc::clone(&app), cfg));
+                    let busy = Busy::enter(&activity);
+                    let app = Arc::clone(&app);
+                    tokio::spawn(async move {
+                        stream(req, respond, peer, app, cfg).await;
+                        drop(busy);
+                    });
                 }
                 Some(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "h2 connection error");
@@ -51,11 +61,80 @@ pub(crate) async fn serve<T, S>(
                 }
                 None => break,
             },
+            () = &mut idle => {
+                if draining {
+                    // The peer did not finish closing in time.
+                    break;
+                }
+                match activity.idle_until(cfg.idle_timeout) {
+                    Some(until) => idle.as_mut().reset(until),
+                    None => {
+                        tracing::debug!(%peer, "idle HTTP/2 connection closed");
+                        draining = true;
+                        conn.graceful_shutdown();
+                        idle.as_mut().reset(tokio::time::Instant::now() + cfg.header_timeout);
+                    }
+                }
+            }
             () = shutdown.cancelled(), if !draining => {
                 draining = true;
                 conn.graceful_shutdown();
             }
         }
+    }
+}
+
+/// The streams of one connection: how many are open, and when the last one started or ended.
+struct Activity {
+    open: std::sync::atomic::AtomicUsize,
+    last: std::sync::Mutex<tokio::time::Instant>,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            open: std::sync::atomic::AtomicUsize::new(0),
+            last: std::sync::Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    fn touch(&self) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = tokio::time::Instant::now();
+        }
+    }
+
+    /// `None` when the connection has been idle for `limit`; else when to look again.
+    fn idle_until(&self, limit: std::time::Duration) -> Option<tokio::time::Instant> {
+        let now = tokio::time::Instant::now();
+        if self.open.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+            return Some(now + limit);
+        }
+        let last = self.last.lock().map_or(now, |l| *l);
+        let until = last + limit;
+        (until > now).then_some(until)
+    }
+}
+
+/// One open stream, counted while it lives.
+struct Busy(Arc<Activity>);
+
+impl Busy {
+    fn enter(activity: &Arc<Activity>) -> Busy {
+        activity
+            .open
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        activity.touch();
+        Busy(Arc::clone(activity))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0
+            .open
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -80,7 +159,29 @@ async fn stream<S: Service>(
     let declared: Option<u64> = req
         .header(header::CONTENT_LENGTH)
         .and_then(|v| v.parse().ok());
-    let admitted = if declared.is_some_and(|n| n > max_body as u64) {
+    let mut expects = req.headers.get_all(header::EXPECT).iter();
+    let expectation = match (expects.next(), expects.next()) {
+        (None, _) => None,
+        (Some(v), None) if v.as_bytes().eq_ignore_ascii_case(b"100-continue") => None,
+        (Some(v), _) => Some(String::from_utf8_lossy(v.as_bytes()).into_owned()),
+    };
+    // The same rules as on HTTP/1.1, in the same order: header count, expectation, length.
+    let admitted = if req.headers.len() > cfg.max_headers {
+        Err(app.reject(
+            &req,
+            431,
+            &format!(
+                "more than {} header fields (--max-headers)",
+                cfg.max_headers
+            ),
+        ))
+    } else if let Some(v) = expectation {
+        Err(app.reject(
+            &req,
+            417,
+            &format!("statuslab meets only the expectation 100-continue, not {v:?}"),
+        ))
+    } else if declared.is_some_and(|n| n > max_body as u64) {
         Err(app.reject(
             &req,
             413,
@@ -108,7 +209,8 @@ async fn stream<S: Service>(
                     )
                     .is_ok();
             }
-            match read_body(&mut recv, max_body, cfg.body_timeout).await {
+            let mut held = Reservation::new(app.budget());
+            match read_body(&mut recv, max_body, cfg.body_timeout, &mut held).await {
                 Ok(body) => {
                     req.body = body;
                     app.handle(&req, ticket).await
@@ -123,6 +225,14 @@ async fn stream<S: Service>(
                     408,
                     "the request content did not arrive in time (--body-timeout)",
                 ),
+                Err(BodyError::OverBudget) => app.reject(
+                    &req,
+                    503,
+                    &format!(
+                        "statuslab is buffering its maximum of {} bytes of request content (--max-buffered-bodies); retry after Retry-After",
+                        app.budget().limit()
+                    ),
+                ),
                 Err(BodyError::Reset) => return,
             }
         }
@@ -132,6 +242,7 @@ async fn stream<S: Service>(
 }
 
 enum BodyError {
+    OverBudget,
     TooLarge,
     TimedOut,
     Reset,
@@ -141,6 +252,7 @@ async fn read_body(
     recv: &mut RecvStream,
     max: usize,
     limit: std::time::Duration,
+    held: &mut Reservation,
 ) -> Result<Bytes, BodyError> {
     let mut body = BytesMut::new();
     let read = async {
@@ -149,6 +261,9 @@ async fn read_body(
             let _ = recv.flow_control().release_capacity(chunk.len());
             if body.len() + chunk.len() > max {
                 return Err(BodyError::TooLarge);
+            }
+            if !held.grow_to(body.len() + chunk.len()) {
+                return Err(BodyError::OverBudget);
             }
             body.extend_from_slice(&chunk);
         }

@@ -20,6 +20,8 @@ pub(crate) mod websocket;
 use reply::Reply;
 use request::Request;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// The application as the connections see it.
@@ -43,6 +45,69 @@ pub(crate) trait Service: Send + Sync + 'static {
 
     /// Called once per answered request (the access log).
     fn completed(&self, req: &Request, reply: &Reply, started: Instant);
+
+    /// The server-wide budget for buffered request content.
+    fn budget(&self) -> &Arc<BodyBudget>;
+}
+
+/// A server-wide bound on request content held in memory at once (`--max-buffered-bodies`):
+/// 20,000 connections may each send up to `--max-body`, but not all at the same time.
+#[derive(Debug)]
+pub(crate) struct BodyBudget {
+    used: AtomicUsize,
+    limit: usize,
+}
+
+impl BodyBudget {
+    /// A budget of `limit` bytes.
+    pub(crate) fn new(limit: usize) -> BodyBudget {
+        BodyBudget {
+            used: AtomicUsize::new(0),
+            limit,
+        }
+    }
+
+    /// The bytes the budget allows.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+}
+
+/// Bytes taken from a [`BodyBudget`], given back on drop.
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    budget: Arc<BodyBudget>,
+    held: usize,
+}
+
+impl Reservation {
+    /// An empty reservation on `budget`.
+    pub(crate) fn new(budget: &Arc<BodyBudget>) -> Reservation {
+        Reservation {
+            budget: Arc::clone(budget),
+            held: 0,
+        }
+    }
+
+    /// Grows the reservation to `total` bytes; `false` (and nothing taken) past the budget.
+    pub(crate) fn grow_to(&mut self, total: usize) -> bool {
+        let Some(more) = total.checked_sub(self.held).filter(|&m| m > 0) else {
+            return true;
+        };
+        let before = self.budget.used.fetch_add(more, Ordering::Relaxed);
+        if before.saturating_add(more) > self.budget.limit {
+            self.budget.used.fetch_sub(more, Ordering::Relaxed);
+            return false;
+        }
+        self.held = total;
+        true
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.budget.used.fetch_sub(self.held, Ordering::Relaxed);
+    }
 }
 
 /// What a connection enforces, copied once per connection so the per-request path touches no
@@ -67,4 +132,6 @@ pub(crate) struct Limits {
     pub(crate) max_h2_streams: u32,
     /// Largest WebSocket message.
     pub(crate) max_ws_message: usize,
+    /// A write that makes no progress for this long closes the connection.
+    pub(crate) send_timeout: Duration,
 }

@@ -18,6 +18,9 @@ pub enum Body {
     Empty,
     /// Content held in memory.
     Full(Bytes),
+    /// Content of this length that is not sent: the answer to a HEAD relayed from an upstream,
+    /// whose `Content-Length` the reply keeps.
+    Unsent(usize),
 }
 
 impl Body {
@@ -26,6 +29,7 @@ impl Body {
         match self {
             Body::Empty => 0,
             Body::Full(b) => b.len(),
+            Body::Unsent(n) => *n,
         }
     }
 
