@@ -31,9 +31,12 @@ pub use routes::{App, REPRESENTATION_LEN};
 pub use wire::reply::{Body, Interim, Reply, Upgrade};
 pub use wire::request::Request;
 
+use futures_util::FutureExt as _;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use store::SharedStore;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -98,7 +101,9 @@ impl Server {
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
         let slots = Arc::new(Semaphore::new(cfg.max_connections));
+        let lingering = Arc::new(Semaphore::new(MAX_LINGERING));
         tracing::info!(listen = %listener.local_addr()?, store = app.ctx.store.kind(), "statuslab serving");
+        let panics = Arc::new(AtomicUsize::new(0));
         let sweeper = tokio::spawn(sweep(Arc::clone(&app)));
         let background = Arc::clone(&app);
         let follower =
@@ -125,26 +130,60 @@ impl Server {
                     // this connection's node, never one shared by all connections.
                     let stop = stop.child_token();
                     let tls = tls.clone();
+                    let panics = Arc::clone(&panics);
+                    let lingering = Arc::clone(&lingering);
                     tracker.spawn(async move {
-                        match tls {
-                            None => wire::h1::Conn::new(io, peer, app, limits, stop).run().await,
-                            // Boxed: the TLS state would otherwise size every plain connection's task.
-                            Some(acceptor) => {
-                                Box::pin(wire::tls::serve(acceptor, io, peer, app, limits, stop))
-                                    .await
+                        let conn = async move {
+                            match tls {
+                                None => {
+                                    wire::h1::Conn::new(io, peer, app, limits, stop, Some(permit))
+                                        .run()
+                                        .await
+                                }
+                                // Boxed: the TLS state would otherwise size every plain
+                                // connection's task.
+                                Some(acceptor) => {
+                                    Box::pin(wire::tls::serve(
+                                        acceptor, io, peer, app, limits, stop,
+                                    ))
+                                    .await;
+                                    drop(permit);
+                                    None
+                                }
                             }
+                        };
+                        // Handlers never panic out (dispatch turns a panic into a 500); a panic
+                        // here is a bug in the connection itself: logged, counted, and reported
+                        // by `run` when it returns.
+                        let closing = match AssertUnwindSafe(conn).catch_unwind().await {
+                            Ok(closing) => closing,
+                            Err(panic) => {
+                                panics.fetch_add(1, Ordering::Relaxed);
+                                tracing::error!(%peer, panic = panic_message(&*panic), "a connection task panicked");
+                                None
+                            }
+                        };
+                        // The connection gave its slot back when it closed; draining it takes
+                        // a lingering slot instead.
+                        if let Some(io) = closing {
+                            linger(&lingering, io).await;
                         }
-                        drop(permit);
                     });
                 }
                 Err(_) => {
-                    tracker.spawn(wire::h1::overloaded(io, peer, app));
+                    let lingering = Arc::clone(&lingering);
+                    tracker.spawn(async move {
+                        let io = wire::h1::overloaded(io, peer, app).await;
+                        linger(&lingering, io).await;
+                    });
                 }
             }
         }
         tracing::info!("shutting down: no new connections; finishing in-flight requests");
-        sweeper.abort();
-        follower.abort();
+        let background = [
+            ("the expiry sweeper", finish(sweeper).await),
+            ("the maintenance follower", finish(follower).await),
+        ];
         drop(listener);
         stop.cancel();
         tracker.close();
@@ -154,8 +193,49 @@ impl Server {
         {
             tracing::warn!(grace = ?cfg.shutdown_grace, "in-flight requests still running at the end of the grace period");
         }
-        Ok(())
+        for (task, result) in background {
+            if let Err(panic) = result {
+                return Err(std::io::Error::other(format!("{task} panicked: {panic}")));
+            }
+        }
+        match panics.load(Ordering::Relaxed) {
+            0 => Ok(()),
+            n => Err(std::io::Error::other(format!(
+                "{n} connection task(s) panicked (see the log)"
+            ))),
+        }
     }
+}
+
+/// Closed connections drained at once; past this, a closed connection is dropped at once.
+const MAX_LINGERING: usize = 1024;
+
+/// Drains a connection statuslab closed, if a lingering slot is free.
+async fn linger<T: tokio::io::AsyncRead + Unpin>(slots: &Semaphore, io: T) {
+    if let Ok(_slot) = slots.try_acquire() {
+        wire::h1::linger(io).await;
+    }
+}
+
+/// Stops a background task that runs until shutdown; `Err` with its message if it panicked
+/// before.
+async fn finish(task: tokio::task::JoinHandle<()>) -> Result<(), String> {
+    if !task.is_finished() {
+        task.abort();
+    }
+    match task.await {
+        Err(e) if e.is_panic() => Err(panic_message(&*e.into_panic())),
+        _ => Ok(()),
+    }
+}
+
+/// The text of a panic's payload.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 /// What the connections enforce, from the configuration.

@@ -81,6 +81,9 @@ pub(crate) struct Conn<T, S> {
     served: u64,
     /// A `100 Continue` already went out for the request being answered.
     continued: bool,
+    /// The connection's slot under `--max-connections`, given back before the close is
+    /// visible to the client (so a client that saw the close can connect again at once).
+    slot: Option<tokio::sync::OwnedSemaphorePermit>,
     /// The connection is closed by statuslab while the client may still be sending (a refused
     /// upload, a malformed head): drain before closing, so the answer is not destroyed by a
     /// reset.
@@ -98,8 +101,10 @@ impl<T: Io, S: Service> Conn<T, S> {
         app: Arc<S>,
         bounds: Limits,
         shutdown: CancellationToken,
+        slot: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> Conn<T, S> {
         Conn {
+            slot,
             io,
             bounds,
             peer,
@@ -114,7 +119,9 @@ impl<T: Io, S: Service> Conn<T, S> {
     }
 
     /// Serves requests until the client closes, an error closes the connection, or shutdown.
-    pub(crate) async fn run(mut self) {
+    /// Returns the connection when statuslab closed it while the client may still be sending:
+    /// the caller then drains it briefly ([`linger`]) before dropping it.
+    pub(crate) async fn run(mut self) -> Option<T> {
         loop {
             let head = match self.read_head().await {
                 Ok(Some(head)) => head,
@@ -123,7 +130,7 @@ impl<T: Io, S: Service> Conn<T, S> {
                     let prefix = self.buf.split().freeze();
                     let io = Rewind::new(self.io, prefix);
                     super::h2::serve(io, self.peer, self.app, self.bounds, self.shutdown).await;
-                    return;
+                    return None;
                 }
                 Err(HeadError::Close) => break,
                 Err(HeadError::Reject(code, detail)) => {
@@ -139,7 +146,7 @@ impl<T: Io, S: Service> Conn<T, S> {
                     let max = self.bounds.max_ws_message;
                     let idle = self.bounds.idle_timeout;
                     super::websocket::echo(Rewind::new(self.io, prefix), max, idle).await;
-                    return;
+                    return None;
                 }
                 Ok(Next::Close) | Err(_) => break,
             }
@@ -148,10 +155,9 @@ impl<T: Io, S: Service> Conn<T, S> {
             }
         }
         let _ = self.flush().await;
+        drop(self.slot.take());
         let _ = self.io.shutdown().await;
-        if self.linger {
-            linger(&mut self.io).await;
-        }
+        self.linger.then_some(self.io)
     }
 
     /// Reads until a complete head is buffered. `Ok(None)` means the HTTP/2 preface arrived.
@@ -739,8 +745,13 @@ fn wants_close(req: &Request) -> bool {
     req.version == Version::HTTP_10 && !tokens().any(|t| t.eq_ignore_ascii_case("keep-alive"))
 }
 
-/// Writes a 503 to a connection over `--max-connections` and closes it.
-pub(crate) async fn overloaded<S: Service>(mut io: TcpStream, peer: SocketAddr, app: Arc<S>) {
+/// Writes a 503 to a connection over `--max-connections` and half-closes it; the caller
+/// lingers on the returned connection.
+pub(crate) async fn overloaded<S: Service>(
+    mut io: TcpStream,
+    peer: SocketAddr,
+    app: Arc<S>,
+) -> TcpStream {
     let req = Request {
         method: Method::GET,
         uri: Uri::from_static("/"),
@@ -758,7 +769,7 @@ pub(crate) async fn overloaded<S: Service>(mut io: TcpStream, peer: SocketAddr, 
     reply::put_final(&mut out, &reply, false, true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), io.write_all(&out)).await;
     let _ = io.shutdown().await;
-    linger(&mut io).await;
+    io
 }
 
 /// How long, and how many bytes, a closing connection keeps reading what the client still
@@ -769,7 +780,7 @@ const LINGER_BYTES: usize = 1024 * 1024;
 /// After statuslab half-closed a connection, reads and drops what the client still sends, for
 /// a bounded time and amount: closing a socket with unread bytes makes the kernel send a
 /// reset, which can destroy the answer (413, 400, 503) before the client reads it.
-async fn linger<T: AsyncRead + Unpin>(io: &mut T) {
+pub(crate) async fn linger<T: AsyncRead + Unpin>(mut io: T) {
     let drain = async {
         let mut scratch = [0u8; 4096];
         let mut total = 0;

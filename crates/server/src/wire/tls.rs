@@ -78,7 +78,7 @@ pub(crate) async fn serve<S: Service>(
     if is_h2(&stream) {
         super::h2::serve(stream, peer, app, limits, stop).await;
     } else {
-        super::h1::Conn::new(stream, peer, app, limits, stop)
+        super::h1::Conn::new(stream, peer, app, limits, stop, None)
             .run()
             .await;
     }

@@ -10,7 +10,6 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// How long any single read may wait before the test fails instead of hanging.
 pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -54,11 +53,14 @@ pub(crate) fn ensure(cond: bool, why: impl FnOnce() -> String) -> Result<(), Str
     if cond { Ok(()) } else { Err(why()) }
 }
 
-/// A server running in the test's runtime on `127.0.0.1:0`.
+/// A server on `127.0.0.1:0`, running on a thread and runtime of its own (so a busy test
+/// runtime cannot starve it, nor it the test). When the test drops it, the server is stopped
+/// and its result checked: a server that returns an error — a background task or a connection
+/// task panicked — fails the test.
 pub(crate) struct TestServer {
     pub(crate) addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<io::Result<()>>>,
+    done: Option<std::sync::mpsc::Receiver<io::Result<()>>>,
 }
 
 impl TestServer {
@@ -78,17 +80,36 @@ impl TestServer {
             ..Config::default()
         };
         tune(&mut cfg);
-        let server = Server::bind(cfg).await.expect("bind 127.0.0.1:0");
-        let addr = server.local_addr();
-        assert_ne!(addr.port(), 0, "the OS assigns a port");
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.run(async move {
-            let _ = stopped.await;
-        }));
+        let (bound, addr) = oneshot::channel::<SocketAddr>();
+        let (done_tx, done) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("test-server".to_owned())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for the server");
+                let result = runtime.block_on(async move {
+                    // Bound on port 0 and kept: the listener is never released and rebound.
+                    let server = Server::bind(cfg).await.expect("bind 127.0.0.1:0");
+                    let _ = bound.send(server.local_addr());
+                    server
+                        .run(async move {
+                            let _ = stopped.await;
+                        })
+                        .await
+                });
+                let _ = done_tx.send(result);
+            })
+            .expect("spawn the server thread");
+        let addr = addr.await.expect("the server binds");
+        assert_ne!(addr.port(), 0, "the OS assigns a port");
         TestServer {
             addr,
             stop: Some(stop),
-            task: Some(task),
+            done: Some(done),
         }
     }
 
@@ -129,17 +150,32 @@ impl TestServer {
 
     /// Waits for `Server::run` to return, failing the test if it takes longer than `limit`.
     pub(crate) async fn stopped(&mut self, limit: Duration) -> io::Result<()> {
-        let task = self.task.take().expect("the server task is awaited once");
-        tokio::time::timeout(limit, task)
+        let done = self.done.take().expect("the server is awaited once");
+        tokio::task::spawn_blocking(move || done.recv_timeout(limit))
             .await
-            .expect("Server::run returns after shutdown")
-            .expect("the server task does not panic")
+            .expect("waiting for the server")
+            .expect("Server::run returns after shutdown (and its thread does not panic)")
     }
 }
 
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.shutdown();
+        let Some(done) = self.done.take() else {
+            return;
+        };
+        if std::thread::panicking() {
+            return;
+        }
+        // In-flight requests may keep the server a little longer; a server still running after
+        // this is left to finish on its own, unchecked.
+        match done.recv_timeout(Duration::from_secs(3)) {
+            Ok(Ok(())) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Ok(Err(e)) => panic!("the server failed: {e}"),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                panic!("the server's thread panicked")
+            }
+        }
     }
 }
 
