@@ -1177,6 +1177,8 @@ pub(crate) enum Segmentation {
     ByteByByte,
     /// Pieces of 1..=max bytes, from a seeded generator.
     Pieces { seed: u64, max: usize },
+    /// Pieces of `size` bytes with a pause after each, so the server reads them one by one.
+    Paced { size: usize, pause: Duration },
 }
 
 /// A small fixed-seed generator (splitmix64): the same splits on every run.
@@ -1196,6 +1198,7 @@ fn pieces(bytes: &[u8], seg: Segmentation) -> Vec<&[u8]> {
     match seg {
         Segmentation::Whole => vec![bytes],
         Segmentation::ByteByByte => bytes.chunks(1).collect(),
+        Segmentation::Paced { size, .. } => bytes.chunks(size).collect(),
         Segmentation::Pieces { seed, max } => {
             let mut rng = Rng(seed);
             let mut out = Vec::new();
@@ -1284,6 +1287,7 @@ pub(crate) async fn send(
                 }
                 match seg {
                     Segmentation::Whole => {}
+                    Segmentation::Paced { pause, .. } => tokio::time::sleep(pause).await,
                     _ => tokio::task::yield_now().await,
                 }
             }

@@ -5,6 +5,7 @@ mod corpus;
 mod curl;
 mod edge;
 mod h2;
+mod hostile;
 mod options;
 mod protocol;
 mod raw;
