@@ -1,9 +1,12 @@
 //! statuslab's server tested through the wire: raw HTTP/1.1 sockets, an h2 client, a WebSocket
 //! client and the system curl, all against a real server on an OS-assigned port.
 
+mod corpus;
 mod curl;
 mod edge;
 mod h2;
+mod hostile;
+mod hostile_pending;
 mod layers;
 mod options;
 mod protocol;
