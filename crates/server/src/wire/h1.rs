@@ -723,10 +723,26 @@ fn valid_host(v: &[u8]) -> bool {
     {
         return false;
     }
-    match http::uri::Authority::try_from(v) {
-        Ok(a) => a.port().is_none_or(|p| p.as_str().parse::<u16>().is_ok()),
-        Err(_) => false,
-    }
+    let (host, port) = match v.iter().rposition(|&b| b == b':') {
+        // `[::1]` alone: the colons are inside the IPv6 literal.
+        Some(i) if !v[i..].contains(&b']') => (&v[..i], &v[i + 1..]),
+        _ => (v, &b""[..]),
+    };
+    // port = *DIGIT (RFC 3986 §3.2.3), and a TCP port fits in 16 bits.
+    let port_ok = port.iter().all(u8::is_ascii_digit)
+        && (port.is_empty() || std::str::from_utf8(port).is_ok_and(|p| p.parse::<u16>().is_ok()));
+    let host_ok = match host {
+        [b'[', inner @ .., b']'] => {
+            std::str::from_utf8(inner).is_ok_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok())
+        }
+        _ => {
+            !host.is_empty()
+                && host
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+;=".contains(&b))
+        }
+    };
+    port_ok && host_ok
 }
 
 /// Whether the client asked to close after this exchange (RFC 9112 §9.3).

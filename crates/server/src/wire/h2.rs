@@ -72,7 +72,9 @@ pub(crate) async fn serve<T, S>(
                         tracing::debug!(%peer, "idle HTTP/2 connection closed");
                         draining = true;
                         conn.graceful_shutdown();
-                        idle.as_mut().reset(tokio::time::Instant::now() + cfg.header_timeout);
+                        // A peer that does not answer the GOAWAY's ping is not waited for long.
+                        let drain = cfg.idle_timeout.min(cfg.header_timeout);
+                        idle.as_mut().reset(tokio::time::Instant::now() + drain);
                     }
                 }
             }
