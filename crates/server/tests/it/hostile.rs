@@ -597,24 +597,13 @@ async fn basic_auth_path_is_percent_decoded() {
     .await;
 }
 
-/// A loopback address that was free a moment ago: the gateway's `self` upstream needs the
-/// server's own port in its configuration.
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("address")
-}
-
 /// (q) Through the gateway, HEAD gets the GET's `Content-Length`; and `/gateway/self/`
 /// forwards the upstream's root instead of answering 404.
 #[tokio::test]
 async fn gateway_head_length_and_root_path() {
     within("(q)", async {
-        let server = TestServer::start_with(|cfg| {
-            cfg.listen = free_addr();
-        })
-        .await;
+        // The gateway's `self` upstream is the port the server really bound (port 0 here).
+        let server = TestServer::start().await;
         let host = server.host();
         let get = server.get("/gateway/self/status/200", &[]).await;
         assert_eq!(get.status, 200, "GET through the gateway:\n{}", get.head);
@@ -683,6 +672,104 @@ async fn stored_html_is_sandboxed() {
             "want X-Content-Type-Options: nosniff and Content-Security-Policy: sandbox on stored HTML:\n{}",
             r.head
         );
+    })
+    .await;
+}
+
+// ---- connections and memory ------------------------------------------------------------------
+
+/// A WebSocket peer that goes silent gets a ping after `idle_timeout`, and the close (1001,
+/// going away) when it stays silent: a dead peer never holds its connection. The peer here is
+/// a raw socket that completes the handshake and then never sends a byte (no pong).
+#[tokio::test]
+async fn silent_websocket_peer_is_pinged_then_closed() {
+    within("websocket idle", async {
+        let server = TestServer::start_with(|cfg| {
+            cfg.idle_timeout = Duration::from_millis(500);
+        })
+        .await;
+        let mut tcp = tokio::net::TcpStream::connect(server.addr)
+            .await
+            .expect("connect");
+        let handshake = format!(
+            "GET /websocket/echo HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            server.host()
+        );
+        tcp.write_all(handshake.as_bytes()).await.expect("handshake");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+                Err(_) => panic!("the silent peer was not closed: {}", esc(&got)),
+            }
+        }
+        let end = got
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a 101 head")
+            + 4;
+        assert!(got.starts_with(b"HTTP/1.1 101"), "{}", esc(&got));
+        let frames = &got[end..];
+        // A ping (FIN + opcode 9, empty), then a close (FIN + opcode 8) with code 1001.
+        assert!(frames.starts_with(&[0x89, 0x00]), "a ping first: {}", esc(frames));
+        let close = &frames[2..];
+        assert_eq!(close.first(), Some(&0x88), "then a close: {}", esc(frames));
+        assert_eq!(&close[2..4], &1001u16.to_be_bytes(), "going away: {}", esc(frames));
+    })
+    .await;
+}
+
+/// Request content buffered at once over all connections is bounded by
+/// `max_buffered_bodies`: past it, 503 with `Retry-After`, however large `--max-body` is.
+#[tokio::test]
+async fn buffered_bodies_over_the_budget_get_503() {
+    within("body budget", async {
+        let server = TestServer::start_with(|cfg| {
+            cfg.max_body = 1024 * 1024;
+            cfg.max_buffered_bodies = 64 * 1024;
+        })
+        .await;
+        let host = server.host();
+        let body = vec![b'x'; 100 * 1024];
+        let r = server
+            .exchange(&request("POST", "/status/200", &host, &[], &body))
+            .await;
+        assert_eq!(r.status, 503, "{}", r.head);
+        assert_eq!(r.header("retry-after"), Some("1"));
+        assert!(
+            r.json()["detail"]
+                .as_str()
+                .unwrap_or("")
+                .contains("--max-buffered-bodies")
+        );
+        // Within the budget, the same route takes content.
+        let small = vec![b'x'; 10 * 1024];
+        let r = server
+            .exchange(&request("POST", "/status/200", &host, &[], &small))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.head);
+    })
+    .await;
+}
+
+/// Proxied requests meet the same admission as direct ones: in maintenance mode an
+/// absolute-form request through the proxy gets the 503 too.
+#[tokio::test]
+async fn proxied_requests_meet_maintenance() {
+    within("proxy admission", async {
+        let server = TestServer::start_with(|cfg| {
+            cfg.proxy = true;
+            cfg.maintenance = true;
+        })
+        .await;
+        let target = format!("http://{}/status/200", server.host());
+        let r = server
+            .exchange(&request("GET", &target, &server.host(), &[], b""))
+            .await;
+        assert_eq!(r.status, 503, "{}", r.head);
+        assert!(r.header("retry-after").is_some());
     })
     .await;
 }
