@@ -136,16 +136,16 @@ mod tests {
 
     #[tokio::test]
     async fn every_kind_is_refused_by_the_client() {
-        let limits = super::super::client::Limits {
+        let limits = crate::wire::client::ClientLimits {
             head: 4096,
             headers: 32,
             body: 1024,
         };
         for (kind, _, _) in BROKEN {
             let req = format!("GET /{kind} HTTP/1.1\r\nHost: broken\r\n\r\n");
-            let got = super::super::client::exchange(broken(), req.as_bytes(), false, limits).await;
+            let got = crate::wire::client::exchange(broken(), req.as_bytes(), false, limits).await;
             assert!(
-                matches!(got, Err(super::super::client::Failure::Invalid(_))),
+                matches!(got, Err(crate::wire::client::Failure::Invalid(_))),
                 "{kind}: {got:?}"
             );
         }
@@ -153,14 +153,14 @@ mod tests {
 
     #[tokio::test]
     async fn hang_never_answers() {
-        let limits = super::super::client::Limits {
+        let limits = crate::wire::client::ClientLimits {
             head: 4096,
             headers: 32,
             body: 1024,
         };
         let got = tokio::time::timeout(
             std::time::Duration::from_millis(100),
-            super::super::client::exchange(hang(), b"GET / HTTP/1.1\r\n\r\n", false, limits),
+            crate::wire::client::exchange(hang(), b"GET / HTTP/1.1\r\n\r\n", false, limits),
         )
         .await;
         assert!(got.is_err());

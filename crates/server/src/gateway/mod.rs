@@ -18,7 +18,6 @@
 //! 203; any other upstream answer passes through with its code and end-to-end headers.
 
 mod builtin;
-mod client;
 mod transform;
 
 pub(crate) mod proxy;
@@ -27,10 +26,10 @@ use crate::config::Upstream;
 use crate::content::params::{self, Bare};
 use crate::ctx::Ctx;
 use crate::problem::Problem;
+use crate::wire::client::{self, ClientLimits, Failure};
 use crate::wire::reply::{Body, Interim, Reply, known, put_header};
 use crate::wire::request::Request;
 use bytes::{BufMut, BytesMut};
-use client::{Failure, Limits};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Version};
 use statuslab_catalog::Status;
@@ -364,7 +363,7 @@ async fn relay(
     }
     let headers = outbound_headers(req, !transforms.is_empty());
     let request = request_bytes(&req.method, to, &target.authority, &headers, &req.body);
-    let limits = Limits {
+    let limits = ClientLimits {
         head: ctx.cfg.max_head_bytes,
         headers: ctx.cfg.max_headers,
         body: ctx.cfg.max_body,
@@ -403,7 +402,7 @@ async fn send(
     dest: &Dest,
     request: &[u8],
     head: bool,
-    limits: Limits,
+    limits: ClientLimits,
 ) -> Result<client::Response, Failure> {
     match dest {
         Dest::Tcp { host, port } => {

@@ -2,12 +2,14 @@
 //!
 //! HTTP/1.1 is statuslab's own codec ([`h1`]: httparse for heads, [`framing`] for content,
 //! [`reply`] for what goes out); HTTP/2 runs on the h2 crate ([`h2`]); [`tls`] wraps either.
-//! The same framing code reads the gateway's upstream responses.
+//! The same framing code reads responses in [`client`], statuslab's own HTTP/1.1 client (the
+//! gateway's upstream side).
 //!
 //! The connections know nothing of routes: they talk to the application through [`Service`]
 //! (admit a request from its head, handle it once its content is read, reject what cannot be
 //! parsed), so this layer imports nothing above it.
 
+pub(crate) mod client;
 pub(crate) mod framing;
 pub(crate) mod h1;
 pub(crate) mod h2;

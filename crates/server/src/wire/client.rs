@@ -1,4 +1,5 @@
-//! The upstream side of the gateway: a small HTTP/1.1 client that checks every byte.
+//! statuslab's HTTP/1.1 client, which checks every byte: the gateway's upstream side (and the
+//! probe's, as it lands).
 //!
 //! One request per connection (`Connection: close`): write the request, then read the
 //! response head with httparse and the content by `Content-Length`, by chunks, or until the
@@ -6,16 +7,14 @@
 //! not valid HTTP/1.1 becomes a [`Failure::Invalid`] whose text says what was wrong, which
 //! the gateway answers with 502. Time is bounded by the caller (one deadline around it all).
 
-use crate::wire::framing::{
-    self, ChunkedDecoder, Framing, FramingError, Role, framing as wire_framing,
-};
+use super::framing::{self, ChunkedDecoder, Framing, FramingError, Role, framing as wire_framing};
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Bounds on what an upstream may send.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
+pub(crate) struct ClientLimits {
     /// Bytes in one response head.
     pub(crate) head: usize,
     /// Header fields in one response head.
@@ -58,7 +57,7 @@ pub(crate) async fn exchange<S>(
     mut io: S,
     request: &[u8],
     head_request: bool,
-    limits: Limits,
+    limits: ClientLimits,
 ) -> Result<Response, Failure>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -86,7 +85,7 @@ const CLOSED_SILENTLY: &str = "the upstream closed the connection without sendin
 pub(crate) async fn read_response<R>(
     io: &mut R,
     head_request: bool,
-    limits: Limits,
+    limits: ClientLimits,
 ) -> Result<Response, Failure>
 where
     R: AsyncRead + Unpin,
@@ -170,7 +169,7 @@ pub(crate) fn preview(bytes: &[u8]) -> String {
 async fn read_head<R: AsyncRead + Unpin>(
     io: &mut R,
     buf: &mut BytesMut,
-    limits: Limits,
+    limits: ClientLimits,
     first: bool,
 ) -> Result<Head, Failure> {
     loop {
@@ -329,7 +328,7 @@ async fn read_until_close<R: AsyncRead + Unpin>(
 async fn read_chunked<R: AsyncRead + Unpin>(
     io: &mut R,
     buf: &mut BytesMut,
-    limits: Limits,
+    limits: ClientLimits,
 ) -> Result<Bytes, Failure> {
     let mut decoder = ChunkedDecoder::new(framing::Limits {
         max_body: limits.body as u64,
@@ -363,7 +362,7 @@ async fn read_chunked<R: AsyncRead + Unpin>(
 mod tests {
     use super::*;
 
-    const LIMITS: Limits = Limits {
+    const LIMITS: ClientLimits = ClientLimits {
         head: 4096,
         headers: 32,
         body: 64,
