@@ -74,8 +74,6 @@ pub struct Config {
     pub limits: Limits,
     /// Longest job a client may submit.
     pub max_job_duration: Duration,
-    /// `Retry-After` seconds when the store is full (the condition is temporary).
-    pub store_full_retry_after: u32,
     /// How often expired tombstones, jobs, sequences and rate-limit keys are swept.
     pub sweep_interval: Duration,
     /// Bearer tokens; when any is set, resources and jobs need one.
@@ -239,7 +237,6 @@ impl Default for Config {
             store: StoreChoice::Embedded(PathBuf::from("statuslab-data")),
             limits: Limits::default(),
             max_job_duration: Duration::from_secs(3600),
-            store_full_retry_after: 60,
             sweep_interval: Duration::from_secs(60),
             tokens: Vec::new(),
             proxy: false,

@@ -15,6 +15,10 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use std::borrow::Cow;
 use std::fmt;
 
+/// The next step of a 413 for content over a fixed limit (`--max-body`): the table's advice
+/// (repeat after `Retry-After`) is for temporary conditions.
+pub(crate) const FIXED_LIMIT: &str = "do not repeat the request with the same content: it is over a fixed limit, not a temporary one";
+
 /// An error answer: a code, what was wrong, and the header fields the code needs. Boxed, so a
 /// `Result<Reply, Problem>` stays small on the paths that succeed.
 #[derive(Debug)]
@@ -32,6 +36,8 @@ struct Inner {
     default_retry_after: bool,
     /// A failure inside statuslab: logged under an error id, never sent.
     internal: Option<String>,
+    /// What the client should do next, where this answer knows better than the table.
+    advice: Option<&'static str>,
 }
 
 impl Problem {
@@ -43,6 +49,7 @@ impl Problem {
             headers: HeaderMap::new(),
             default_retry_after: false,
             internal: None,
+            advice: None,
         }))
     }
 
@@ -60,9 +67,10 @@ impl Problem {
         self
     }
 
-    /// Adds `Retry-After` with this many seconds.
-    pub(crate) fn retry_after(self, secs: u32) -> Problem {
-        self.with_header(header::RETRY_AFTER, HeaderValue::from(secs))
+    /// Says what the client should do next instead of the table's general advice.
+    pub(crate) fn advice(mut self, next_step: &'static str) -> Problem {
+        self.0.advice = Some(next_step);
+        self
     }
 
     /// Adds `Retry-After: --default-retry-after`.
@@ -79,6 +87,7 @@ impl Problem {
             headers,
             default_retry_after,
             internal,
+            advice,
         } = *self.0;
         let mut extra = headers;
         if let Some(err) = internal {
@@ -98,7 +107,7 @@ impl Problem {
                 HeaderValue::from(ctx.cfg.default_retry_after),
             );
         }
-        let mut reply = render(req, code, &detail);
+        let mut reply = render(req, code, &detail, advice);
         // A consumed `HeaderMap` names each field once, then `None` for its further values.
         let mut prev: Option<HeaderName> = None;
         for (name, value) in extra {
@@ -120,14 +129,16 @@ impl Problem {
 
 /// An error reply: `code` with a body (problem+json, or JSON, text or HTML if the client
 /// accepts only those) whose `detail` says what was wrong.
-pub(crate) fn render(req: &Request, code: u16, detail: &str) -> Reply {
+fn render(req: &Request, code: u16, detail: &str, advice: Option<&str>) -> Reply {
     let s = known(code);
     let format = Format::negotiate(req.headers.get(header::ACCEPT), Format::Problem)
         .unwrap_or(Format::Problem);
-    let mut reply = Reply::new(s).with_body(
-        format.content_type(),
-        bodies::render(s, format, Some(detail)),
-    );
+    let mut reply = Reply::new(s)
+        .with_body(
+            format.content_type(),
+            bodies::render(s, format, Some(detail), advice),
+        )
+        .with_header(header::VARY, HeaderValue::from_static("Accept"));
     reply.close = code == 408;
     reply
 }

@@ -17,7 +17,7 @@ impl Bodies {
         let by_code = (100..=599u16)
             .map(|code| {
                 let s = Status::new(code).expect("100-599");
-                Format::ALL.map(|f| Bytes::from(render(s, f, None)))
+                Format::ALL.map(|f| Bytes::from(render(s, f, None, None)))
             })
             .collect();
         Bodies { by_code }
@@ -32,7 +32,15 @@ impl Bodies {
 
 /// Renders a body for `status`: the table's message and description, plus `detail` (what
 /// exactly went wrong) when the reply reports an error in the request.
-pub(crate) fn render(status: Status, format: Format, detail: Option<&str>) -> String {
+///
+/// `advice` replaces the table's next step where this reply knows better (a 413 for a fixed
+/// limit is not worth repeating after a `Retry-After`).
+pub(crate) fn render(
+    status: Status,
+    format: Format,
+    detail: Option<&str>,
+    advice: Option<&str>,
+) -> String {
     let code = status.code();
     let message = status.message();
     let description = status.description();
@@ -52,6 +60,9 @@ pub(crate) fn render(status: Status, format: Format, detail: Option<&str>) -> St
             if let Some(d) = detail {
                 v["detail"] = d.into();
             }
+            if let Some(a) = advice {
+                v["next_step"] = a.into();
+            }
             v.to_string()
         }
         Format::Problem => json!({
@@ -60,7 +71,7 @@ pub(crate) fn render(status: Status, format: Format, detail: Option<&str>) -> St
             "status": code,
             "detail": detail.unwrap_or(description),
             "description": description,
-            "advice": status.advice().summary(),
+            "advice": advice.unwrap_or(status.advice().summary()),
         })
         .to_string(),
         Format::Html => {
@@ -72,7 +83,7 @@ pub(crate) fn render(status: Status, format: Format, detail: Option<&str>) -> St
                 m = escape(message),
                 d = escape(description),
                 r = escape(status.reason()),
-                a = escape(status.advice().summary()),
+                a = escape(advice.unwrap_or(status.advice().summary())),
             )
         }
     }

@@ -151,7 +151,7 @@ pub(crate) async fn submit(ctx: &Ctx, req: &Request) -> Result<Reply, Problem> {
                 "the store holds its maximum number of jobs ({}, --max-keys)",
                 ctx.cfg.limits.max_keys
             );
-            return Err(Problem::new(507, detail).retry_after(ctx.cfg.store_full_retry_after));
+            return Err(Problem::new(507, detail).retry_later());
         }
     }
     let monitor = monitor_path(&job.id);
@@ -171,6 +171,19 @@ fn no_job(id: &str) -> Problem {
 /// `GET /jobs/{id}` (200 while running, 303 when done) and `DELETE /jobs/{id}` (cancel).
 pub(crate) async fn monitor(ctx: &Ctx, req: &Request, id: &str) -> Result<Reply, Problem> {
     if req.method == Method::DELETE {
+        // A finished job cannot be cancelled: its result stands (409, pointing at it).
+        let job = ctx.store.job(id).await?.ok_or_else(|| no_job(id))?;
+        if job.state(now_ms()) == JobState::Done {
+            let target = format!("/jobs/{id}/result");
+            return Err(Problem::new(
+                409,
+                format!("job {id:?} is already done; its result stays at {target}"),
+            )
+            .with_header(
+                header::LOCATION,
+                HeaderValue::from_str(&target).expect("ids are hex"),
+            ));
+        }
         return match ctx.store.cancel_job(id).await? {
             true => Ok(Reply::new(known(204))),
             false => Err(no_job(id)),

@@ -22,7 +22,7 @@ use crate::config::{AccessLog, Config};
 use crate::ctx::Ctx;
 use crate::edge::{self, RateLimited, Slot};
 use crate::gateway;
-use crate::problem::Problem;
+use crate::problem::{FIXED_LIMIT, Problem};
 use crate::wire::Service;
 use crate::wire::reply::{Reply, known};
 use crate::wire::request::Request;
@@ -189,7 +189,7 @@ pub(crate) const ROUTES: &[Route] = &[
 ];
 
 /// Headers a browser script may read on a cross-origin reply.
-const EXPOSE: &str = "Retry-After, Location, Content-Range, Allow, WWW-Authenticate, Proxy-Authenticate, ETag, Last-Modified, Link, RateLimit, RateLimit-Policy";
+const EXPOSE: &str = "Retry-After, Location, Content-Range, Allow, WWW-Authenticate, Proxy-Authenticate, ETag, Last-Modified, Link, RateLimit, RateLimit-Policy, Sequence-Step, X-Error-Id";
 
 /// The application: the shared context, the router and the pages rendered at start; shared
 /// read-only by every connection (no locks).
@@ -439,8 +439,12 @@ impl Service for App {
 
     fn reject(&self, req: &Request, code: u16, detail: &str) -> Reply {
         let mut problem = Problem::new(code, detail.to_owned());
-        if code == 503 {
-            problem = problem.retry_later();
+        match code {
+            503 => problem = problem.retry_later(),
+            // The wire layer's 413 is a fixed limit (--max-body), not a temporary condition:
+            // no Retry-After, and the body says not to wait for one.
+            413 => problem = problem.advice(FIXED_LIMIT),
+            _ => {}
         }
         self.finish(problem.into_reply(&self.ctx, req))
     }

@@ -55,6 +55,12 @@ pub(crate) async fn answer(
     let list = percent_decode_str(param).decode_utf8_lossy();
     let code = pick(&list, ranges).map_err(|detail| Problem::new(400, detail))?;
     let opts = Options::parse(ctx, req).map_err(|detail| Problem::new(400, detail))?;
+    if opts.then.is_some() && list.len() == 3 && !code.is_informational() {
+        return Err(Problem::new(
+            400,
+            format!("then= names the final code after an interim 1xx; {code} is not one"),
+        ));
+    }
     if !opts.sleep.is_zero() {
         tokio::time::sleep(opts.sleep).await;
     }
@@ -152,6 +158,8 @@ pub(crate) struct Options {
     pub(crate) then: Option<Status>,
     /// Body format regardless of `Accept` (`format`).
     pub(crate) format: Option<Format>,
+    /// Seconds a cache may keep the answer (`cache`); without it, `Cache-Control: no-store`.
+    pub(crate) cache: Option<u32>,
 }
 
 impl Options {
@@ -199,6 +207,17 @@ impl Options {
                     }
                     o.then = Some(s);
                 }
+                "cache" => {
+                    let secs: u32 = value
+                        .trim()
+                        .parse()
+                        .ok()
+                        .filter(|&s| u64::from(s) <= MAX_RETRY_AFTER)
+                        .ok_or_else(|| {
+                            format!("cache={value:?}: expected seconds a cache may keep the answer, at most a year")
+                        })?;
+                    o.cache = Some(secs);
+                }
                 "format" => {
                     o.format = Some(Format::from_name(&value).ok_or_else(|| {
                         format!("format={value:?}: expected text, json, problem or html")
@@ -206,6 +225,11 @@ impl Options {
                 }
                 _ => {}
             }
+        }
+        if o.location.is_some() && o.headers.iter().any(|(n, _)| n == header::LOCATION) {
+            return Err(
+                "give the Location once: location= or header=Location:..., not both".to_owned(),
+            );
         }
         Ok(o)
     }
@@ -339,6 +363,18 @@ pub(crate) fn dress(
         }
         return Ok(reply);
     }
+    if c == 206 {
+        // The representation behind 206 has validators: a request that already holds it gets
+        // 304; a range outside it gets 416 (a malformed Range is ignored: the default slice).
+        if not_modified(req) {
+            return dress(ctx, req, known(304), opts);
+        }
+        if let Some(asked) = req.header(header::RANGE)
+            && range::parse(asked, REPRESENTATION_LEN as u64) == RangeRequest::Unsatisfiable
+        {
+            return dress(ctx, req, known(416), opts);
+        }
+    }
     let accept = req.headers.get(header::ACCEPT);
     let Some(format) = opts
         .format
@@ -350,7 +386,18 @@ pub(crate) fn dress(
     let mut reply = Reply::new(code);
     if code.wire().body == BodyRule::Allowed {
         reply = reply.with_body(format.content_type(), ctx.bodies.get(code, format));
+        if opts.format.is_none() {
+            reply
+                .headers
+                .insert(header::VARY, HeaderValue::from_static("Accept"));
+        }
     }
+    // On-demand answers are test fixtures: a cache that kept one would hide the next.
+    let cache_control = match opts.cache {
+        None => HeaderValue::from_static("no-store"),
+        Some(secs) => HeaderValue::from_str(&format!("max-age={secs}")).expect("digits"),
+    };
+    reply.headers.insert(header::CACHE_CONTROL, cache_control);
     for rule in code.wire().headers {
         dress_header(req, code, opts, rule.name, &mut reply);
     }
@@ -395,6 +442,23 @@ pub(crate) fn dress(
         }
     }
     Ok(reply)
+}
+
+/// Whether a GET or HEAD already holds the representation behind 206 (`If-None-Match` names
+/// its tag, or `If-Modified-Since` is not before its date; RFC 9110 §13.1.2–3).
+fn not_modified(req: &Request) -> bool {
+    if req.method != Method::GET && req.method != Method::HEAD {
+        return false;
+    }
+    if let Some(tags) = req.header(header::IF_NONE_MATCH) {
+        let bare = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+        return tags.split(',').any(|t| t.trim() == "*" || bare(t) == ETAG);
+    }
+    let since = req
+        .header(header::IF_MODIFIED_SINCE)
+        .and_then(|v| httpdate::parse_http_date(v).ok());
+    let modified = httpdate::parse_http_date(LAST_MODIFIED).expect("a valid date");
+    since.is_some_and(|since| since >= modified)
 }
 
 /// The alternatives a 300 lists (the same status in each format); the first is preferred.
@@ -486,8 +550,9 @@ fn content_range(req: &Request, code: Status, reply: &mut Reply) {
         .map_or(Cow::Borrowed(DEFAULT_RANGE), Cow::Borrowed);
     let ranges = match range::parse(&asked, len) {
         RangeRequest::Partial(r) => r,
-        // A whole-representation or unsatisfiable ask of /status/206 still answers 206 with
-        // the default slice: the caller asked for this code.
+        // A whole-representation (or malformed, hence ignored) ask of /status/206 still
+        // answers 206 with the default slice: the caller asked for this code. (An
+        // unsatisfiable one got 416 in `dress`.)
         RangeRequest::Full | RangeRequest::Unsatisfiable => {
             match range::parse(DEFAULT_RANGE, len) {
                 RangeRequest::Partial(r) => r,

@@ -5,7 +5,7 @@ use crate::content::negotiate;
 use crate::content::params::is_json;
 use crate::content::range::{self, RangeRequest};
 use crate::ctx::Ctx;
-use crate::problem::Problem;
+use crate::problem::{FIXED_LIMIT, Problem};
 use crate::store::precondition::Validators;
 use crate::store::{
     ConditionOutcome, Conditions, DeleteOutcome, EntityTag, Lookup, NewResource, Resource,
@@ -177,14 +177,14 @@ fn written(ctx: &Ctx, name: &str, outcome: WriteOutcome) -> Result<Reply, Proble
             let detail = format!(
                 "the store is full ({used} of {limit} bytes, --max-store-bytes); delete resources or retry later"
             );
-            Err(Problem::new(413, detail).retry_after(ctx.cfg.store_full_retry_after))
+            Err(Problem::new(413, detail).retry_later())
         }
         WriteOutcome::TooManyKeys => {
             let detail = format!(
                 "the store holds its maximum number of resources ({}, --max-keys)",
                 ctx.cfg.limits.max_keys
             );
-            Err(Problem::new(507, detail).retry_after(ctx.cfg.store_full_retry_after))
+            Err(Problem::new(507, detail).retry_later())
         }
     }
 }
@@ -370,7 +370,8 @@ async fn patch(ctx: &Ctx, req: &Request, name: &str, conds: Conditions) -> Resul
                     "the patched document would exceed {} bytes (--max-body)",
                     ctx.cfg.max_body
                 ),
-            ));
+            )
+            .advice(FIXED_LIMIT));
         }
         // Replace only the version just read: a concurrent writer makes this attempt fail and
         // the patch is applied again to the new version.

@@ -1,6 +1,7 @@
 //! statuslab's server tested through the wire: raw HTTP/1.1 sockets, an h2 client, a WebSocket
 //! client and the system curl, all against a real server on an OS-assigned port.
 
+mod contract;
 mod corpus;
 mod curl;
 mod edge;
