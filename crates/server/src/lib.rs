@@ -28,6 +28,7 @@ pub use config::{AccessLog, Config, Scope, StoreChoice, TlsSource, Token, Upstre
 pub use content::negotiate::Format;
 pub use content::range;
 pub use routes::{App, REPRESENTATION_LEN};
+pub use wire::fault::{Fault, FaultKind};
 pub use wire::reply::{Body, Interim, Reply, Upgrade};
 pub use wire::request::Request;
 

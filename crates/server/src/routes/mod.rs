@@ -84,6 +84,8 @@ pub(crate) enum Handler {
     Maintenance,
     /// `/gateway/{upstream}/{*path}`: forward to a configured or built-in upstream.
     Gateway,
+    /// `/fault/{kind}`: a connection fault on demand (retry testing).
+    Fault,
 }
 
 /// One route: a path pattern (matchit syntax), its handler and the methods it allows.
@@ -122,6 +124,7 @@ pub(crate) const ROUTES: &[Route] = &[
     route("/status/{codes}", Handler::OnDemand, ANY),
     route("/{code}", Handler::Httpstat, ANY),
     route("/random/{list}", Handler::Random, ANY),
+    route("/fault/{kind}", Handler::Fault, ANY),
     route(
         "/websocket/echo",
         Handler::WebSocketEcho,
@@ -359,6 +362,7 @@ impl App {
             Handler::OnDemand => on_demand::answer(ctx, req, r.param("codes"), false).await,
             Handler::Httpstat => on_demand::answer(ctx, req, r.param("code"), false).await,
             Handler::Random => on_demand::answer(ctx, req, r.param("list"), true).await,
+            Handler::Fault => on_demand::fault(ctx, req, r.param("kind")).await,
             Handler::WebSocketEcho => websocket::handshake(req),
             Handler::Resources => Box::pin(resources::collection(ctx, req)).await,
             Handler::Resource => Box::pin(resources::item(ctx, req, r.param("name"))).await,

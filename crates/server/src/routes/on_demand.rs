@@ -10,6 +10,7 @@ use crate::content::params::{self, Bare};
 use crate::content::range::{self, RangeRequest};
 use crate::ctx::Ctx;
 use crate::problem::Problem;
+use crate::wire::fault::{Fault, FaultKind};
 use crate::wire::reply::{Body, Interim, Reply, is_framing_header, known};
 use crate::wire::request::Request;
 use bytes::Bytes;
@@ -53,8 +54,17 @@ pub(crate) async fn answer(
     ranges: bool,
 ) -> Result<Reply, Problem> {
     let list = percent_decode_str(param).decode_utf8_lossy();
-    let code = pick(&list, ranges).map_err(|detail| Problem::new(400, detail))?;
+    let choice = pick(&list, ranges).map_err(|detail| Problem::new(400, detail))?;
     let opts = Options::parse(ctx, req).map_err(|detail| Problem::new(400, detail))?;
+    let code = match choice {
+        Choice::Code(code) => code,
+        Choice::Fault(kind) => {
+            if !opts.sleep.is_zero() {
+                tokio::time::sleep(opts.sleep).await;
+            }
+            return fault_reply(ctx, req, kind, &opts);
+        }
+    };
     if opts.then.is_some() && list.len() == 3 && !code.is_informational() {
         return Err(Problem::new(
             400,
@@ -71,9 +81,9 @@ pub(crate) async fn answer(
 /// (weighted, as httpbin), and with `ranges` also `200,500-504` (httpstat.us; each code of a
 /// range weighs as much as a single code). Ranges are sampled, never expanded, so
 /// `/random/100-599` costs no more than `/random/200`.
-pub(crate) fn pick(list: &str, ranges: bool) -> Result<Status, String> {
+pub(crate) fn pick(list: &str, ranges: bool) -> Result<Choice, String> {
     if list.len() == 3 {
-        return parse_code(list);
+        return parse_code(list).map(Choice::Code);
     }
     // Each item: the codes lo..=hi, each of weight `w`.
     let mut items: Vec<(u16, u16, f64)> = Vec::new();
@@ -106,7 +116,11 @@ pub(crate) fn pick(list: &str, ranges: bool) -> Result<Status, String> {
                 items.push((lo.code(), hi.code(), weight));
             }
             _ => {
-                let c = parse_code(code)?.code();
+                // A fault's name stands in a list as its stored number (900 + its index).
+                let c = match FaultKind::from_name(code) {
+                    Some(kind) => kind.code(),
+                    None => parse_code(code)?.code(),
+                };
                 items.push((c, c, weight));
             }
         }
@@ -122,7 +136,7 @@ pub(crate) fn pick(list: &str, ranges: bool) -> Result<Status, String> {
         if x < share(item) {
             // `x / w` < the range's length, but stays in it even if rounding says otherwise.
             let offset = (x / w) as u16;
-            return Ok(known(lo.saturating_add(offset).min(hi)));
+            return Ok(Choice::from_code(lo.saturating_add(offset).min(hi)));
         }
         x -= share(item);
     }
@@ -132,7 +146,81 @@ pub(crate) fn pick(list: &str, ranges: bool) -> Result<Status, String> {
         .find(|i| i.2 > 0.0)
         .copied()
         .unwrap_or(items[0]);
-    Ok(known(lo))
+    Ok(Choice::from_code(lo))
+}
+
+/// What a list picked: a status code or a connection fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Choice {
+    /// Answer with this code, in full dress.
+    Code(Status),
+    /// Break the answer this way.
+    Fault(FaultKind),
+}
+
+impl Choice {
+    /// A picked number: a fault's stored number, or a code in 100–599.
+    pub(crate) fn from_code(code: u16) -> Choice {
+        FaultKind::from_code(code).map_or_else(|| Choice::Code(known(code)), Choice::Fault)
+    }
+
+    /// The code, or the fault's stored number.
+    #[cfg(test)]
+    pub(crate) fn code(self) -> u16 {
+        match self {
+            Choice::Code(s) => s.code(),
+            Choice::Fault(k) => k.code(),
+        }
+    }
+}
+
+/// Longest `duration=` of a fault, and its default for the slow kinds.
+const DEFAULT_FAULT_DURATION: Duration = Duration::from_secs(2);
+
+/// `/fault/{kind}`: the connection fault `kind` (see `FaultKind`), with `?duration=`,
+/// `?jitter=` and `?code=` (the code of the answer a fault breaks or delays; 200 by default).
+pub(crate) async fn fault(ctx: &Ctx, req: &Request, kind: &str) -> Result<Reply, Problem> {
+    let kind = FaultKind::from_name(kind).ok_or_else(|| {
+        let names: Vec<&str> = FaultKind::ALL.iter().map(|k| k.name()).collect();
+        Problem::new(
+            404,
+            format!(
+                "no fault named {kind:?}; the faults are {}",
+                names.join(", ")
+            ),
+        )
+    })?;
+    let opts = Options::parse(ctx, req).map_err(|detail| Problem::new(400, detail))?;
+    if !opts.sleep.is_zero() {
+        tokio::time::sleep(opts.sleep).await;
+    }
+    fault_reply(ctx, req, kind, &opts)
+}
+
+/// The answer a fault breaks (the full-dress `code=`, 200 by default), with the fault and its
+/// timing: `duration=` (drip, slow head, slow close, stall; 2 s by default, a stall holds
+/// until `--max-delay`), `jitter=` for latency (`MIN-MAX` or `MAX`, uniform; 0-1 s by
+/// default).
+pub(crate) fn fault_reply(
+    ctx: &Ctx,
+    req: &Request,
+    kind: FaultKind,
+    opts: &Options,
+) -> Result<Reply, Problem> {
+    let duration = match kind {
+        FaultKind::Latency => {
+            let (lo, hi) = opts
+                .jitter
+                .unwrap_or((Duration::ZERO, Duration::from_secs(1)));
+            let span = hi.saturating_sub(lo).as_millis() as u64;
+            lo + Duration::from_millis(fastrand::u64(0..=span))
+        }
+        FaultKind::Stall => opts.duration.unwrap_or(ctx.cfg.max_delay),
+        _ => opts.duration.unwrap_or(DEFAULT_FAULT_DURATION),
+    };
+    let mut reply = dress(ctx, req, opts.code.unwrap_or(known(200)), opts)?;
+    reply.fault = Some(Fault { kind, duration });
+    Ok(reply)
 }
 
 fn parse_code(s: &str) -> Result<Status, String> {
@@ -160,6 +248,12 @@ pub(crate) struct Options {
     pub(crate) format: Option<Format>,
     /// Seconds a cache may keep the answer (`cache`); without it, `Cache-Control: no-store`.
     pub(crate) cache: Option<u32>,
+    /// A fault's duration (`duration`).
+    pub(crate) duration: Option<Duration>,
+    /// The range a `latency` fault's delay is drawn from (`jitter=MIN-MAX` or `jitter=MAX`).
+    pub(crate) jitter: Option<(Duration, Duration)>,
+    /// The code of the answer a fault breaks or delays (`code`).
+    pub(crate) code: Option<Status>,
 }
 
 impl Options {
@@ -206,6 +300,41 @@ impl Options {
                         ));
                     }
                     o.then = Some(s);
+                }
+                "duration" => {
+                    o.duration = Some(params::duration(
+                        "duration",
+                        &value,
+                        Bare::Millis,
+                        ctx.cfg.max_delay,
+                        "--max-delay",
+                    )?);
+                }
+                "jitter" => {
+                    let d = |s: &str| {
+                        params::duration(
+                            "jitter",
+                            s,
+                            Bare::Millis,
+                            ctx.cfg.max_delay,
+                            "--max-delay",
+                        )
+                    };
+                    let (lo, hi) = match value.split_once('-') {
+                        Some((lo, hi)) => (d(lo)?, d(hi)?),
+                        None => (Duration::ZERO, d(&value)?),
+                    };
+                    if lo > hi {
+                        return Err(format!("jitter={value}: the minimum is above the maximum"));
+                    }
+                    o.jitter = Some((lo, hi));
+                }
+                "code" => {
+                    let s = parse_code(&value)?;
+                    if s.is_informational() {
+                        return Err(format!("code={s}: a fault breaks a final answer, 200-599"));
+                    }
+                    o.code = Some(s);
                 }
                 "cache" => {
                     let secs: u32 = value

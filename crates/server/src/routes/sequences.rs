@@ -2,11 +2,12 @@
 //! (the last repeats), with the same options and full dress as `/status`; `/sequences/{key}`
 //! shows where a key stands and every attempt, so a client's retry behaviour can be checked.
 
-use super::on_demand::{Options, dress};
+use super::on_demand::{Options, dress, fault_reply};
 use super::resources::valid_name;
 use crate::ctx::Ctx;
 use crate::problem::Problem;
 use crate::store::{Attempt, Sequence, SequenceStep};
+use crate::wire::fault::FaultKind;
 use crate::wire::reply::{Reply, known};
 use crate::wire::request::Request;
 use http::Method;
@@ -30,14 +31,19 @@ const RECORDED: &[&str] = &[
 /// Longest recorded header value.
 const MAX_RECORDED_VALUE: usize = 256;
 
+/// A sequence's steps: codes 100–599 and fault names (`503,reset,200`), faults stored as
+/// their number (900 + index).
 fn parse_codes(list: &str) -> Result<Vec<u16>, String> {
     let codes: Vec<u16> = list
         .split(',')
         .map(|c| {
-            c.trim()
-                .parse::<Status>()
+            let c = c.trim();
+            if let Some(kind) = FaultKind::from_name(c) {
+                return Ok(kind.code());
+            }
+            c.parse::<Status>()
                 .map(Status::code)
-                .map_err(|e| e.to_string())
+                .map_err(|e| format!("{e} (or a fault: reset, empty, truncate, …)"))
         })
         .collect::<Result<_, _>>()?;
     if codes.len() > MAX_CODES {
@@ -113,7 +119,10 @@ pub(crate) async fn step(
     if !opts.sleep.is_zero() {
         tokio::time::sleep(opts.sleep).await;
     }
-    let mut reply = dress(ctx, req, known(code), &opts)?;
+    let mut reply = match FaultKind::from_code(code) {
+        Some(kind) => fault_reply(ctx, req, kind, &opts)?,
+        None => dress(ctx, req, known(code), &opts)?,
+    };
     let position = format!("{}/{}", step + 1, codes.len());
     reply.headers.insert(
         HeaderName::from_static("sequence-step"),
@@ -159,7 +168,7 @@ fn report(ctx: &Ctx, key: &str, seq: &Sequence) -> serde_json::Value {
                 "at_ms": a.at_ms,
                 "method": a.method,
                 "step": a.step + 1,
-                "code": a.code,
+                "code": step_json(a.code),
                 "retry_after": retry_after,
                 "since_previous_ms": waited,
                 "honoured_retry_after": honoured,
@@ -172,10 +181,15 @@ fn report(ctx: &Ctx, key: &str, seq: &Sequence) -> serde_json::Value {
         .min(seq.codes.len() - 1);
     json!({
         "key": key,
-        "codes": seq.codes,
+        "codes": seq.codes.iter().map(|&c| step_json(c)).collect::<Vec<_>>(),
         "served": seq.served,
         "next_step": next + 1,
-        "next_code": seq.codes[next],
+        "next_code": step_json(seq.codes[next]),
         "attempts": attempts,
     })
+}
+
+/// A step as JSON: its code, or a fault's name.
+fn step_json(code: u16) -> serde_json::Value {
+    FaultKind::from_code(code).map_or_else(|| code.into(), |k| k.name().into())
 }

@@ -7,6 +7,7 @@
 //! Memory per connection is kept small: the read buffer starts at 1 KiB and both buffers are
 //! released while a handler waits (a delayed response holds no buffer at all).
 
+use super::fault::{self, Fault, FaultKind};
 use super::framing::{self, ChunkedDecoder, Framing, Role};
 use super::reply::{self, Reply, Upgrade};
 use super::request::Request;
@@ -66,6 +67,8 @@ enum HeadError {
 enum Next {
     KeepAlive,
     Close,
+    /// Drop the connection at once, without a FIN first (a `reset` fault).
+    Abort,
     /// A 101 was sent: the connection now speaks WebSocket.
     WebSocket,
 }
@@ -91,8 +94,22 @@ pub(crate) struct Conn<T, S> {
 }
 
 /// What a connection runs over: TCP, or TLS over TCP.
-pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// Makes the coming close a TCP reset (`SO_LINGER` 0): the `reset` fault.
+    fn abort(&self);
+}
+
+impl Io for TcpStream {
+    fn abort(&self) {
+        let _ = socket2::SockRef::from(self).set_linger(Some(std::time::Duration::ZERO));
+    }
+}
+
+impl Io for tokio_rustls::server::TlsStream<TcpStream> {
+    fn abort(&self) {
+        self.get_ref().0.abort();
+    }
+}
 
 impl<T: Io, S: Service> Conn<T, S> {
     pub(crate) fn new(
@@ -148,6 +165,7 @@ impl<T: Io, S: Service> Conn<T, S> {
                     super::websocket::echo(Rewind::new(self.io, prefix), max, idle).await;
                     return None;
                 }
+                Ok(Next::Abort) => return None,
                 Ok(Next::Close) | Err(_) => break,
             }
             if self.shutdown.is_cancelled() && self.buf.is_empty() {
@@ -406,6 +424,9 @@ impl<T: Io, S: Service> Conn<T, S> {
         close: bool,
         started: Instant,
     ) -> std::io::Result<Next> {
+        if let Some(fault) = reply.fault {
+            return self.fault(req, reply, fault, started).await;
+        }
         let close = close || reply.close || self.shutdown.is_cancelled();
         if req.version == Version::HTTP_11 {
             for interim in &reply.interim {
@@ -438,6 +459,124 @@ impl<T: Io, S: Service> Conn<T, S> {
             self.flush().await?;
         }
         Ok(Next::KeepAlive)
+    }
+
+    /// Answers with a fault: the exact bytes (or silence) of `fault.kind`, then what becomes
+    /// of the connection. Answers queued before (pipelined) go out first, whole.
+    async fn fault(
+        &mut self,
+        req: &Request,
+        mut reply: Reply,
+        fault: Fault,
+        started: Instant,
+    ) -> std::io::Result<Next> {
+        reply.fault = None;
+        self.log(req, &reply, started);
+        self.served += 1;
+        self.continued = false;
+        self.flush().await?;
+        let head_only = req.is_head();
+        match fault.kind {
+            FaultKind::Reset => {
+                self.io.abort();
+                return Ok(Next::Abort);
+            }
+            FaultKind::Empty => return Ok(Next::Close),
+            FaultKind::Stall => {
+                // Read (and drop) whatever comes, answer nothing, until the client gives up
+                // or the fault's bound passes.
+                let mut scratch = [0u8; 1024];
+                let hold = async {
+                    loop {
+                        match self.io.read(&mut scratch).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) => {}
+                        }
+                    }
+                };
+                let _ = tokio::time::timeout(fault.duration, hold).await;
+                return Ok(Next::Close);
+            }
+            FaultKind::Garbage => {
+                self.out.extend_from_slice(&fault::garbage());
+                self.flush().await?;
+                return Ok(Next::Close);
+            }
+            FaultKind::Latency => tokio::time::sleep(fault.duration).await,
+            _ => {}
+        }
+        let close = match fault.kind {
+            FaultKind::Drip | FaultKind::SlowHeaders | FaultKind::Latency => {
+                wants_close(req) || reply.close
+            }
+            _ => true,
+        };
+        let mut bytes = BytesMut::new();
+        reply::put_final(&mut bytes, &reply, head_only, close);
+        let head_len = bytes.len() - if head_only { 0 } else { reply.body.len() };
+        match fault.kind {
+            FaultKind::Truncate => {
+                // Half the promised content (at least one byte short).
+                let keep = head_len + reply.body.len() / 2;
+                self.out
+                    .extend_from_slice(&bytes[..keep.min(bytes.len().saturating_sub(1))]);
+                self.flush().await?;
+                Ok(Next::Close)
+            }
+            FaultKind::CloseAfterHeaders => {
+                self.out.extend_from_slice(&bytes[..head_len]);
+                self.flush().await?;
+                Ok(Next::Close)
+            }
+            FaultKind::MalformedChunk => {
+                let mut head = BytesMut::new();
+                reply::put_status_line(&mut head, reply.status.code());
+                reply::put_header(&mut head, b"content-type", b"text/plain");
+                reply::put_header(&mut head, b"transfer-encoding", b"chunked");
+                reply::put_header(&mut head, b"connection", b"close");
+                head.extend_from_slice(b"\r\n5\r\nhello\r\nzz\r\nnot a chunk\r\n");
+                self.out.extend_from_slice(&head);
+                self.flush().await?;
+                Ok(Next::Close)
+            }
+            FaultKind::Drip | FaultKind::SlowHeaders => {
+                // A drip sends the head at once and trickles the content; a slow head
+                // trickles the head, then sends the content at once.
+                let (steady, slow): (&[u8], &[u8]) = if fault.kind == FaultKind::Drip {
+                    bytes.split_at(head_len)
+                } else {
+                    (&[], &bytes[..head_len])
+                };
+                self.out.extend_from_slice(steady);
+                self.flush().await?;
+                let parts: Vec<_> = fault::pieces(slow.len()).collect();
+                let pause = fault.duration / u32::try_from(parts.len().max(1)).unwrap_or(1);
+                for part in parts {
+                    tokio::time::sleep(pause).await;
+                    self.out.extend_from_slice(&slow[part]);
+                    self.flush().await?;
+                }
+                if fault.kind == FaultKind::SlowHeaders {
+                    self.out.extend_from_slice(&bytes[head_len..]);
+                    self.flush().await?;
+                }
+                Ok(if close { Next::Close } else { Next::KeepAlive })
+            }
+            FaultKind::Latency => {
+                self.out.extend_from_slice(&bytes);
+                self.flush().await?;
+                Ok(if close { Next::Close } else { Next::KeepAlive })
+            }
+            FaultKind::SlowClose => {
+                self.out.extend_from_slice(&bytes);
+                self.flush().await?;
+                tokio::time::sleep(fault.duration).await;
+                Ok(Next::Close)
+            }
+            FaultKind::Reset | FaultKind::Empty | FaultKind::Stall | FaultKind::Garbage => {
+                unreachable!("answered above")
+            }
+        }
     }
 
     /// Writes what is queued. A write that makes no progress for `--send-timeout` fails, so a

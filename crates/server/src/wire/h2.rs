@@ -1,6 +1,7 @@
 //! HTTP/2 (h2c with prior knowledge, and h2 over TLS) on the h2 crate directly, so interim
 //! responses go out through `send_informational`, which hyper's server does not expose.
 
+use super::fault::{self, Fault, FaultKind};
 use super::reply::{self, Body, Reply};
 use super::request::Request;
 use super::{Limits, Reservation, Service};
@@ -240,7 +241,12 @@ async fn stream<S: Service>(
         }
     };
     app.completed(&req, &reply, started);
-    let _ = send(&mut respond, &req, reply, continued);
+    match reply.fault {
+        Some(fault) => faulty(respond, &req, reply, fault, continued).await,
+        None => {
+            let _ = send(&mut respond, &req, reply, continued);
+        }
+    }
 }
 
 enum BodyError {
@@ -275,6 +281,68 @@ async fn read_body(
         .await
         .map_err(|_| BodyError::TimedOut)??;
     Ok(body.freeze())
+}
+
+/// A fault on HTTP/2, where a stream fails on its own: a reset stream (`RST_STREAM`) for the
+/// kinds that break a connection on HTTP/1.1, content cut short and then reset, a stream held
+/// open without an answer, content sent in pieces over time. A head cannot be trickled in
+/// HPACK, so `slow-headers` is a delay before it.
+async fn faulty(
+    mut respond: SendResponse<Bytes>,
+    req: &Request,
+    mut reply: Reply,
+    fault: Fault,
+    continued: bool,
+) {
+    reply.fault = None;
+    match fault.kind {
+        FaultKind::Reset | FaultKind::Empty | FaultKind::Garbage | FaultKind::MalformedChunk => {
+            respond.send_reset(h2::Reason::INTERNAL_ERROR);
+        }
+        FaultKind::Stall => {
+            tokio::time::sleep(fault.duration).await;
+            respond.send_reset(h2::Reason::CANCEL);
+        }
+        FaultKind::SlowHeaders | FaultKind::Latency => {
+            tokio::time::sleep(fault.duration).await;
+            let _ = send(&mut respond, req, reply, continued);
+        }
+        FaultKind::SlowClose => {
+            let _ = send(&mut respond, req, reply, continued);
+        }
+        FaultKind::Truncate | FaultKind::CloseAfterHeaders | FaultKind::Drip => {
+            let body = match std::mem::take(&mut reply.body) {
+                Body::Full(b) if !req.is_head() => b,
+                _ => Bytes::new(),
+            };
+            let mut head = http::Response::new(());
+            *head.status_mut() = reply.status.into();
+            *head.headers_mut() = std::mem::take(&mut reply.headers);
+            head.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+            let Ok(mut stream) = respond.send_response(head, body.is_empty()) else {
+                return;
+            };
+            match fault.kind {
+                FaultKind::Drip => {
+                    let parts: Vec<_> = fault::pieces(body.len()).collect();
+                    let pause = fault.duration / u32::try_from(parts.len().max(1)).unwrap_or(1);
+                    let last = parts.len().saturating_sub(1);
+                    for (i, part) in parts.into_iter().enumerate() {
+                        tokio::time::sleep(pause).await;
+                        if stream.send_data(body.slice(part), i == last).is_err() {
+                            return;
+                        }
+                    }
+                }
+                FaultKind::Truncate => {
+                    let _ = stream.send_data(body.slice(..body.len() / 2), false);
+                    stream.send_reset(h2::Reason::INTERNAL_ERROR);
+                }
+                _ => stream.send_reset(h2::Reason::INTERNAL_ERROR),
+            }
+        }
+    }
 }
 
 /// Header fields HTTP/2 forbids (RFC 9113 §8.2.2).

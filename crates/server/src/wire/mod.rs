@@ -10,6 +10,7 @@
 //! parsed), so this layer imports nothing above it.
 
 pub(crate) mod client;
+pub(crate) mod fault;
 pub(crate) mod framing;
 pub(crate) mod h1;
 pub(crate) mod h2;

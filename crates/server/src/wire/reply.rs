@@ -4,6 +4,7 @@
 //! so interim responses, framing rules and `Connection: close` are under statuslab's control;
 //! the HTTP/2 writer ([`crate::wire::h2`]) maps the same reply onto h2 frames.
 
+use super::fault::Fault;
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use statuslab_catalog::{BodyRule, Status};
@@ -71,6 +72,8 @@ pub struct Reply {
     pub close: bool,
     /// Switch protocols after a 101.
     pub upgrade: Option<Upgrade>,
+    /// Break the answer on purpose (a retry-testing fault), as the wire layer does it.
+    pub fault: Option<Fault>,
 }
 
 impl Reply {
@@ -83,6 +86,7 @@ impl Reply {
             interim: Vec::new(),
             close: false,
             upgrade: None,
+            fault: None,
         }
     }
 
