@@ -12,7 +12,7 @@ use std::io::Write;
 #[derive(Debug, Parser)]
 #[command(name = "statuslab", version, about, long_about = None, propagate_version = true)]
 #[command(
-    after_help = "Examples:\n  statuslab serve                      # every status code on 127.0.0.1:8080\n  statuslab explain 504                # what 504 means and what a client should do\n  statuslab explain \"too many\"         # find codes by words\n  statuslab list --class 4xx --json"
+    after_help = "Examples:\n  statuslab serve                      # every status code on 127.0.0.1:8080\n  statuslab explain 504                # what 504 means and what a client should do\n  statuslab explain too large          # find codes by words: every match is listed\n  statuslab list --class 4xx --json"
 )]
 pub struct Cli {
     /// What to do.
@@ -26,7 +26,7 @@ pub enum Command {
     /// Explain a status code: the table's message and description, the RFC meaning, what a
     /// client should do next, the headers the response carries, and where the table and the RFC differ.
     #[command(
-        after_help = "Examples:\n  statuslab explain 404\n  statuslab explain NotFound        # by the table's message, any case\n  statuslab explain too many         # by words; several matches are listed\n  statuslab explain 504 --json"
+        after_help = "Examples:\n  statuslab explain 404\n  statuslab explain NotFound        # by the table's message, any case\n  statuslab explain too large        # by words: every code whose text has them all\n  statuslab explain 504 --json"
     )]
     Explain(catalog_cmd::ExplainArgs),
     /// List the catalog as an aligned table.
