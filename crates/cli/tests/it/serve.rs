@@ -211,6 +211,10 @@ fn refused(args: &[&str], envs: &[(&str, &str)], code: i32, names: &str) -> Resu
     if !error.contains(names) {
         return Err(format!("the error does not name {names:?}: {error:?}"));
     }
+    // Bad input is one line; what the environment refuses may follow other log lines.
+    if code == 2 && stderr.lines().count() != 1 {
+        return Err(format!("more than one line: {stderr:?}"));
+    }
     if stderr.contains("listening on") {
         return Err(format!("it started serving: {stderr:?}"));
     }
@@ -279,6 +283,56 @@ fn bad_flag_values_exit_2_with_one_error() {
                 all.extend(["--store", "memory"]);
             }
             refused(&all, envs, 2, names)
+        },
+    );
+}
+
+/// A bad value from a `STATUSLAB_*` variable names the flag and the variable, on one line; a
+/// value the flag hides is not echoed.
+#[test]
+fn bad_variable_values_name_the_variable() {
+    crate::check(
+        [
+            (
+                "STATUSLAB_LOG_FORMAT",
+                "xml",
+                "--log-format",
+                "text or json",
+            ),
+            ("STATUSLAB_MAX_BODY", "lots", "--max-body", "lots"),
+            ("STATUSLAB_TOKENS", "s3cr3t:bogus", "--token", "(hidden)"),
+        ],
+        |&(var, value, flag, detail)| {
+            let envs = [(var, value)];
+            refused(
+                &["--listen", "127.0.0.1:0", "--store", "memory"],
+                &envs,
+                2,
+                flag,
+            )?;
+            refused(
+                &["--listen", "127.0.0.1:0", "--store", "memory"],
+                &envs,
+                2,
+                var,
+            )?;
+            refused(
+                &["--listen", "127.0.0.1:0", "--store", "memory"],
+                &envs,
+                2,
+                detail,
+            )?;
+            if detail == "(hidden)" {
+                let out = live::command()
+                    .args(["serve", "--store", "memory"])
+                    .env(var, value)
+                    .output()
+                    .map_err(|e| e.to_string())?;
+                if String::from_utf8_lossy(&out.stderr).contains("s3cr3t") {
+                    return Err("the secret is echoed".into());
+                }
+            }
+            Ok(())
         },
     );
 }
