@@ -35,7 +35,7 @@ pub enum Command {
     )]
     List(catalog_cmd::ListArgs),
     /// Serve every status code over HTTP/1.1 and HTTP/2 (h2c).
-    #[command(after_help = serve_cmd::AFTER_HELP)]
+    #[command(after_help = serve_cmd::after_help())]
     Serve(Box<serve_cmd::ServeArgs>),
 }
 

@@ -10,7 +10,16 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub(crate) const AFTER_HELP: &str = "\
+/// The text after `serve --help`'s options, as clap should print it.
+///
+/// clap turns every `{n}` in a help text into a line break (a template variable) and has no
+/// escape for it; a reset sequence between `{` and `n` keeps `/rate-limit/{n}/{period}` whole.
+/// clap strips the sequence when the output is not a terminal and it does nothing on one.
+pub(crate) fn after_help() -> String {
+    AFTER_HELP.replace("{n}", "{\x1b[0mn}")
+}
+
+const AFTER_HELP: &str = "\
 Routes:
   /status/{codes}      any code 100-599; lists pick one: 500,503 or weighted 200:0.9,500:0.1
   /{code}              httpstat.us style, with ?sleep=MS and X-HttpStatus-* request headers
@@ -19,8 +28,10 @@ Routes:
   /websocket/echo      WebSocket echo (101);  /openapi.json  the API description
   /resources[/{name}]  stored resources: 201 409 410 304 412 206 416 415 422 411 413
   /jobs[/{id}[/result]]  asynchronous jobs: 202, then 303 to the result
+  /resources, /jobs with --token: 401 without a valid token, 403 when its scope is too small
   /sequence/{key}/{codes}, /sequences/{key}  per-key code sequences and their attempts
-  /basic-auth/{u}/{p}, /hidden-basic-auth/{u}/{p}, /bearer  401/403
+  /basic-auth/{u}/{p}, /bearer  200, or 401 with a challenge
+  /hidden-basic-auth/{u}/{p}    200, or 404
   /rate-limit/{n}/{period}  429 with Retry-After;  /admin/maintenance  503 on/off
   /gateway/{upstream}/{path}  502, 504 (?timeout=), 203 (?transform=)
 Options on /status, /{code}, /random: sleep=250ms, retry_after=SECONDS|HTTP-DATE, location=/path,
