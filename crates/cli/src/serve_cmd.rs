@@ -55,8 +55,10 @@ pub enum LogFormat {
 /// Arguments of `statuslab serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on (HTTP/1.1 and HTTP/2 with prior knowledge share it).
-    #[arg(long, env = "STATUSLAB_LISTEN", default_value = "127.0.0.1:8080")]
+    /// Address to listen on (HTTP/1.1 and HTTP/2 with prior knowledge share it): IP:PORT
+    /// (0.0.0.0:8080, [::1]:8080), HOST:PORT (localhost:8080; the name's first IPv4 address,
+    /// else its first IPv6 one), or a PORT alone for 127.0.0.1:PORT.
+    #[arg(long, env = "STATUSLAB_LISTEN", value_name = "ADDR", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
     pub listen: SocketAddr,
     /// Longest delay a request may ask for with sleep; longer asks get 400.
     #[arg(long, env = "STATUSLAB_MAX_DELAY", default_value = "60s", value_parser = parse_duration)]
@@ -292,6 +294,58 @@ fn parse_store(s: &str) -> Result<String, String> {
     }
 }
 
+/// The forms `--listen` accepts, for its error messages.
+const LISTEN_FORMS: &str = "expected IP:PORT (127.0.0.1:8080, [::1]:8080), HOST:PORT \
+                            (localhost:8080) or a PORT alone (8080 for 127.0.0.1:8080)";
+
+/// Parses `--listen`: a socket address, a bare port (on 127.0.0.1), or HOST:PORT with the host
+/// resolved (its first IPv4 address, else its first IPv6 one).
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs as _;
+    let t = s.trim();
+    if let Ok(addr) = t.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let port = |p: &str| -> Result<u16, String> {
+        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!(
+                "{s:?}: the port {p:?} is not a number; {LISTEN_FORMS}"
+            ));
+        }
+        p.parse()
+            .map_err(|_| format!("{s:?}: the port {p} is not in 0-65535"))
+    };
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port(t)?)));
+    }
+    let Some((host, p)) = t.rsplit_once(':') else {
+        return Err(format!("{s:?}: no port; {LISTEN_FORMS}"));
+    };
+    let host_name = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && host.bytes().any(|b| b.is_ascii_alphabetic());
+    if !host_name {
+        // An IP address with a bad port, an IPv6 address without brackets, or no host at all.
+        if host.parse::<std::net::IpAddr>().is_ok() || host.starts_with('[') {
+            port(p)?;
+        }
+        return Err(format!("{s:?}: {LISTEN_FORMS}"));
+    }
+    let port = port(p)?;
+    let found: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("{s:?}: cannot resolve {host:?} ({e}); {LISTEN_FORMS}"))?
+        .collect();
+    found
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(found.first())
+        .copied()
+        .ok_or_else(|| format!("{s:?}: {host:?} has no address; {LISTEN_FORMS}"))
+}
+
 fn parse_token(s: &str) -> Result<Token, String> {
     s.parse()
 }
@@ -414,6 +468,46 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listen_addresses() {
+        let ok = |s: &str, want: &str| {
+            assert_eq!(parse_listen(s), Ok(want.parse().unwrap()), "{s}");
+        };
+        ok("127.0.0.1:8080", "127.0.0.1:8080");
+        ok("0.0.0.0:80", "0.0.0.0:80");
+        ok("[::1]:8080", "[::1]:8080");
+        ok("8080", "127.0.0.1:8080");
+        ok("0", "127.0.0.1:0");
+        ok(" 9000 ", "127.0.0.1:9000");
+        ok("localhost:8080", "127.0.0.1:8080");
+        ok("LOCALHOST:0", "127.0.0.1:0");
+        for bad in [
+            "",
+            "nonsense",
+            "127.0.0.1",
+            "localhost",
+            ":8080",
+            "::1:8080",
+            "127.0.0.1:99999",
+            "99999",
+            "localhost:http",
+            "127.0.0.1:-1",
+            "local host:80",
+        ] {
+            let e = parse_listen(bad).expect_err(bad);
+            assert!(
+                e.contains("IP:PORT") || e.contains("0-65535"),
+                "{bad:?}: {e}"
+            );
+        }
+        assert!(parse_listen("99999").unwrap_err().contains("0-65535"));
+        assert!(
+            parse_listen("127.0.0.1:99999")
+                .unwrap_err()
+                .contains("0-65535")
+        );
+    }
 
     #[test]
     fn sizes() {

@@ -184,6 +184,33 @@ fn memory_store_serves_resources_and_keeps_nothing() {
     assert_eq!(r.status, 404, "a memory store starts empty: {r:?}");
 }
 
+/// `--listen` takes what a person types: a port alone (on 127.0.0.1) or a host name, from the
+/// flag or from STATUSLAB_LISTEN.
+#[test]
+fn listen_takes_a_port_or_a_host_name() {
+    crate::check(
+        [
+            (&["--listen", "0"][..], &[][..]),
+            (&["--listen", "localhost:0"][..], &[][..]),
+            (&[][..], &[("STATUSLAB_LISTEN", "0")][..]),
+            (&[][..], &[("STATUSLAB_LISTEN", "localhost:0")][..]),
+        ],
+        |(args, envs)| {
+            let mut all = args.to_vec();
+            all.extend(["--store", "memory", "--no-access-log"]);
+            let served = Served::start(&all, envs);
+            if served.addr.ip() != std::net::Ipv4Addr::LOCALHOST {
+                return Err(format!("listening on {}", served.addr));
+            }
+            let r = fetch(served.addr, "GET", "/health", b"");
+            if r.status != 200 {
+                return Err(format!("{r:?}"));
+            }
+            Ok(())
+        },
+    );
+}
+
 /// Runs `statuslab serve ARGS` to completion (it must not start serving).
 fn refused(args: &[&str], envs: &[(&str, &str)], code: i32, names: &str) -> Result<(), String> {
     let mut cmd = live::command();
@@ -275,6 +302,11 @@ fn bad_flag_values_exit_2_with_one_error() {
                 "--max-body",
             ),
             (&[][..], &[("STATUSLAB_LISTEN", "nonsense")][..], "--listen"),
+            // The message says which forms --listen takes.
+            (&["--listen", "nonsense"][..], &[][..], "HOST:PORT"),
+            (&["--listen", ":8080"][..], &[][..], "a PORT alone"),
+            (&["--listen", "99999"][..], &[][..], "0-65535"),
+            (&["--listen", "localhost"][..], &[][..], "IP:PORT"),
         ],
         |(args, envs, names)| {
             // The memory store, so that a value accepted by mistake writes no files.
