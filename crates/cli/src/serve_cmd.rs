@@ -3,7 +3,7 @@
 
 use crate::Failure;
 use anyhow::Context as _;
-use clap::{Args, ValueEnum};
+use clap::{ArgAction, Args, ValueEnum};
 use statuslab_server::store::Limits;
 use statuslab_server::{AccessLog, Config, Server, StoreChoice, TlsSource, Token, Upstream};
 use std::net::SocketAddr;
@@ -36,6 +36,9 @@ Routes:
   /gateway/{upstream}/{path}  502, 504 (?timeout=), 203 (?transform=)
 Options on /status, /{code}, /random: sleep=250ms, retry_after=SECONDS|HTTP-DATE, location=/path,
   header=Name:Value (repeatable), then=CODE (final code after a 1xx), format=text|json|problem|html
+
+Values:
+  on/off variables  STATUSLAB_PROXY=1: 1, true, yes, on / 0, false, no, off (any case; empty is off)
 
 Examples:
   statuslab serve
@@ -146,7 +149,7 @@ pub struct ServeArgs {
     pub token_file: Option<PathBuf>,
     /// Forward-proxy mode: absolute-form requests are forwarded, only to --upstream hosts and
     /// statuslab itself.
-    #[arg(long, env = "STATUSLAB_PROXY")]
+    #[arg(long, env = "STATUSLAB_PROXY", action = ArgAction::SetTrue, value_parser = parse_switch)]
     pub proxy: bool,
     /// USER:PASSWORD proxy clients must send in Proxy-Authorization (else 407).
     #[arg(long, env = "STATUSLAB_PROXY_USER", hide_env_values = true)]
@@ -164,7 +167,7 @@ pub struct ServeArgs {
     #[arg(long, env = "STATUSLAB_RATE_LIMIT_KEY")]
     pub rate_limit_key: Option<String>,
     /// Start in maintenance mode: every non-admin route answers 503 with Retry-After.
-    #[arg(long, env = "STATUSLAB_MAINTENANCE")]
+    #[arg(long, env = "STATUSLAB_MAINTENANCE", action = ArgAction::SetTrue, value_parser = parse_switch)]
     pub maintenance: bool,
     /// Requests handled at once; more get 503 with Retry-After instead of queueing.
     #[arg(long, env = "STATUSLAB_MAX_IN_FLIGHT", value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
@@ -176,10 +179,10 @@ pub struct ServeArgs {
     #[arg(long, env = "STATUSLAB_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// Serve HTTPS with a self-signed certificate for localhost made at start.
-    #[arg(long, env = "STATUSLAB_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
+    #[arg(long, env = "STATUSLAB_TLS_SELF_SIGNED", action = ArgAction::SetTrue, value_parser = parse_switch)]
     pub tls_self_signed: bool,
     /// Do not log one line per request.
-    #[arg(long, env = "STATUSLAB_NO_ACCESS_LOG")]
+    #[arg(long, env = "STATUSLAB_NO_ACCESS_LOG", action = ArgAction::SetTrue, value_parser = parse_switch)]
     pub no_access_log: bool,
 }
 
@@ -223,6 +226,13 @@ impl ServeArgs {
                     |_| Failure::Usage(format!("--rate-limit-key {h:?} is not a header name")),
                 )?),
             };
+        // Checked here rather than with clap's conflicts_with, which also counts
+        // STATUSLAB_TLS_SELF_SIGNED=0 as the flag being given.
+        if self.tls_self_signed && self.tls_cert.is_some() {
+            return Err(Failure::Usage(
+                "--tls-self-signed cannot be used with --tls-cert: pick one".to_owned(),
+            ));
+        }
         let tls = match (&self.tls_cert, &self.tls_key, self.tls_self_signed) {
             (Some(cert), Some(key), _) => Some(TlsSource::Files {
                 cert: cert.clone(),
@@ -291,6 +301,18 @@ fn parse_store(s: &str) -> Result<String, String> {
         Err(format!(
             "{s:?}: expected embedded, memory, or a redis:// or rediss:// URL"
         ))
+    }
+}
+
+/// Parses the value of an on/off flag's variable (`STATUSLAB_PROXY=1`); on the command line the
+/// flag alone means on. Empty is off, like an unset variable.
+fn parse_switch(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => Err(format!(
+            "{s:?} is neither on nor off: use 1, true, yes or on; 0, false, no or off"
+        )),
     }
 }
 

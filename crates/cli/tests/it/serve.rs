@@ -211,6 +211,122 @@ fn listen_takes_a_port_or_a_host_name() {
     );
 }
 
+/// The on/off variables take what people write in environment files: 1/0, true/false, yes/no,
+/// on/off, in any case; an empty value is off.
+#[test]
+fn switch_variables_take_yes_and_no() {
+    const ON: [&str; 5] = ["1", "true", "yes", "on", "TRUE"];
+    const OFF: [&str; 6] = ["0", "false", "no", "off", "Off", ""];
+    let cases = ON
+        .iter()
+        .map(|v| (*v, true))
+        .chain(OFF.iter().map(|v| (*v, false)));
+    crate::check(cases, |&(value, on)| {
+        let served = Served::start(
+            &["--listen", "127.0.0.1:0", "--store", "memory"],
+            &[
+                ("STATUSLAB_MAINTENANCE", value),
+                ("STATUSLAB_PROXY", value),
+                ("STATUSLAB_NO_ACCESS_LOG", value),
+            ],
+        );
+        // STATUSLAB_MAINTENANCE: every route answers 503.
+        let r = fetch(served.addr, "GET", "/status/203", b"");
+        let want = if on { 503 } else { 203 };
+        if r.status != want {
+            return Err(format!("maintenance: {} instead of {want}", r.status));
+        }
+        // STATUSLAB_PROXY: an absolute-form request for another host is refused (403), where
+        // without the proxy it is served as an origin request. Maintenance would answer 503.
+        if !on {
+            let r = fetch(served.addr, "GET", "http://other.invalid/status/200", b"");
+            if r.status != 200 {
+                return Err(format!("proxy off: {}", r.status));
+            }
+        }
+        // STATUSLAB_NO_ACCESS_LOG: no line for /status/203.
+        let logged = (0..20).any(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            served.log().contains("/status/203")
+        });
+        if logged == on {
+            return Err(format!("access log {logged}:\n{}", served.log()));
+        }
+        Ok(())
+    });
+    // The proxy, without maintenance in the way.
+    let served = Served::start(
+        &["--listen", "127.0.0.1:0", "--store", "memory"],
+        &[("STATUSLAB_PROXY", "yes")],
+    );
+    let r = fetch(served.addr, "GET", "http://other.invalid/status/200", b"");
+    assert_eq!(r.status, 403, "STATUSLAB_PROXY=yes: {r:?}");
+    // The flags themselves still need no value.
+    let served = Served::start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            "memory",
+            "--maintenance",
+            "--no-access-log",
+        ],
+        &[],
+    );
+    let r = fetch(served.addr, "GET", "/status/203", b"");
+    assert_eq!(r.status, 503, "--maintenance: {r:?}");
+}
+
+/// An on/off variable with another value is refused, naming the flag and the variable; a
+/// variable that says off does not count as the flag given (no conflict with --tls-cert).
+#[test]
+fn switch_variables_refuse_other_values() {
+    crate::check(
+        [
+            ("STATUSLAB_MAINTENANCE", "--maintenance"),
+            ("STATUSLAB_PROXY", "--proxy"),
+            ("STATUSLAB_NO_ACCESS_LOG", "--no-access-log"),
+            ("STATUSLAB_TLS_SELF_SIGNED", "--tls-self-signed"),
+        ],
+        |&(var, flag)| {
+            let envs = [(var, "maybe")];
+            let args = ["--listen", "127.0.0.1:0", "--store", "memory"];
+            refused(&args, &envs, 2, flag)?;
+            refused(&args, &envs, 2, var)?;
+            refused(&args, &envs, 2, "yes or on")
+        },
+    );
+    let dir = tempfile::tempdir().expect("temporary dir");
+    let missing = dir.path().join("missing.pem");
+    let missing = missing.to_str().expect("UTF-8 temp path");
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        "memory",
+        "--tls-cert",
+        missing,
+        "--tls-key",
+        missing,
+    ];
+    // Off: the certificate files are what fails (exit 1), not a conflict.
+    refused(
+        &args,
+        &[("STATUSLAB_TLS_SELF_SIGNED", "0")],
+        1,
+        "missing.pem",
+    )
+    .unwrap();
+    // On: the two ways to get a certificate conflict (exit 2).
+    refused(
+        &args,
+        &[("STATUSLAB_TLS_SELF_SIGNED", "1")],
+        2,
+        "--tls-self-signed",
+    )
+    .unwrap();
+}
+
 /// Runs `statuslab serve ARGS` to completion (it must not start serving).
 fn refused(args: &[&str], envs: &[(&str, &str)], code: i32, names: &str) -> Result<(), String> {
     let mut cmd = live::command();
