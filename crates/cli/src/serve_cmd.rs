@@ -105,8 +105,9 @@ pub struct ServeArgs {
     /// Worker threads (default: one per core).
     #[arg(long, env = "STATUSLAB_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub workers: Option<u16>,
-    /// Log filter: error, warn, info, debug, trace, or a tracing directive list.
-    #[arg(long, env = "STATUSLAB_LOG", default_value = "info")]
+    /// Log filter: a level (off, error, warn, info, debug, trace), or comma-separated
+    /// TARGET=LEVEL directives with an optional default level (info,statuslab_server=debug).
+    #[arg(long, env = "STATUSLAB_LOG", value_name = "FILTER", default_value = "info", value_parser = parse_log_filter)]
     pub log_level: String,
     /// Log line format.
     #[arg(long, env = "STATUSLAB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -302,6 +303,39 @@ fn parse_store(s: &str) -> Result<String, String> {
             "{s:?}: expected embedded, memory, or a redis:// or rediss:// URL"
         ))
     }
+}
+
+/// What `--log-level` takes, for its error messages.
+const LOG_FILTER_FORMS: &str = "use a level (off, error, warn, info, debug, trace) or \
+                                TARGET=LEVEL directives such as info,statuslab_server=debug";
+
+/// Checks a `--log-level` filter before anything starts: tracing's `EnvFilter` must parse it,
+/// and a directive without `=` must be a level. (`EnvFilter` would take a bare word such as
+/// `nonsense` as a target to trace, which is never what a person meant by a level.)
+fn parse_log_filter(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(format!("the filter is empty: {LOG_FILTER_FORMS}"));
+    }
+    let directives: Vec<&str> = t.split(',').map(str::trim).collect();
+    for &directive in &directives {
+        if directive.is_empty() {
+            return Err(format!("{t:?} has an empty directive: {LOG_FILTER_FORMS}"));
+        }
+        let bare = !directive.contains('=') && !directive.contains('[');
+        if bare
+            && directive
+                .parse::<tracing_subscriber::filter::LevelFilter>()
+                .is_err()
+        {
+            return Err(format!("{directive:?} is not a level: {LOG_FILTER_FORMS}"));
+        }
+    }
+    let filter = directives.join(",");
+    tracing_subscriber::EnvFilter::builder()
+        .parse(&filter)
+        .map_err(|e| format!("{t:?}: {e}; {LOG_FILTER_FORMS}"))?;
+    Ok(filter)
 }
 
 /// Parses the value of an on/off flag's variable (`STATUSLAB_PROXY=1`); on the command line the
@@ -529,6 +563,39 @@ mod tests {
                 .unwrap_err()
                 .contains("0-65535")
         );
+    }
+
+    #[test]
+    fn log_filters() {
+        for good in [
+            "info",
+            "DEBUG",
+            "off",
+            "3",
+            "warn,statuslab_server=debug",
+            "statuslab_server=trace",
+            "info, h2=warn",
+            "statuslab_server[request]=debug",
+        ] {
+            assert!(
+                parse_log_filter(good).is_ok(),
+                "{good}: {:?}",
+                parse_log_filter(good)
+            );
+        }
+        for bad in [
+            "nonsense",
+            "",
+            "  ",
+            "[[[",
+            "loud",
+            "info,,debug",
+            "statuslab_server=loud",
+            "info,verbose",
+        ] {
+            let e = parse_log_filter(bad).expect_err(bad);
+            assert!(e.contains("TARGET=LEVEL"), "{bad:?}: {e}");
+        }
     }
 
     #[test]

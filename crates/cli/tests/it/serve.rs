@@ -184,6 +184,38 @@ fn memory_store_serves_resources_and_keeps_nothing() {
     assert_eq!(r.status, 404, "a memory store starts empty: {r:?}");
 }
 
+/// Filters that are levels or TARGET=LEVEL directives start the server.
+#[test]
+fn log_filters_that_are_levels_start() {
+    crate::check(
+        [
+            "warn",
+            "DEBUG",
+            "warn,statuslab_server=debug",
+            "info, statuslab_server=warn",
+        ],
+        |&filter| {
+            let served = Served::start(
+                &[
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--store",
+                    "memory",
+                    "--log-level",
+                    filter,
+                ],
+                &[],
+            );
+            let r = fetch(served.addr, "GET", "/health", b"");
+            if r.status == 200 {
+                Ok(())
+            } else {
+                Err(format!("{r:?}"))
+            }
+        },
+    );
+}
+
 /// `--listen` takes what a person types: a port alone (on 127.0.0.1) or a host name, from the
 /// flag or from STATUSLAB_LISTEN.
 #[test]
@@ -418,6 +450,33 @@ fn bad_flag_values_exit_2_with_one_error() {
                 "--max-body",
             ),
             (&[][..], &[("STATUSLAB_LISTEN", "nonsense")][..], "--listen"),
+            // A word that is not a level is refused before anything starts (tracing would take
+            // it for a target name and log nothing useful).
+            (
+                &["--log-level", "nonsense", "--listen", "127.0.0.1:0"][..],
+                &[][..],
+                "--log-level",
+            ),
+            (
+                &["--log-level", "nonsense", "--listen", "127.0.0.1:0"][..],
+                &[][..],
+                "off, error, warn, info, debug, trace",
+            ),
+            (
+                &["--listen", "127.0.0.1:0"][..],
+                &[("STATUSLAB_LOG", "loud")][..],
+                "STATUSLAB_LOG",
+            ),
+            (
+                &[
+                    "--log-level",
+                    "statuslab_server=loud",
+                    "--listen",
+                    "127.0.0.1:0",
+                ][..],
+                &[][..],
+                "TARGET=LEVEL",
+            ),
             // The message says which forms --listen takes.
             (&["--listen", "nonsense"][..], &[][..], "HOST:PORT"),
             (&["--listen", ":8080"][..], &[][..], "a PORT alone"),
