@@ -38,6 +38,8 @@ Options on /status, /{code}, /random: sleep=250ms, retry_after=SECONDS|HTTP-DATE
   header=Name:Value (repeatable), then=CODE (final code after a 1xx), format=text|json|problem|html
 
 Values:
+  SIZE              bytes (65536) or a whole number with a unit: KiB, MiB, GiB, TiB are powers of
+                    1024 (1MiB = 1048576 bytes); KB, MB, GB, TB powers of 1000 (1MB = 1000000)
   on/off variables  STATUSLAB_PROXY=1: 1, true, yes, on / 0, false, no, off (any case; empty is off)
 
 Examples:
@@ -72,14 +74,15 @@ pub struct ServeArgs {
     /// Header fields in one request; more gets 431.
     #[arg(long, env = "STATUSLAB_MAX_HEADERS", default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=100))]
     pub max_headers: u16,
-    /// Bytes in one request head; more gets 431 (suffixes: KiB, MiB).
-    #[arg(long, env = "STATUSLAB_MAX_HEAD_BYTES", default_value = "64KiB", value_parser = parse_size)]
+    /// Bytes in one request head, 1 to 16MiB; more gets 431.
+    #[arg(long, env = "STATUSLAB_MAX_HEAD_BYTES", value_name = "SIZE", default_value = "64KiB", value_parser = size_in(1, 16 * MIB))]
     pub max_head_bytes: usize,
-    /// Bytes in a request target; longer gets 414.
-    #[arg(long, env = "STATUSLAB_MAX_URI", default_value = "8KiB", value_parser = parse_size)]
+    /// Bytes in a request target, 1 to 16MiB; longer gets 414.
+    #[arg(long, env = "STATUSLAB_MAX_URI", value_name = "SIZE", default_value = "8KiB", value_parser = size_in(1, 16 * MIB))]
     pub max_uri: usize,
-    /// Bytes of request content; more gets 413 (decided from Content-Length before reading).
-    #[arg(long, env = "STATUSLAB_MAX_BODY", default_value = "1MiB", value_parser = parse_size)]
+    /// Bytes of request content, 1 to 1GiB; more gets 413 (decided from Content-Length before
+    /// reading).
+    #[arg(long, env = "STATUSLAB_MAX_BODY", value_name = "SIZE", default_value = "1MiB", value_parser = size_in(1, GIB))]
     pub max_body: usize,
     /// Time to send a complete request head; then 408 and the connection closes.
     #[arg(long, env = "STATUSLAB_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
@@ -99,8 +102,8 @@ pub struct ServeArgs {
     /// Concurrent HTTP/2 streams per connection.
     #[arg(long, env = "STATUSLAB_MAX_H2_STREAMS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub max_h2_streams: u32,
-    /// Largest WebSocket message echoed; larger closes the socket with 1009.
-    #[arg(long, env = "STATUSLAB_MAX_WS_MESSAGE", default_value = "1MiB", value_parser = parse_size)]
+    /// Largest WebSocket message echoed, 1 to 1GiB; larger closes the socket with 1009.
+    #[arg(long, env = "STATUSLAB_MAX_WS_MESSAGE", value_name = "SIZE", default_value = "1MiB", value_parser = size_in(1, GIB))]
     pub max_ws_message: usize,
     /// Worker threads (default: one per core).
     #[arg(long, env = "STATUSLAB_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -122,8 +125,8 @@ pub struct ServeArgs {
     /// Folder of the embedded store.
     #[arg(long, env = "STATUSLAB_DATA_DIR", default_value = "./statuslab-data")]
     pub data_dir: PathBuf,
-    /// Total bytes of stored resources; past it, writes get 413 with Retry-After.
-    #[arg(long, env = "STATUSLAB_MAX_STORE_BYTES", default_value = "256MiB", value_parser = parse_size)]
+    /// Total bytes of stored resources, 1 to 1TiB; past it, writes get 413 with Retry-After.
+    #[arg(long, env = "STATUSLAB_MAX_STORE_BYTES", value_name = "SIZE", default_value = "256MiB", value_parser = size_in(1, TIB))]
     pub max_store_bytes: usize,
     /// Keys per family (resources, jobs, sequences, rate-limit keys); past it, 507.
     #[arg(long, env = "STATUSLAB_MAX_KEYS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
@@ -433,24 +436,81 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{s:?} is not a duration such as 250ms, 10s or 1m: {e}"))
 }
 
-/// Parses a size: bytes, or a number with a suffix (k/KiB, M/MiB, G/GiB; powers of 1024).
-fn parse_size(s: &str) -> Result<usize, String> {
+const KIB: u64 = 1 << 10;
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+const TIB: u64 = 1 << 40;
+
+/// The units `--max-*` sizes take, for messages.
+const SIZE_UNITS: &str = "bytes, or a number with KiB, MiB, GiB, TiB (powers of 1024) or \
+                          KB, MB, GB, TB (powers of 1000), e.g. 65536, 64KiB, 1MB";
+
+/// Parses a size: bytes, or a whole number with a unit. `KiB`, `MiB`, `GiB` and `TiB` are
+/// powers of 1024; `KB`, `MB`, `GB` and `TB` powers of 1000 (any case). A bare `k`, `m`, `g`
+/// or `t` is refused as ambiguous.
+fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: usize = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size such as 65536, 64KiB or 1MiB"))?;
-    let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
+    if num.is_empty() {
+        return Err(format!("{s:?} is not a size: use {SIZE_UNITS}"));
+    }
+    let unit = unit.trim();
+    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use KiB, MiB or GiB")),
+        "kib" => KIB,
+        "mib" => MIB,
+        "gib" => GIB,
+        "tib" => TIB,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        "k" | "m" | "g" | "t" => {
+            let u = unit.to_ascii_uppercase();
+            return Err(format!(
+                "{s:?}: {unit:?} is ambiguous: write {num}{u}iB for powers of 1024 or {num}{u}B for powers of 1000"
+            ));
+        }
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use {SIZE_UNITS}")),
     };
-    n.checked_mul(mult)
-        .filter(|&v| v > 0)
-        .ok_or_else(|| format!("{s:?} is out of range"))
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// A size as a person would write it: the largest binary unit that divides it.
+fn show_size(n: u64) -> String {
+    for (unit, name) in [(TIB, "TiB"), (GIB, "GiB"), (MIB, "MiB"), (KIB, "KiB")] {
+        if n >= unit && n.is_multiple_of(unit) {
+            return format!("{}{name}", n / unit);
+        }
+    }
+    if n == 1 {
+        "1 byte".to_owned()
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+/// A value parser for a size flag that takes `min..=max` bytes.
+fn size_in(
+    min: u64,
+    max: u64,
+) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
+    move |s: &str| {
+        let n = parse_size(s)?;
+        if !(min..=max).contains(&n) {
+            return Err(format!(
+                "{} is outside the accepted range, {} to {}",
+                show_size(n),
+                show_size(min),
+                show_size(max)
+            ));
+        }
+        usize::try_from(n).map_err(|_| format!("{s:?} is too large for this machine"))
+    }
 }
 
 pub(crate) fn serve(args: ServeArgs) -> Result<(), Failure> {
@@ -603,10 +663,45 @@ mod tests {
         assert_eq!(parse_size("65536"), Ok(65536));
         assert_eq!(parse_size("64KiB"), Ok(65536));
         assert_eq!(parse_size("1MiB"), Ok(1 << 20));
-        assert_eq!(parse_size("1m"), Ok(1 << 20));
-        assert!(parse_size("0").is_err());
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("5 parsecs").is_err());
-        assert!(parse_size("99999999999999999999G").is_err());
+        assert_eq!(parse_size("1mib"), Ok(1 << 20));
+        assert_eq!(parse_size("1 MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("1MB"), Ok(1_000_000));
+        assert_eq!(parse_size("64KB"), Ok(64_000));
+        assert_eq!(parse_size("2GB"), Ok(2_000_000_000));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("1TiB"), Ok(1 << 40));
+        assert_eq!(parse_size("10B"), Ok(10));
+        assert_eq!(parse_size("0"), Ok(0));
+        for (bad, says) in [
+            ("lots", "KiB, MiB"),
+            ("", "powers of 1000"),
+            ("5 parsecs", "unknown unit \"parsecs\""),
+            (
+                "1m",
+                "write 1MiB for powers of 1024 or 1MB for powers of 1000",
+            ),
+            ("64k", "64KiB"),
+            ("1.5MiB", "unknown unit"),
+            ("-1", "not a size"),
+            ("99999999999999999999GiB", "too large"),
+            ("99999999999TiB", "too large"),
+        ] {
+            let e = parse_size(bad).expect_err(bad);
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn size_ranges() {
+        let body = size_in(1, GIB);
+        assert_eq!(body("1"), Ok(1));
+        assert_eq!(body("1GiB"), Ok(1 << 30));
+        assert_eq!(body("1GB"), Ok(1_000_000_000));
+        let e = body("0").unwrap_err();
+        assert_eq!(e, "0 bytes is outside the accepted range, 1 byte to 1GiB");
+        let e = body("2GiB").unwrap_err();
+        assert_eq!(e, "2GiB is outside the accepted range, 1 byte to 1GiB");
+        assert_eq!(show_size(1_000_000), "1000000 bytes");
+        assert_eq!(show_size(64 * KIB), "64KiB");
     }
 }

@@ -184,6 +184,37 @@ fn memory_store_serves_resources_and_keeps_nothing() {
     assert_eq!(r.status, 404, "a memory store starts empty: {r:?}");
 }
 
+/// `KB`/`MB` are powers of 1000 and `KiB`/`MiB` powers of 1024, on the wire: a body of the
+/// limit passes, one byte more gets 413.
+#[test]
+fn size_units_are_decimal_or_binary_as_written() {
+    crate::check(
+        [("1KB", 1000usize), ("1KiB", 1024), ("2kb", 2000)],
+        |&(size, bytes)| {
+            let served = Served::start(
+                &[
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--store",
+                    "memory",
+                    "--no-access-log",
+                    "--max-body",
+                    size,
+                ],
+                &[],
+            );
+            for (len, want) in [(bytes, 201), (bytes + 1, 413)] {
+                let target = format!("/resources/r{len}");
+                let r = fetch(served.addr, "PUT", &target, &vec![b'x'; len]);
+                if r.status != want {
+                    return Err(format!("{len} bytes: {} instead of {want}", r.status));
+                }
+            }
+            Ok(())
+        },
+    );
+}
+
 /// Filters that are levels or TARGET=LEVEL directives start the server.
 #[test]
 fn log_filters_that_are_levels_start() {
@@ -450,6 +481,27 @@ fn bad_flag_values_exit_2_with_one_error() {
                 "--max-body",
             ),
             (&[][..], &[("STATUSLAB_LISTEN", "nonsense")][..], "--listen"),
+            // Sizes: the range and the units are named.
+            (
+                &["--max-body", "0", "--listen", "127.0.0.1:0"][..],
+                &[][..],
+                "1 byte to 1GiB",
+            ),
+            (
+                &["--max-body", "2GiB", "--listen", "127.0.0.1:0"][..],
+                &[][..],
+                "1 byte to 1GiB",
+            ),
+            (
+                &["--max-body", "1m", "--listen", "127.0.0.1:0"][..],
+                &[][..],
+                "1MiB for powers of 1024 or 1MB for powers of 1000",
+            ),
+            (
+                &["--max-uri", "lots", "--listen", "127.0.0.1:0"][..],
+                &[][..],
+                "KiB, MiB, GiB, TiB (powers of 1024)",
+            ),
             // A word that is not a level is refused before anything starts (tracing would take
             // it for a target name and log nothing useful).
             (
