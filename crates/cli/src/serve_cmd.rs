@@ -40,6 +40,8 @@ Options on /status, /{code}, /random: sleep=250ms, retry_after=SECONDS|HTTP-DATE
 Values:
   SIZE              bytes (65536) or a whole number with a unit: KiB, MiB, GiB, TiB are powers of
                     1024 (1MiB = 1048576 bytes); KB, MB, GB, TB powers of 1000 (1MB = 1000000)
+  DURATION          whole numbers with a unit: ms, s, m, h or d (250ms, 30s, 5m, 24h, 1h30m); a bare
+                    number is refused, except for --default-retry-after, which counts seconds
   on/off variables  STATUSLAB_PROXY=1: 1, true, yes, on / 0, false, no, off (any case; empty is off)
 
 Examples:
@@ -66,7 +68,7 @@ pub struct ServeArgs {
     #[arg(long, env = "STATUSLAB_LISTEN", value_name = "ADDR", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
     pub listen: SocketAddr,
     /// Longest delay a request may ask for with sleep; longer asks get 400.
-    #[arg(long, env = "STATUSLAB_MAX_DELAY", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "STATUSLAB_MAX_DELAY", value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub max_delay: Duration,
     /// Open connections at once; one more gets 503 with Retry-After and is closed.
     #[arg(long, env = "STATUSLAB_MAX_CONNECTIONS", default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -85,19 +87,20 @@ pub struct ServeArgs {
     #[arg(long, env = "STATUSLAB_MAX_BODY", value_name = "SIZE", default_value = "1MiB", value_parser = size_in(1, GIB))]
     pub max_body: usize,
     /// Time to send a complete request head; then 408 and the connection closes.
-    #[arg(long, env = "STATUSLAB_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "STATUSLAB_HEADER_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub header_timeout: Duration,
     /// Time to send the request content; then 408 and the connection closes.
-    #[arg(long, env = "STATUSLAB_BODY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "STATUSLAB_BODY_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub body_timeout: Duration,
     /// Idle keep-alive connections close (silently) after this.
-    #[arg(long, env = "STATUSLAB_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "STATUSLAB_IDLE_TIMEOUT", value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
     /// On SIGINT/SIGTERM, in-flight requests get this long to finish.
-    #[arg(long, env = "STATUSLAB_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "STATUSLAB_SHUTDOWN_GRACE", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
-    /// Retry-After seconds on 413, 429 and 503 when the request names none.
-    #[arg(long, env = "STATUSLAB_DEFAULT_RETRY_AFTER", default_value_t = 1)]
+    /// Retry-After on 413, 429 and 503 when the request names none: seconds (120), or a
+    /// duration of whole seconds (2m).
+    #[arg(long, env = "STATUSLAB_DEFAULT_RETRY_AFTER", value_name = "SECONDS", default_value = "1", value_parser = parse_seconds)]
     pub default_retry_after: u32,
     /// Concurrent HTTP/2 streams per connection.
     #[arg(long, env = "STATUSLAB_MAX_H2_STREAMS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -132,16 +135,16 @@ pub struct ServeArgs {
     #[arg(long, env = "STATUSLAB_MAX_KEYS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub max_keys: u64,
     /// How long a deleted resource answers 410 Gone.
-    #[arg(long, env = "STATUSLAB_TOMBSTONE_TTL", default_value = "24h", value_parser = parse_duration)]
+    #[arg(long, env = "STATUSLAB_TOMBSTONE_TTL", value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
     pub tombstone_ttl: Duration,
     /// How long a job is kept after submission.
-    #[arg(long, env = "STATUSLAB_JOB_TTL", default_value = "24h", value_parser = parse_duration)]
+    #[arg(long, env = "STATUSLAB_JOB_TTL", value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
     pub job_ttl: Duration,
     /// How long an unused sequence is kept.
-    #[arg(long, env = "STATUSLAB_SEQUENCE_TTL", default_value = "24h", value_parser = parse_duration)]
+    #[arg(long, env = "STATUSLAB_SEQUENCE_TTL", value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
     pub sequence_ttl: Duration,
     /// Longest job a client may submit (422 past it).
-    #[arg(long, env = "STATUSLAB_MAX_JOB_DURATION", default_value = "1h", value_parser = parse_duration)]
+    #[arg(long, env = "STATUSLAB_MAX_JOB_DURATION", value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
     pub max_job_duration: Duration,
     /// A bearer token and its scope, SECRET:SCOPE with scope read, write or admin (repeatable;
     /// STATUSLAB_TOKENS takes a comma-separated list). With any token set, resources and jobs
@@ -162,10 +165,10 @@ pub struct ServeArgs {
     #[arg(long = "upstream", env = "STATUSLAB_UPSTREAMS", value_delimiter = ',', value_parser = parse_upstream)]
     pub upstreams: Vec<Upstream>,
     /// Longest the gateway waits for an upstream when the request has no timeout (then 504).
-    #[arg(long, env = "STATUSLAB_GATEWAY_MAX_WAIT", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "STATUSLAB_GATEWAY_MAX_WAIT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub gateway_max_wait: Duration,
     /// A server-wide rate limit per client: N/PERIOD, e.g. 100/1m (429 with Retry-After past it).
-    #[arg(long, env = "STATUSLAB_RATE_LIMIT", value_parser = parse_rate)]
+    #[arg(long, env = "STATUSLAB_RATE_LIMIT", value_name = "N/PERIOD", value_parser = parse_rate)]
     pub rate_limit: Option<(u32, Duration)>,
     /// The request header that names the client for --rate-limit (default: the client address).
     #[arg(long, env = "STATUSLAB_RATE_LIMIT_KEY")]
@@ -431,9 +434,83 @@ fn parse_rate(s: &str) -> Result<(u32, Duration), String> {
     Ok((n, period))
 }
 
+/// The units durations take, for messages.
+const DURATION_UNITS: &str = "a whole number with a unit: ms, s, m, h or d \
+                              (250ms, 30s, 5m, 24h, 7d; combined: 1h30m)";
+
+/// Parses a duration: whole numbers with a unit each, `ms`, `s`, `m`, `h` or `d`, one or
+/// several (`1h30m`, `1m 30s`). A bare number is refused: its unit would be a guess.
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s)
-        .map_err(|e| format!("{s:?} is not a duration such as 250ms, 10s or 1m: {e}"))
+    let t = s.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "{t:?} has no unit: write {t}s for seconds, or use ms, m, h or d"
+        ));
+    }
+    let not_a_duration = || format!("{s:?} is not a duration: use {DURATION_UNITS}");
+    let too_long = || format!("{s:?} is too long a duration");
+    if t.is_empty() {
+        return Err(not_a_duration());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(not_a_duration());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| too_long())?;
+        rest = rest[digits..].trim_start();
+        let letters = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        let (unit, after) = rest.split_at(letters);
+        let secs_per = match unit {
+            "ms" => {
+                total = total
+                    .checked_add(Duration::from_millis(n))
+                    .ok_or_else(too_long)?;
+                rest = after.trim_start();
+                continue;
+            }
+            "s" => 1,
+            "m" => 60,
+            "h" => 3_600,
+            "d" => 86_400,
+            "" => return Err(not_a_duration()),
+            _ => {
+                return Err(format!(
+                    "{s:?}: unknown unit {unit:?}; use {DURATION_UNITS}"
+                ));
+            }
+        };
+        let secs = n.checked_mul(secs_per).ok_or_else(too_long)?;
+        total = total
+            .checked_add(Duration::from_secs(secs))
+            .ok_or_else(too_long)?;
+        rest = after.trim_start();
+    }
+    Ok(total)
+}
+
+/// Parses `--default-retry-after`: a number of seconds, or a duration of whole seconds.
+fn parse_seconds(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let secs = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        t.parse::<u64>()
+            .map_err(|_| format!("{s:?} is too large"))?
+    } else {
+        let d = parse_duration(t).map_err(|_| {
+            format!("{s:?} is not a number of seconds (120) or a duration (2m, 1h30m)")
+        })?;
+        if d.subsec_nanos() != 0 {
+            return Err(format!("{s:?}: Retry-After is in whole seconds"));
+        }
+        d.as_secs()
+    };
+    u32::try_from(secs).map_err(|_| format!("{s:?} is too large: at most {} seconds", u32::MAX))
 }
 
 const KIB: u64 = 1 << 10;
@@ -656,6 +733,66 @@ mod tests {
             let e = parse_log_filter(bad).expect_err(bad);
             assert!(e.contains("TARGET=LEVEL"), "{bad:?}: {e}");
         }
+    }
+
+    #[test]
+    fn durations() {
+        let ok = |s: &str, ms: u64| {
+            assert_eq!(parse_duration(s), Ok(Duration::from_millis(ms)), "{s}");
+        };
+        ok("250ms", 250);
+        ok("30s", 30_000);
+        ok("5m", 300_000);
+        ok("24h", 86_400_000);
+        ok("7d", 604_800_000);
+        ok("1h30m", 5_400_000);
+        ok("1m 30s", 90_000);
+        ok(" 10s ", 10_000);
+        ok("10 s", 10_000);
+        ok("0s", 0);
+        ok("1s500ms", 1_500);
+        for (bad, says) in [
+            ("forever", "ms, s, m, h or d"),
+            ("", "ms, s, m, h or d"),
+            ("30", "write 30s for seconds"),
+            ("1M", "unknown unit \"M\""),
+            ("1y", "unknown unit \"y\""),
+            ("2months", "unknown unit \"months\""),
+            ("30sec", "ms, s, m, h or d"),
+            ("1.5s", "ms, s, m, h or d"),
+            ("-1s", "ms, s, m, h or d"),
+            ("s", "ms, s, m, h or d"),
+            ("99999999999999999999s", "too long"),
+            ("999999999999999999d", "too long"),
+        ] {
+            let e = parse_duration(bad).expect_err(bad);
+            assert!(e.contains(says), "{bad:?}: {e}");
+            assert!(!e.contains("months, years"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn retry_after_seconds() {
+        assert_eq!(parse_seconds("1"), Ok(1));
+        assert_eq!(parse_seconds("0"), Ok(0));
+        assert_eq!(parse_seconds("120"), Ok(120));
+        assert_eq!(parse_seconds("2m"), Ok(120));
+        assert_eq!(parse_seconds("1h30m"), Ok(5_400));
+        assert!(
+            parse_seconds("soon")
+                .unwrap_err()
+                .contains("number of seconds")
+        );
+        assert!(
+            parse_seconds("1500ms")
+                .unwrap_err()
+                .contains("whole seconds")
+        );
+        assert!(
+            parse_seconds("99999999999")
+                .unwrap_err()
+                .contains("at most")
+        );
     }
 
     #[test]

@@ -215,6 +215,30 @@ fn size_units_are_decimal_or_binary_as_written() {
     );
 }
 
+/// Durations combine units, and --default-retry-after takes seconds or a duration.
+#[test]
+fn durations_take_units_and_retry_after_takes_seconds() {
+    let served = Served::start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            "memory",
+            "--no-access-log",
+            "--max-delay",
+            "1s 500ms",
+        ],
+        &[("STATUSLAB_DEFAULT_RETRY_AFTER", "2m")],
+    );
+    let r = fetch(served.addr, "GET", "/status/503", b"");
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.header("retry-after"), Some("120"), "{r:?}");
+    let r = fetch(served.addr, "GET", "/status/200?sleep=1600ms", b"");
+    assert_eq!(r.status, 400, "past --max-delay 1s 500ms: {r:?}");
+    let r = fetch(served.addr, "GET", "/status/200?sleep=100ms", b"");
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
 /// Filters that are levels or TARGET=LEVEL directives start the server.
 #[test]
 fn log_filters_that_are_levels_start() {
@@ -417,6 +441,9 @@ fn refused(args: &[&str], envs: &[(&str, &str)], code: i32, names: &str) -> Resu
     if !error.contains(names) {
         return Err(format!("the error does not name {names:?}: {error:?}"));
     }
+    if error.contains("months") {
+        return Err(format!("humantime's unit list: {error:?}"));
+    }
     // Bad input is one line; what the environment refuses may follow other log lines.
     if code == 2 && stderr.lines().count() != 1 {
         return Err(format!("more than one line: {stderr:?}"));
@@ -501,6 +528,27 @@ fn bad_flag_values_exit_2_with_one_error() {
                 &["--max-uri", "lots", "--listen", "127.0.0.1:0"][..],
                 &[][..],
                 "KiB, MiB, GiB, TiB (powers of 1024)",
+            ),
+            // Durations: statuslab's own message naming its units, not humantime's list.
+            (
+                &["--max-delay", "forever", "--listen", "127.0.0.1:0"][..],
+                &[][..],
+                "ms, s, m, h or d",
+            ),
+            (
+                &["--job-ttl", "30", "--listen", "127.0.0.1:0"][..],
+                &[][..],
+                "write 30s for seconds",
+            ),
+            (
+                &["--listen", "127.0.0.1:0"][..],
+                &[("STATUSLAB_TOMBSTONE_TTL", "1y")][..],
+                "STATUSLAB_TOMBSTONE_TTL",
+            ),
+            (
+                &["--default-retry-after", "soon", "--listen", "127.0.0.1:0"][..],
+                &[][..],
+                "number of seconds (120) or a duration (2m",
             ),
             // A word that is not a level is refused before anything starts (tracing would take
             // it for a target name and log nothing useful).
