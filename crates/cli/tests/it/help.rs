@@ -154,3 +154,75 @@ fn help_mentions_no_probe() {
         }
     });
 }
+
+/// The README's flag table lists every `serve` flag with its variable and default, as clap
+/// has them, and nothing else.
+#[test]
+fn readme_flag_table_matches_serve_flags() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("README.md");
+    let section = readme
+        .split("### Flags")
+        .nth(1)
+        .expect("a Flags section")
+        .split("\n## ")
+        .next()
+        .unwrap_or_default();
+    let ticked = |cell: &str| -> Vec<String> {
+        cell.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    };
+    // flag -> (variable, default cell)
+    let mut rows = std::collections::BTreeMap::new();
+    for line in section.lines().filter(|l| l.starts_with("| `--")) {
+        let cells: Vec<&str> = line.split(" | ").collect();
+        let (flags, vars) = (ticked(cells[0]), ticked(cells[1]));
+        assert_eq!(flags.len(), vars.len(), "{line}");
+        for (flag, var) in flags.into_iter().zip(vars) {
+            rows.insert(flag, (var, cells[2].trim().to_owned()));
+        }
+    }
+    let cli = Cli::command();
+    let serve = cli.find_subcommand("serve").expect("serve");
+    let mut flags = std::collections::BTreeMap::new();
+    for arg in serve.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if matches!(long, "help" | "version") {
+            continue;
+        }
+        let var = arg
+            .get_env()
+            .map(|v| v.to_string_lossy().into_owned())
+            .unwrap_or_else(|| panic!("--{long} has no variable"));
+        let default: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        flags.insert(format!("--{long}"), (var, default));
+    }
+    let listed: Vec<&String> = rows.keys().collect();
+    let real: Vec<&String> = flags.keys().collect();
+    assert_eq!(listed, real, "README flags vs serve flags");
+    check(flags, |(flag, (var, default))| {
+        let (readme_var, readme_default) = &rows[flag];
+        if readme_var != var {
+            return Err(format!("README says {readme_var}, clap {var}"));
+        }
+        match default.as_slice() {
+            // On/off flags default to off.
+            [d] if d == "false" => (readme_default == "off")
+                .then_some(())
+                .ok_or_else(|| format!("default {readme_default}, want off")),
+            [d] => (readme_default == &format!("`{d}`"))
+                .then_some(())
+                .ok_or_else(|| format!("default {readme_default}, clap {d}")),
+            _ => (!readme_default.starts_with('`'))
+                .then_some(())
+                .ok_or_else(|| format!("README default {readme_default}, clap none")),
+        }
+    });
+}
