@@ -343,9 +343,29 @@ fn squash(s: &str) -> String {
         .collect()
 }
 
+/// The lowercase words of `text`, with camel case split (`TooManyRequests` gives `too`,
+/// `many`, `requests`).
+fn words(text: &str) -> Vec<String> {
+    let mut spaced = String::with_capacity(text.len() + 8);
+    let mut prev_lower = false;
+    for c in text.chars() {
+        if c.is_ascii_uppercase() && prev_lower {
+            spaced.push(' ');
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        spaced.push(if c.is_ascii_alphanumeric() { c } else { ' ' });
+    }
+    spaced
+        .split_whitespace()
+        .map(str::to_ascii_lowercase)
+        .collect()
+}
+
 /// Finds codes by number (`404`), by message or reason phrase (`NotFound`, `not found`,
-/// case-insensitive), or by words that all occur in the message, reason or description
-/// (`too many`). Results are ascending.
+/// case-insensitive), or by words: every code whose message, RFC reason phrase, description or
+/// RFC meaning contains all of them (`too large` finds 413, 414 and 431). A word matches a
+/// word of the text that starts with it (`cache` finds `cached`), or any part of the message or
+/// reason phrase written without spaces (`toomany`). Results are ascending.
 pub fn lookup(query: &str) -> Result<Vec<Status>, Error> {
     let q = query.trim();
     if !q.is_empty() && q.bytes().all(|b| b.is_ascii_digit()) {
@@ -361,28 +381,26 @@ pub fn lookup(query: &str) -> Result<Vec<Status>, Error> {
     if !exact.is_empty() {
         return Ok(exact);
     }
-    let words: Vec<String> = q
+    let wanted: Vec<String> = q
         .split_whitespace()
         .map(squash)
         .filter(|w| !w.is_empty())
         .collect();
-    let matching = |text: &dyn Fn(Status) -> String| -> Vec<Status> {
-        all()
-            .filter(|&s| {
-                let hay = text(s);
-                words.iter().all(|w| hay.contains(w.as_str()))
+    let found: Vec<Status> = all()
+        .filter(|&s| {
+            let names = format!("{} {}", squash(s.message()), squash(s.reason()));
+            let text: Vec<String> = [s.message(), s.reason(), s.description(), s.meaning()]
+                .into_iter()
+                .flat_map(words)
+                .collect();
+            wanted.iter().all(|w| {
+                names.contains(w.as_str()) || text.iter().any(|t| t.starts_with(w.as_str()))
             })
-            .collect()
-    };
-    let by_name = matching(&|s| format!("{} {}", squash(s.message()), squash(s.reason())));
-    if !by_name.is_empty() {
-        return Ok(by_name);
-    }
-    let by_text =
-        matching(&|s| format!("{} {}", s.description(), s.meaning()).to_ascii_lowercase());
-    if by_text.is_empty() {
+        })
+        .collect();
+    if found.is_empty() {
         Err(Error::NoMatch(query.to_owned()))
     } else {
-        Ok(by_text)
+        Ok(found)
     }
 }

@@ -9,7 +9,8 @@ use std::io::Write;
 /// Arguments of `statuslab explain`.
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
-    /// A code (`404`), a message or reason phrase (`NotFound`, `"Gateway Timeout"`), or words (`too many`).
+    /// A code (`404`), a message or reason phrase (`NotFound`, `"Gateway Timeout"`), or words
+    /// (`too large`): every code whose message, RFC phrase, description or RFC meaning has them all.
     #[arg(required = true, num_args = 1.., value_name = "CODE | MESSAGE | WORDS")]
     pub query: Vec<String>,
     /// Print JSON: one object for one match, an array for several.

@@ -12,7 +12,7 @@ use std::io::Write;
 #[derive(Debug, Parser)]
 #[command(name = "statuslab", version, about, long_about = None, propagate_version = true)]
 #[command(
-    after_help = "Examples:\n  statuslab serve                      # every status code on 127.0.0.1:8080\n  statuslab explain 504                # what 504 means and what a client should do\n  statuslab explain \"too many\"         # find codes by words\n  statuslab list --class 4xx --json"
+    after_help = "Examples:\n  statuslab serve                      # every status code on 127.0.0.1:8080\n  statuslab explain 504                # what 504 means and what a client should do\n  statuslab explain too large          # find codes by words: every match is listed\n  statuslab list --class 4xx --json"
 )]
 pub struct Cli {
     /// What to do.
@@ -26,7 +26,7 @@ pub enum Command {
     /// Explain a status code: the table's message and description, the RFC meaning, what a
     /// client should do next, the headers the response carries, and where the table and the RFC differ.
     #[command(
-        after_help = "Examples:\n  statuslab explain 404\n  statuslab explain NotFound        # by the table's message, any case\n  statuslab explain too many         # by words; several matches are listed\n  statuslab explain 504 --json"
+        after_help = "Examples:\n  statuslab explain 404\n  statuslab explain NotFound        # by the table's message, any case\n  statuslab explain too large        # by words: every code whose text has them all\n  statuslab explain 504 --json"
     )]
     Explain(catalog_cmd::ExplainArgs),
     /// List the catalog as an aligned table.
@@ -35,7 +35,7 @@ pub enum Command {
     )]
     List(catalog_cmd::ListArgs),
     /// Serve every status code over HTTP/1.1 and HTTP/2 (h2c).
-    #[command(after_help = serve_cmd::AFTER_HELP)]
+    #[command(after_help = serve_cmd::after_help())]
     Serve(Box<serve_cmd::ServeArgs>),
 }
 
@@ -65,9 +65,14 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Failure> {
 
 /// The whole program: parse, run, map failures to exit codes (2 for bad input, 1 otherwise).
 pub fn main() -> std::process::ExitCode {
-    let cli = match Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
+            if let Some(line) = value_error_line(&e, &args) {
+                eprintln!("error: {line}");
+                return std::process::ExitCode::from(2);
+            }
             let _ = e.print();
             return std::process::ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
@@ -85,6 +90,73 @@ pub fn main() -> std::process::ExitCode {
             std::process::ExitCode::from(1)
         }
     }
+}
+
+/// A bad value for a flag (or its environment variable) as one line without the `error: `
+/// prefix: clap's first line, the accepted values when clap lists them on further lines, and
+/// the variable the value came from when it was not on the command line. `None` for other
+/// errors (an unknown flag, a missing argument), which keep clap's usage hint.
+fn value_error_line(e: &clap::Error, args: &[std::ffi::OsString]) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        e.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return None;
+    }
+    let rendered = e.render().to_string();
+    let mut line = rendered
+        .lines()
+        .next()?
+        .strip_prefix("error: ")?
+        .trim_end()
+        .to_owned();
+    if let Some(ContextValue::Strings(valid)) = e.get(ContextKind::ValidValue)
+        && let [init @ .., last] = valid.as_slice()
+    {
+        let expected = if init.is_empty() {
+            last.clone()
+        } else {
+            format!("{} or {last}", init.join(", "))
+        };
+        line.push_str(&format!(": expected {expected}"));
+    }
+    let (flag, quoted) = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(a)) => (
+            a.split_whitespace().next().unwrap_or_default(),
+            format!("'{a}'"),
+        ),
+        _ => return Some(line),
+    };
+    let Some(long) = flag.strip_prefix("--") else {
+        return Some(line);
+    };
+    let on_command_line = args.iter().skip(1).any(|a| {
+        a.to_str().is_some_and(|a| {
+            a.strip_prefix(flag)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('='))
+        })
+    });
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let arg = std::iter::once(&cmd)
+        .chain(cmd.get_subcommands())
+        .flat_map(clap::Command::get_arguments)
+        .find(|a| a.get_long() == Some(long));
+    if let Some(arg) = arg {
+        if arg.is_hide_env_values_set()
+            && let Some(ContextValue::String(v)) = e.get(ContextKind::InvalidValue)
+        {
+            line = line.replace(&format!("'{v}'"), "(hidden)");
+        }
+        if let Some(var) = arg.get_env()
+            && !on_command_line
+            && std::env::var_os(var).is_some()
+        {
+            let from = format!("{quoted} (from {})", var.to_string_lossy());
+            line = line.replacen(&quoted, &from, 1);
+        }
+    }
+    Some(line)
 }
 
 /// A reader that went away (`statuslab list | head`) is not an error worth reporting.

@@ -3,14 +3,23 @@
 
 use crate::Failure;
 use anyhow::Context as _;
-use clap::{Args, ValueEnum};
+use clap::{ArgAction, Args, ValueEnum};
 use statuslab_server::store::Limits;
 use statuslab_server::{AccessLog, Config, Server, StoreChoice, TlsSource, Token, Upstream};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub(crate) const AFTER_HELP: &str = "\
+/// The text after `serve --help`'s options, as clap should print it.
+///
+/// clap turns every `{n}` in a help text into a line break (a template variable) and has no
+/// escape for it; a reset sequence between `{` and `n` keeps `/rate-limit/{n}/{period}` whole.
+/// clap strips the sequence when the output is not a terminal and it does nothing on one.
+pub(crate) fn after_help() -> String {
+    AFTER_HELP.replace("{n}", "{\x1b[0mn}")
+}
+
+const AFTER_HELP: &str = "\
 Routes:
   /status/{codes}      any code 100-599; lists pick one: 500,503 or weighted 200:0.9,500:0.1
   /{code}              httpstat.us style, with ?sleep=MS and X-HttpStatus-* request headers
@@ -19,12 +28,21 @@ Routes:
   /websocket/echo      WebSocket echo (101);  /openapi.json  the API description
   /resources[/{name}]  stored resources: 201 409 410 304 412 206 416 415 422 411 413
   /jobs[/{id}[/result]]  asynchronous jobs: 202, then 303 to the result
+  /resources, /jobs with --token: 401 without a valid token, 403 when its scope is too small
   /sequence/{key}/{codes}, /sequences/{key}  per-key code sequences and their attempts
-  /basic-auth/{u}/{p}, /hidden-basic-auth/{u}/{p}, /bearer  401/403
+  /basic-auth/{u}/{p}, /bearer  200, or 401 with a challenge
+  /hidden-basic-auth/{u}/{p}    200, or 404
   /rate-limit/{n}/{period}  429 with Retry-After;  /admin/maintenance  503 on/off
   /gateway/{upstream}/{path}  502, 504 (?timeout=), 203 (?transform=)
 Options on /status, /{code}, /random: sleep=250ms, retry_after=SECONDS|HTTP-DATE, location=/path,
   header=Name:Value (repeatable), then=CODE (final code after a 1xx), format=text|json|problem|html
+
+Values:
+  SIZE              bytes (65536) or a whole number with a unit: KiB, MiB, GiB, TiB are powers of
+                    1024 (1MiB = 1048576 bytes); KB, MB, GB, TB powers of 1000 (1MB = 1000000)
+  DURATION          whole numbers with a unit: ms, s, m, h or d (250ms, 30s, 5m, 24h, 1h30m); a bare
+                    number is refused, except for --default-retry-after, which counts seconds
+  on/off variables  STATUSLAB_PROXY=1: 1, true, yes, on / 0, false, no, off (any case; empty is off)
 
 Examples:
   statuslab serve
@@ -44,11 +62,13 @@ pub enum LogFormat {
 /// Arguments of `statuslab serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on (HTTP/1.1 and HTTP/2 with prior knowledge share it).
-    #[arg(long, env = "STATUSLAB_LISTEN", default_value = "127.0.0.1:8080")]
+    /// Address to listen on (HTTP/1.1 and HTTP/2 with prior knowledge share it): IP:PORT
+    /// (0.0.0.0:8080, [::1]:8080), HOST:PORT (localhost:8080; the name's first IPv4 address,
+    /// else its first IPv6 one), or a PORT alone for 127.0.0.1:PORT.
+    #[arg(long, env = "STATUSLAB_LISTEN", value_name = "ADDR", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
     pub listen: SocketAddr,
     /// Longest delay a request may ask for with sleep; longer asks get 400.
-    #[arg(long, env = "STATUSLAB_MAX_DELAY", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "STATUSLAB_MAX_DELAY", value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub max_delay: Duration,
     /// Open connections at once; one more gets 503 with Retry-After and is closed.
     #[arg(long, env = "STATUSLAB_MAX_CONNECTIONS", default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -56,41 +76,44 @@ pub struct ServeArgs {
     /// Header fields in one request; more gets 431.
     #[arg(long, env = "STATUSLAB_MAX_HEADERS", default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=100))]
     pub max_headers: u16,
-    /// Bytes in one request head; more gets 431 (suffixes: KiB, MiB).
-    #[arg(long, env = "STATUSLAB_MAX_HEAD_BYTES", default_value = "64KiB", value_parser = parse_size)]
+    /// Bytes in one request head, 1 to 16MiB; more gets 431.
+    #[arg(long, env = "STATUSLAB_MAX_HEAD_BYTES", value_name = "SIZE", default_value = "64KiB", value_parser = size_in(1, 16 * MIB))]
     pub max_head_bytes: usize,
-    /// Bytes in a request target; longer gets 414.
-    #[arg(long, env = "STATUSLAB_MAX_URI", default_value = "8KiB", value_parser = parse_size)]
+    /// Bytes in a request target, 1 to 16MiB; longer gets 414.
+    #[arg(long, env = "STATUSLAB_MAX_URI", value_name = "SIZE", default_value = "8KiB", value_parser = size_in(1, 16 * MIB))]
     pub max_uri: usize,
-    /// Bytes of request content; more gets 413 (decided from Content-Length before reading).
-    #[arg(long, env = "STATUSLAB_MAX_BODY", default_value = "1MiB", value_parser = parse_size)]
+    /// Bytes of request content, 1 to 1GiB; more gets 413 (decided from Content-Length before
+    /// reading).
+    #[arg(long, env = "STATUSLAB_MAX_BODY", value_name = "SIZE", default_value = "1MiB", value_parser = size_in(1, GIB))]
     pub max_body: usize,
     /// Time to send a complete request head; then 408 and the connection closes.
-    #[arg(long, env = "STATUSLAB_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "STATUSLAB_HEADER_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub header_timeout: Duration,
     /// Time to send the request content; then 408 and the connection closes.
-    #[arg(long, env = "STATUSLAB_BODY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "STATUSLAB_BODY_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub body_timeout: Duration,
     /// Idle keep-alive connections close (silently) after this.
-    #[arg(long, env = "STATUSLAB_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "STATUSLAB_IDLE_TIMEOUT", value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
     /// On SIGINT/SIGTERM, in-flight requests get this long to finish.
-    #[arg(long, env = "STATUSLAB_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "STATUSLAB_SHUTDOWN_GRACE", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
-    /// Retry-After seconds on 413, 429 and 503 when the request names none.
-    #[arg(long, env = "STATUSLAB_DEFAULT_RETRY_AFTER", default_value_t = 1)]
+    /// Retry-After on 413, 429 and 503 when the request names none: seconds (120), or a
+    /// duration of whole seconds (2m).
+    #[arg(long, env = "STATUSLAB_DEFAULT_RETRY_AFTER", value_name = "SECONDS", default_value = "1", value_parser = parse_seconds)]
     pub default_retry_after: u32,
     /// Concurrent HTTP/2 streams per connection.
     #[arg(long, env = "STATUSLAB_MAX_H2_STREAMS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub max_h2_streams: u32,
-    /// Largest WebSocket message echoed; larger closes the socket with 1009.
-    #[arg(long, env = "STATUSLAB_MAX_WS_MESSAGE", default_value = "1MiB", value_parser = parse_size)]
+    /// Largest WebSocket message echoed, 1 to 1GiB; larger closes the socket with 1009.
+    #[arg(long, env = "STATUSLAB_MAX_WS_MESSAGE", value_name = "SIZE", default_value = "1MiB", value_parser = size_in(1, GIB))]
     pub max_ws_message: usize,
     /// Worker threads (default: one per core).
     #[arg(long, env = "STATUSLAB_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub workers: Option<u16>,
-    /// Log filter: error, warn, info, debug, trace, or a tracing directive list.
-    #[arg(long, env = "STATUSLAB_LOG", default_value = "info")]
+    /// Log filter: a level (off, error, warn, info, debug, trace), or comma-separated
+    /// TARGET=LEVEL directives with an optional default level (info,statuslab_server=debug).
+    #[arg(long, env = "STATUSLAB_LOG", value_name = "FILTER", default_value = "info", value_parser = parse_log_filter)]
     pub log_level: String,
     /// Log line format.
     #[arg(long, env = "STATUSLAB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -105,23 +128,23 @@ pub struct ServeArgs {
     /// Folder of the embedded store.
     #[arg(long, env = "STATUSLAB_DATA_DIR", default_value = "./statuslab-data")]
     pub data_dir: PathBuf,
-    /// Total bytes of stored resources; past it, writes get 413 with Retry-After.
-    #[arg(long, env = "STATUSLAB_MAX_STORE_BYTES", default_value = "256MiB", value_parser = parse_size)]
+    /// Total bytes of stored resources, 1 to 1TiB; past it, writes get 413 with Retry-After.
+    #[arg(long, env = "STATUSLAB_MAX_STORE_BYTES", value_name = "SIZE", default_value = "256MiB", value_parser = size_in(1, TIB))]
     pub max_store_bytes: usize,
     /// Keys per family (resources, jobs, sequences, rate-limit keys); past it, 507.
     #[arg(long, env = "STATUSLAB_MAX_KEYS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub max_keys: u64,
     /// How long a deleted resource answers 410 Gone.
-    #[arg(long, env = "STATUSLAB_TOMBSTONE_TTL", default_value = "24h", value_parser = parse_duration)]
+    #[arg(long, env = "STATUSLAB_TOMBSTONE_TTL", value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
     pub tombstone_ttl: Duration,
     /// How long a job is kept after submission.
-    #[arg(long, env = "STATUSLAB_JOB_TTL", default_value = "24h", value_parser = parse_duration)]
+    #[arg(long, env = "STATUSLAB_JOB_TTL", value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
     pub job_ttl: Duration,
     /// How long an unused sequence is kept.
-    #[arg(long, env = "STATUSLAB_SEQUENCE_TTL", default_value = "24h", value_parser = parse_duration)]
+    #[arg(long, env = "STATUSLAB_SEQUENCE_TTL", value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
     pub sequence_ttl: Duration,
     /// Longest job a client may submit (422 past it).
-    #[arg(long, env = "STATUSLAB_MAX_JOB_DURATION", default_value = "1h", value_parser = parse_duration)]
+    #[arg(long, env = "STATUSLAB_MAX_JOB_DURATION", value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
     pub max_job_duration: Duration,
     /// A bearer token and its scope, SECRET:SCOPE with scope read, write or admin (repeatable;
     /// STATUSLAB_TOKENS takes a comma-separated list). With any token set, resources and jobs
@@ -133,7 +156,7 @@ pub struct ServeArgs {
     pub token_file: Option<PathBuf>,
     /// Forward-proxy mode: absolute-form requests are forwarded, only to --upstream hosts and
     /// statuslab itself.
-    #[arg(long, env = "STATUSLAB_PROXY")]
+    #[arg(long, env = "STATUSLAB_PROXY", action = ArgAction::SetTrue, value_parser = parse_switch)]
     pub proxy: bool,
     /// USER:PASSWORD proxy clients must send in Proxy-Authorization (else 407).
     #[arg(long, env = "STATUSLAB_PROXY_USER", hide_env_values = true)]
@@ -142,16 +165,16 @@ pub struct ServeArgs {
     #[arg(long = "upstream", env = "STATUSLAB_UPSTREAMS", value_delimiter = ',', value_parser = parse_upstream)]
     pub upstreams: Vec<Upstream>,
     /// Longest the gateway waits for an upstream when the request has no timeout (then 504).
-    #[arg(long, env = "STATUSLAB_GATEWAY_MAX_WAIT", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "STATUSLAB_GATEWAY_MAX_WAIT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub gateway_max_wait: Duration,
     /// A server-wide rate limit per client: N/PERIOD, e.g. 100/1m (429 with Retry-After past it).
-    #[arg(long, env = "STATUSLAB_RATE_LIMIT", value_parser = parse_rate)]
+    #[arg(long, env = "STATUSLAB_RATE_LIMIT", value_name = "N/PERIOD", value_parser = parse_rate)]
     pub rate_limit: Option<(u32, Duration)>,
     /// The request header that names the client for --rate-limit (default: the client address).
     #[arg(long, env = "STATUSLAB_RATE_LIMIT_KEY")]
     pub rate_limit_key: Option<String>,
     /// Start in maintenance mode: every non-admin route answers 503 with Retry-After.
-    #[arg(long, env = "STATUSLAB_MAINTENANCE")]
+    #[arg(long, env = "STATUSLAB_MAINTENANCE", action = ArgAction::SetTrue, value_parser = parse_switch)]
     pub maintenance: bool,
     /// Requests handled at once; more get 503 with Retry-After instead of queueing.
     #[arg(long, env = "STATUSLAB_MAX_IN_FLIGHT", value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
@@ -163,10 +186,10 @@ pub struct ServeArgs {
     #[arg(long, env = "STATUSLAB_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// Serve HTTPS with a self-signed certificate for localhost made at start.
-    #[arg(long, env = "STATUSLAB_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
+    #[arg(long, env = "STATUSLAB_TLS_SELF_SIGNED", action = ArgAction::SetTrue, value_parser = parse_switch)]
     pub tls_self_signed: bool,
     /// Do not log one line per request.
-    #[arg(long, env = "STATUSLAB_NO_ACCESS_LOG")]
+    #[arg(long, env = "STATUSLAB_NO_ACCESS_LOG", action = ArgAction::SetTrue, value_parser = parse_switch)]
     pub no_access_log: bool,
 }
 
@@ -210,6 +233,13 @@ impl ServeArgs {
                     |_| Failure::Usage(format!("--rate-limit-key {h:?} is not a header name")),
                 )?),
             };
+        // Checked here rather than with clap's conflicts_with, which also counts
+        // STATUSLAB_TLS_SELF_SIGNED=0 as the flag being given.
+        if self.tls_self_signed && self.tls_cert.is_some() {
+            return Err(Failure::Usage(
+                "--tls-self-signed cannot be used with --tls-cert: pick one".to_owned(),
+            ));
+        }
         let tls = match (&self.tls_cert, &self.tls_key, self.tls_self_signed) {
             (Some(cert), Some(key), _) => Some(TlsSource::Files {
                 cert: cert.clone(),
@@ -281,6 +311,103 @@ fn parse_store(s: &str) -> Result<String, String> {
     }
 }
 
+/// What `--log-level` takes, for its error messages.
+const LOG_FILTER_FORMS: &str = "use a level (off, error, warn, info, debug, trace) or \
+                                TARGET=LEVEL directives such as info,statuslab_server=debug";
+
+/// Checks a `--log-level` filter before anything starts: tracing's `EnvFilter` must parse it,
+/// and a directive without `=` must be a level. (`EnvFilter` would take a bare word such as
+/// `nonsense` as a target to trace, which is never what a person meant by a level.)
+fn parse_log_filter(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(format!("the filter is empty: {LOG_FILTER_FORMS}"));
+    }
+    let directives: Vec<&str> = t.split(',').map(str::trim).collect();
+    for &directive in &directives {
+        if directive.is_empty() {
+            return Err(format!("{t:?} has an empty directive: {LOG_FILTER_FORMS}"));
+        }
+        let bare = !directive.contains('=') && !directive.contains('[');
+        if bare
+            && directive
+                .parse::<tracing_subscriber::filter::LevelFilter>()
+                .is_err()
+        {
+            return Err(format!("{directive:?} is not a level: {LOG_FILTER_FORMS}"));
+        }
+    }
+    let filter = directives.join(",");
+    tracing_subscriber::EnvFilter::builder()
+        .parse(&filter)
+        .map_err(|e| format!("{t:?}: {e}; {LOG_FILTER_FORMS}"))?;
+    Ok(filter)
+}
+
+/// Parses the value of an on/off flag's variable (`STATUSLAB_PROXY=1`); on the command line the
+/// flag alone means on. Empty is off, like an unset variable.
+fn parse_switch(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => Err(format!(
+            "{s:?} is neither on nor off: use 1, true, yes or on; 0, false, no or off"
+        )),
+    }
+}
+
+/// The forms `--listen` accepts, for its error messages.
+const LISTEN_FORMS: &str = "expected IP:PORT (127.0.0.1:8080, [::1]:8080), HOST:PORT \
+                            (localhost:8080) or a PORT alone (8080 for 127.0.0.1:8080)";
+
+/// Parses `--listen`: a socket address, a bare port (on 127.0.0.1), or HOST:PORT with the host
+/// resolved (its first IPv4 address, else its first IPv6 one).
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs as _;
+    let t = s.trim();
+    if let Ok(addr) = t.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let port = |p: &str| -> Result<u16, String> {
+        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!(
+                "{s:?}: the port {p:?} is not a number; {LISTEN_FORMS}"
+            ));
+        }
+        p.parse()
+            .map_err(|_| format!("{s:?}: the port {p} is not in 0-65535"))
+    };
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port(t)?)));
+    }
+    let Some((host, p)) = t.rsplit_once(':') else {
+        return Err(format!("{s:?}: no port; {LISTEN_FORMS}"));
+    };
+    let host_name = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && host.bytes().any(|b| b.is_ascii_alphabetic());
+    if !host_name {
+        // An IP address with a bad port, an IPv6 address without brackets, or no host at all.
+        if host.parse::<std::net::IpAddr>().is_ok() || host.starts_with('[') {
+            port(p)?;
+        }
+        return Err(format!("{s:?}: {LISTEN_FORMS}"));
+    }
+    let port = port(p)?;
+    let found: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("{s:?}: cannot resolve {host:?} ({e}); {LISTEN_FORMS}"))?
+        .collect();
+    found
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(found.first())
+        .copied()
+        .ok_or_else(|| format!("{s:?}: {host:?} has no address; {LISTEN_FORMS}"))
+}
+
 fn parse_token(s: &str) -> Result<Token, String> {
     s.parse()
 }
@@ -307,29 +434,160 @@ fn parse_rate(s: &str) -> Result<(u32, Duration), String> {
     Ok((n, period))
 }
 
+/// The units durations take, for messages.
+const DURATION_UNITS: &str = "a whole number with a unit: ms, s, m, h or d \
+                              (250ms, 30s, 5m, 24h, 7d; combined: 1h30m)";
+
+/// Parses a duration: whole numbers with a unit each, `ms`, `s`, `m`, `h` or `d`, one or
+/// several (`1h30m`, `1m 30s`). A bare number is refused: its unit would be a guess.
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s)
-        .map_err(|e| format!("{s:?} is not a duration such as 250ms, 10s or 1m: {e}"))
+    let t = s.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "{t:?} has no unit: write {t}s for seconds, or use ms, m, h or d"
+        ));
+    }
+    let not_a_duration = || format!("{s:?} is not a duration: use {DURATION_UNITS}");
+    let too_long = || format!("{s:?} is too long a duration");
+    if t.is_empty() {
+        return Err(not_a_duration());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(not_a_duration());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| too_long())?;
+        rest = rest[digits..].trim_start();
+        let letters = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        let (unit, after) = rest.split_at(letters);
+        let secs_per = match unit {
+            "ms" => {
+                total = total
+                    .checked_add(Duration::from_millis(n))
+                    .ok_or_else(too_long)?;
+                rest = after.trim_start();
+                continue;
+            }
+            "s" => 1,
+            "m" => 60,
+            "h" => 3_600,
+            "d" => 86_400,
+            "" => return Err(not_a_duration()),
+            _ => {
+                return Err(format!(
+                    "{s:?}: unknown unit {unit:?}; use {DURATION_UNITS}"
+                ));
+            }
+        };
+        let secs = n.checked_mul(secs_per).ok_or_else(too_long)?;
+        total = total
+            .checked_add(Duration::from_secs(secs))
+            .ok_or_else(too_long)?;
+        rest = after.trim_start();
+    }
+    Ok(total)
 }
 
-/// Parses a size: bytes, or a number with a suffix (k/KiB, M/MiB, G/GiB; powers of 1024).
-fn parse_size(s: &str) -> Result<usize, String> {
+/// Parses `--default-retry-after`: a number of seconds, or a duration of whole seconds.
+fn parse_seconds(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let secs = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        t.parse::<u64>()
+            .map_err(|_| format!("{s:?} is too large"))?
+    } else {
+        let d = parse_duration(t).map_err(|_| {
+            format!("{s:?} is not a number of seconds (120) or a duration (2m, 1h30m)")
+        })?;
+        if d.subsec_nanos() != 0 {
+            return Err(format!("{s:?}: Retry-After is in whole seconds"));
+        }
+        d.as_secs()
+    };
+    u32::try_from(secs).map_err(|_| format!("{s:?} is too large: at most {} seconds", u32::MAX))
+}
+
+const KIB: u64 = 1 << 10;
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+const TIB: u64 = 1 << 40;
+
+/// The units `--max-*` sizes take, for messages.
+const SIZE_UNITS: &str = "bytes, or a number with KiB, MiB, GiB, TiB (powers of 1024) or \
+                          KB, MB, GB, TB (powers of 1000), e.g. 65536, 64KiB, 1MB";
+
+/// Parses a size: bytes, or a whole number with a unit. `KiB`, `MiB`, `GiB` and `TiB` are
+/// powers of 1024; `KB`, `MB`, `GB` and `TB` powers of 1000 (any case). A bare `k`, `m`, `g`
+/// or `t` is refused as ambiguous.
+fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: usize = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size such as 65536, 64KiB or 1MiB"))?;
-    let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
+    if num.is_empty() {
+        return Err(format!("{s:?} is not a size: use {SIZE_UNITS}"));
+    }
+    let unit = unit.trim();
+    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use KiB, MiB or GiB")),
+        "kib" => KIB,
+        "mib" => MIB,
+        "gib" => GIB,
+        "tib" => TIB,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        "k" | "m" | "g" | "t" => {
+            let u = unit.to_ascii_uppercase();
+            return Err(format!(
+                "{s:?}: {unit:?} is ambiguous: write {num}{u}iB for powers of 1024 or {num}{u}B for powers of 1000"
+            ));
+        }
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use {SIZE_UNITS}")),
     };
-    n.checked_mul(mult)
-        .filter(|&v| v > 0)
-        .ok_or_else(|| format!("{s:?} is out of range"))
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// A size as a person would write it: the largest binary unit that divides it.
+fn show_size(n: u64) -> String {
+    for (unit, name) in [(TIB, "TiB"), (GIB, "GiB"), (MIB, "MiB"), (KIB, "KiB")] {
+        if n >= unit && n.is_multiple_of(unit) {
+            return format!("{}{name}", n / unit);
+        }
+    }
+    if n == 1 {
+        "1 byte".to_owned()
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+/// A value parser for a size flag that takes `min..=max` bytes.
+fn size_in(
+    min: u64,
+    max: u64,
+) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
+    move |s: &str| {
+        let n = parse_size(s)?;
+        if !(min..=max).contains(&n) {
+            return Err(format!(
+                "{} is outside the accepted range, {} to {}",
+                show_size(n),
+                show_size(min),
+                show_size(max)
+            ));
+        }
+        usize::try_from(n).map_err(|_| format!("{s:?} is too large for this machine"))
+    }
 }
 
 pub(crate) fn serve(args: ServeArgs) -> Result<(), Failure> {
@@ -405,14 +663,182 @@ mod tests {
     use super::*;
 
     #[test]
+    fn listen_addresses() {
+        let ok = |s: &str, want: &str| {
+            assert_eq!(parse_listen(s), Ok(want.parse().unwrap()), "{s}");
+        };
+        ok("127.0.0.1:8080", "127.0.0.1:8080");
+        ok("0.0.0.0:80", "0.0.0.0:80");
+        ok("[::1]:8080", "[::1]:8080");
+        ok("8080", "127.0.0.1:8080");
+        ok("0", "127.0.0.1:0");
+        ok(" 9000 ", "127.0.0.1:9000");
+        ok("localhost:8080", "127.0.0.1:8080");
+        ok("LOCALHOST:0", "127.0.0.1:0");
+        for bad in [
+            "",
+            "nonsense",
+            "127.0.0.1",
+            "localhost",
+            ":8080",
+            "::1:8080",
+            "127.0.0.1:99999",
+            "99999",
+            "localhost:http",
+            "127.0.0.1:-1",
+            "local host:80",
+        ] {
+            let e = parse_listen(bad).expect_err(bad);
+            assert!(
+                e.contains("IP:PORT") || e.contains("0-65535"),
+                "{bad:?}: {e}"
+            );
+        }
+        assert!(parse_listen("99999").unwrap_err().contains("0-65535"));
+        assert!(
+            parse_listen("127.0.0.1:99999")
+                .unwrap_err()
+                .contains("0-65535")
+        );
+    }
+
+    #[test]
+    fn log_filters() {
+        for good in [
+            "info",
+            "DEBUG",
+            "off",
+            "3",
+            "warn,statuslab_server=debug",
+            "statuslab_server=trace",
+            "info, h2=warn",
+            "statuslab_server[request]=debug",
+        ] {
+            assert!(
+                parse_log_filter(good).is_ok(),
+                "{good}: {:?}",
+                parse_log_filter(good)
+            );
+        }
+        for bad in [
+            "nonsense",
+            "",
+            "  ",
+            "[[[",
+            "loud",
+            "info,,debug",
+            "statuslab_server=loud",
+            "info,verbose",
+        ] {
+            let e = parse_log_filter(bad).expect_err(bad);
+            assert!(e.contains("TARGET=LEVEL"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        let ok = |s: &str, ms: u64| {
+            assert_eq!(parse_duration(s), Ok(Duration::from_millis(ms)), "{s}");
+        };
+        ok("250ms", 250);
+        ok("30s", 30_000);
+        ok("5m", 300_000);
+        ok("24h", 86_400_000);
+        ok("7d", 604_800_000);
+        ok("1h30m", 5_400_000);
+        ok("1m 30s", 90_000);
+        ok(" 10s ", 10_000);
+        ok("10 s", 10_000);
+        ok("0s", 0);
+        ok("1s500ms", 1_500);
+        for (bad, says) in [
+            ("forever", "ms, s, m, h or d"),
+            ("", "ms, s, m, h or d"),
+            ("30", "write 30s for seconds"),
+            ("1M", "unknown unit \"M\""),
+            ("1y", "unknown unit \"y\""),
+            ("2months", "unknown unit \"months\""),
+            ("30sec", "ms, s, m, h or d"),
+            ("1.5s", "ms, s, m, h or d"),
+            ("-1s", "ms, s, m, h or d"),
+            ("s", "ms, s, m, h or d"),
+            ("99999999999999999999s", "too long"),
+            ("999999999999999999d", "too long"),
+        ] {
+            let e = parse_duration(bad).expect_err(bad);
+            assert!(e.contains(says), "{bad:?}: {e}");
+            assert!(!e.contains("months, years"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn retry_after_seconds() {
+        assert_eq!(parse_seconds("1"), Ok(1));
+        assert_eq!(parse_seconds("0"), Ok(0));
+        assert_eq!(parse_seconds("120"), Ok(120));
+        assert_eq!(parse_seconds("2m"), Ok(120));
+        assert_eq!(parse_seconds("1h30m"), Ok(5_400));
+        assert!(
+            parse_seconds("soon")
+                .unwrap_err()
+                .contains("number of seconds")
+        );
+        assert!(
+            parse_seconds("1500ms")
+                .unwrap_err()
+                .contains("whole seconds")
+        );
+        assert!(
+            parse_seconds("99999999999")
+                .unwrap_err()
+                .contains("at most")
+        );
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(parse_size("65536"), Ok(65536));
         assert_eq!(parse_size("64KiB"), Ok(65536));
         assert_eq!(parse_size("1MiB"), Ok(1 << 20));
-        assert_eq!(parse_size("1m"), Ok(1 << 20));
-        assert!(parse_size("0").is_err());
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("5 parsecs").is_err());
-        assert!(parse_size("99999999999999999999G").is_err());
+        assert_eq!(parse_size("1mib"), Ok(1 << 20));
+        assert_eq!(parse_size("1 MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("1MB"), Ok(1_000_000));
+        assert_eq!(parse_size("64KB"), Ok(64_000));
+        assert_eq!(parse_size("2GB"), Ok(2_000_000_000));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("1TiB"), Ok(1 << 40));
+        assert_eq!(parse_size("10B"), Ok(10));
+        assert_eq!(parse_size("0"), Ok(0));
+        for (bad, says) in [
+            ("lots", "KiB, MiB"),
+            ("", "powers of 1000"),
+            ("5 parsecs", "unknown unit \"parsecs\""),
+            (
+                "1m",
+                "write 1MiB for powers of 1024 or 1MB for powers of 1000",
+            ),
+            ("64k", "64KiB"),
+            ("1.5MiB", "unknown unit"),
+            ("-1", "not a size"),
+            ("99999999999999999999GiB", "too large"),
+            ("99999999999TiB", "too large"),
+        ] {
+            let e = parse_size(bad).expect_err(bad);
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn size_ranges() {
+        let body = size_in(1, GIB);
+        assert_eq!(body("1"), Ok(1));
+        assert_eq!(body("1GiB"), Ok(1 << 30));
+        assert_eq!(body("1GB"), Ok(1_000_000_000));
+        let e = body("0").unwrap_err();
+        assert_eq!(e, "0 bytes is outside the accepted range, 1 byte to 1GiB");
+        let e = body("2GiB").unwrap_err();
+        assert_eq!(e, "2GiB is outside the accepted range, 1 byte to 1GiB");
+        assert_eq!(show_size(1_000_000), "1000000 bytes");
+        assert_eq!(show_size(64 * KIB), "64KiB");
     }
 }

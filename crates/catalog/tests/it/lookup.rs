@@ -66,6 +66,51 @@ fn word_lookups() {
     );
 }
 
+/// Word search lists every code whose message, reason phrase, description or meaning holds all
+/// the words, not only those whose message or reason does.
+#[test]
+fn word_lookups_list_every_match() {
+    check(
+        [
+            // 502's description speaks of a proxy; 305 and 407 name one.
+            ("proxy", vec![305, 407, 502]),
+            // 401's meaning speaks of authentication; 407 and 511 name it.
+            ("authentication", vec![401, 407, 511]),
+            ("too large", vec![413, 414, 431]),
+            ("too many", vec![429]),
+            ("timeout", vec![408, 504]),
+            // A word matches the start of a word of the text: cached.
+            ("cache", vec![304]),
+        ],
+        |(q, must)| {
+            let found = codes(q).map_err(|e| e.to_string())?;
+            match must.iter().find(|c| !found.contains(c)) {
+                Some(c) => Err(format!("{c} missing from {found:?}")),
+                None => Ok(()),
+            }
+        },
+    );
+    // Every code the search lists holds every word somewhere.
+    check(["proxy", "too large", "authentication", "retry"], |q| {
+        for s in codes(q).map_err(|e| e.to_string())? {
+            let s = Status::new(s).expect("a code");
+            let text = format!(
+                "{} {} {} {} {}",
+                s.message(),
+                s.reason(),
+                s.description(),
+                s.meaning(),
+                s.message().to_ascii_lowercase()
+            )
+            .to_ascii_lowercase();
+            if let Some(w) = q.split_whitespace().find(|w| !text.contains(w)) {
+                return Err(format!("{} lacks {w:?}", s.code()));
+            }
+        }
+        Ok(())
+    });
+}
+
 #[test]
 fn failed_lookups() {
     check(

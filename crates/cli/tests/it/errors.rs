@@ -43,18 +43,20 @@ fn bad_codes_and_queries() {
             &["explain", "99999999999999999999"][..],
             &["explain", "--json", "999"][..],
             &["explain", "-"][..],
+            // Bad values for a flag: clap's error, on one line.
+            &["list", "--class", "7xx"][..],
+            &["list", "--class", ""][..],
+            &["list", "--class=9xx"][..],
         ],
         |args| refused(args, true),
     );
 }
 
-/// Errors clap reports: one `error:` line, then usage hints.
+/// Errors in the shape of the command line: one `error:` line, then clap's usage hints.
 #[test]
 fn bad_arguments() {
     check(
         [
-            &["list", "--class", "7xx"][..],
-            &["list", "--class", ""][..],
             &["explain"][..],
             &["explain", "--json"][..],
             &["frobnicate"][..],
@@ -89,6 +91,8 @@ fn messages_name_the_problem() {
                 "99999999999999999999",
             ),
             (&["list", "--class", "7xx"][..], "7xx"),
+            (&["list", "--class", "7xx"][..], "--class"),
+            (&["list", "--class", "7xx"][..], "1xx, 2xx, 3xx, 4xx or 5xx"),
             (&["frobnicate"][..], "frobnicate"),
         ],
         |&(args, word)| {

@@ -58,3 +58,171 @@ fn version_prints_the_version() {
         Ok(())
     });
 }
+
+/// Every help screen, long form, as printed without a terminal.
+fn help_screens() -> Vec<(Vec<&'static str>, String)> {
+    [
+        &["--help"][..],
+        &["explain", "--help"][..],
+        &["list", "--help"][..],
+        &["serve", "--help"][..],
+    ]
+    .into_iter()
+    .map(|args| (args.to_vec(), statuslab(args).stdout))
+    .collect()
+}
+
+/// The texts a command's help is made of.
+fn help_sources(cmd: &clap::Command) -> Vec<String> {
+    let mut texts: Vec<String> = [
+        cmd.get_about(),
+        cmd.get_long_about(),
+        cmd.get_after_help(),
+        cmd.get_after_long_help(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(ToString::to_string)
+    .collect();
+    for arg in cmd.get_arguments() {
+        texts.extend(
+            [arg.get_help(), arg.get_long_help()]
+                .into_iter()
+                .flatten()
+                .map(ToString::to_string),
+        );
+    }
+    for sub in cmd.get_subcommands() {
+        texts.extend(help_sources(sub));
+    }
+    texts
+}
+
+/// clap reads `{n}` in help text as a line break; every `{...}` placeholder the help texts
+/// write (routes such as `/rate-limit/{n}/{period}`) must be printed as written.
+#[test]
+fn braces_in_help_texts_are_printed_as_written() {
+    let printed: String = help_screens().into_iter().map(|(_, out)| out).collect();
+    let mut tokens: Vec<String> = Vec::new();
+    for text in help_sources(&Cli::command()) {
+        let mut rest = text.as_str();
+        while let Some(open) = rest.find('{') {
+            let Some(close) = rest[open..].find('}') else {
+                break;
+            };
+            tokens.push(rest[open..open + close + 1].to_owned());
+            rest = &rest[open + close + 1..];
+        }
+    }
+    assert!(tokens.contains(&"{n}".to_owned()), "{tokens:?}");
+    check(tokens, |t| {
+        if printed.contains(t.as_str()) {
+            Ok(())
+        } else {
+            Err("not printed".into())
+        }
+    });
+    let serve = statuslab(&["serve", "--help"]).stdout;
+    assert!(
+        serve
+            .lines()
+            .any(|l| l.trim_start().starts_with("/rate-limit/{n}/{period}  429")),
+        "{serve}"
+    );
+}
+
+/// `/bearer` answers 200 or 401, never 403: the help must not say otherwise.
+#[test]
+fn serve_help_gives_bearer_its_real_codes() {
+    let serve = statuslab(&["serve", "--help"]).stdout;
+    let line = serve
+        .lines()
+        .find(|l| l.contains("/bearer"))
+        .unwrap_or_else(|| panic!("/bearer in {serve}"));
+    assert!(line.contains("401"), "{line}");
+    assert!(!line.contains("403"), "{line}");
+}
+
+/// There is no probe command yet, so no help screen promises one.
+#[test]
+fn help_mentions_no_probe() {
+    check(help_screens(), |(args, out)| {
+        if out.to_ascii_lowercase().contains("probe") {
+            Err(format!("{args:?} mentions a probe:\n{out}"))
+        } else {
+            Ok(())
+        }
+    });
+}
+
+/// The README's flag table lists every `serve` flag with its variable and default, as clap
+/// has them, and nothing else.
+#[test]
+fn readme_flag_table_matches_serve_flags() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("README.md");
+    let section = readme
+        .split("### Flags")
+        .nth(1)
+        .expect("a Flags section")
+        .split("\n## ")
+        .next()
+        .unwrap_or_default();
+    let ticked = |cell: &str| -> Vec<String> {
+        cell.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    };
+    // flag -> (variable, default cell)
+    let mut rows = std::collections::BTreeMap::new();
+    for line in section.lines().filter(|l| l.starts_with("| `--")) {
+        let cells: Vec<&str> = line.split(" | ").collect();
+        let (flags, vars) = (ticked(cells[0]), ticked(cells[1]));
+        assert_eq!(flags.len(), vars.len(), "{line}");
+        for (flag, var) in flags.into_iter().zip(vars) {
+            rows.insert(flag, (var, cells[2].trim().to_owned()));
+        }
+    }
+    let cli = Cli::command();
+    let serve = cli.find_subcommand("serve").expect("serve");
+    let mut flags = std::collections::BTreeMap::new();
+    for arg in serve.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if matches!(long, "help" | "version") {
+            continue;
+        }
+        let var = arg
+            .get_env()
+            .map(|v| v.to_string_lossy().into_owned())
+            .unwrap_or_else(|| panic!("--{long} has no variable"));
+        let default: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        flags.insert(format!("--{long}"), (var, default));
+    }
+    let listed: Vec<&String> = rows.keys().collect();
+    let real: Vec<&String> = flags.keys().collect();
+    assert_eq!(listed, real, "README flags vs serve flags");
+    check(flags, |(flag, (var, default))| {
+        let (readme_var, readme_default) = &rows[flag];
+        if readme_var != var {
+            return Err(format!("README says {readme_var}, clap {var}"));
+        }
+        match default.as_slice() {
+            // On/off flags default to off.
+            [d] if d == "false" => (readme_default == "off")
+                .then_some(())
+                .ok_or_else(|| format!("default {readme_default}, want off")),
+            [d] => (readme_default == &format!("`{d}`"))
+                .then_some(())
+                .ok_or_else(|| format!("default {readme_default}, clap {d}")),
+            _ => (!readme_default.starts_with('`'))
+                .then_some(())
+                .ok_or_else(|| format!("README default {readme_default}, clap none")),
+        }
+    });
+}

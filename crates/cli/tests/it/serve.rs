@@ -184,6 +184,236 @@ fn memory_store_serves_resources_and_keeps_nothing() {
     assert_eq!(r.status, 404, "a memory store starts empty: {r:?}");
 }
 
+/// `KB`/`MB` are powers of 1000 and `KiB`/`MiB` powers of 1024, on the wire: a body of the
+/// limit passes, one byte more gets 413.
+#[test]
+fn size_units_are_decimal_or_binary_as_written() {
+    crate::check(
+        [("1KB", 1000usize), ("1KiB", 1024), ("2kb", 2000)],
+        |&(size, bytes)| {
+            let served = Served::start(
+                &[
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--store",
+                    "memory",
+                    "--no-access-log",
+                    "--max-body",
+                    size,
+                ],
+                &[],
+            );
+            for (len, want) in [(bytes, 201), (bytes + 1, 413)] {
+                let target = format!("/resources/r{len}");
+                let r = fetch(served.addr, "PUT", &target, &vec![b'x'; len]);
+                if r.status != want {
+                    return Err(format!("{len} bytes: {} instead of {want}", r.status));
+                }
+            }
+            Ok(())
+        },
+    );
+}
+
+/// Durations combine units, and --default-retry-after takes seconds or a duration.
+#[test]
+fn durations_take_units_and_retry_after_takes_seconds() {
+    let served = Served::start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            "memory",
+            "--no-access-log",
+            "--max-delay",
+            "1s 500ms",
+        ],
+        &[("STATUSLAB_DEFAULT_RETRY_AFTER", "2m")],
+    );
+    let r = fetch(served.addr, "GET", "/status/503", b"");
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.header("retry-after"), Some("120"), "{r:?}");
+    let r = fetch(served.addr, "GET", "/status/200?sleep=1600ms", b"");
+    assert_eq!(r.status, 400, "past --max-delay 1s 500ms: {r:?}");
+    let r = fetch(served.addr, "GET", "/status/200?sleep=100ms", b"");
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+/// Filters that are levels or TARGET=LEVEL directives start the server.
+#[test]
+fn log_filters_that_are_levels_start() {
+    crate::check(
+        [
+            "warn",
+            "DEBUG",
+            "warn,statuslab_server=debug",
+            "info, statuslab_server=warn",
+        ],
+        |&filter| {
+            let served = Served::start(
+                &[
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--store",
+                    "memory",
+                    "--log-level",
+                    filter,
+                ],
+                &[],
+            );
+            let r = fetch(served.addr, "GET", "/health", b"");
+            if r.status == 200 {
+                Ok(())
+            } else {
+                Err(format!("{r:?}"))
+            }
+        },
+    );
+}
+
+/// `--listen` takes what a person types: a port alone (on 127.0.0.1) or a host name, from the
+/// flag or from STATUSLAB_LISTEN.
+#[test]
+fn listen_takes_a_port_or_a_host_name() {
+    crate::check(
+        [
+            (&["--listen", "0"][..], &[][..]),
+            (&["--listen", "localhost:0"][..], &[][..]),
+            (&[][..], &[("STATUSLAB_LISTEN", "0")][..]),
+            (&[][..], &[("STATUSLAB_LISTEN", "localhost:0")][..]),
+        ],
+        |(args, envs)| {
+            let mut all = args.to_vec();
+            all.extend(["--store", "memory", "--no-access-log"]);
+            let served = Served::start(&all, envs);
+            if served.addr.ip() != std::net::Ipv4Addr::LOCALHOST {
+                return Err(format!("listening on {}", served.addr));
+            }
+            let r = fetch(served.addr, "GET", "/health", b"");
+            if r.status != 200 {
+                return Err(format!("{r:?}"));
+            }
+            Ok(())
+        },
+    );
+}
+
+/// The on/off variables take what people write in environment files: 1/0, true/false, yes/no,
+/// on/off, in any case; an empty value is off.
+#[test]
+fn switch_variables_take_yes_and_no() {
+    const ON: [&str; 5] = ["1", "true", "yes", "on", "TRUE"];
+    const OFF: [&str; 6] = ["0", "false", "no", "off", "Off", ""];
+    let cases = ON
+        .iter()
+        .map(|v| (*v, true))
+        .chain(OFF.iter().map(|v| (*v, false)));
+    crate::check(cases, |&(value, on)| {
+        let served = Served::start(
+            &["--listen", "127.0.0.1:0", "--store", "memory"],
+            &[
+                ("STATUSLAB_MAINTENANCE", value),
+                ("STATUSLAB_PROXY", value),
+                ("STATUSLAB_NO_ACCESS_LOG", value),
+            ],
+        );
+        // STATUSLAB_MAINTENANCE: every route answers 503.
+        let r = fetch(served.addr, "GET", "/status/203", b"");
+        let want = if on { 503 } else { 203 };
+        if r.status != want {
+            return Err(format!("maintenance: {} instead of {want}", r.status));
+        }
+        // STATUSLAB_PROXY: an absolute-form request for another host is refused (403), where
+        // without the proxy it is served as an origin request. Maintenance would answer 503.
+        if !on {
+            let r = fetch(served.addr, "GET", "http://other.invalid/status/200", b"");
+            if r.status != 200 {
+                return Err(format!("proxy off: {}", r.status));
+            }
+        }
+        // STATUSLAB_NO_ACCESS_LOG: no line for /status/203.
+        let logged = (0..20).any(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            served.log().contains("/status/203")
+        });
+        if logged == on {
+            return Err(format!("access log {logged}:\n{}", served.log()));
+        }
+        Ok(())
+    });
+    // The proxy, without maintenance in the way.
+    let served = Served::start(
+        &["--listen", "127.0.0.1:0", "--store", "memory"],
+        &[("STATUSLAB_PROXY", "yes")],
+    );
+    let r = fetch(served.addr, "GET", "http://other.invalid/status/200", b"");
+    assert_eq!(r.status, 403, "STATUSLAB_PROXY=yes: {r:?}");
+    // The flags themselves still need no value.
+    let served = Served::start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            "memory",
+            "--maintenance",
+            "--no-access-log",
+        ],
+        &[],
+    );
+    let r = fetch(served.addr, "GET", "/status/203", b"");
+    assert_eq!(r.status, 503, "--maintenance: {r:?}");
+}
+
+/// An on/off variable with another value is refused, naming the flag and the variable; a
+/// variable that says off does not count as the flag given (no conflict with --tls-cert).
+#[test]
+fn switch_variables_refuse_other_values() {
+    crate::check(
+        [
+            ("STATUSLAB_MAINTENANCE", "--maintenance"),
+            ("STATUSLAB_PROXY", "--proxy"),
+            ("STATUSLAB_NO_ACCESS_LOG", "--no-access-log"),
+            ("STATUSLAB_TLS_SELF_SIGNED", "--tls-self-signed"),
+        ],
+        |&(var, flag)| {
+            let envs = [(var, "maybe")];
+            let args = ["--listen", "127.0.0.1:0", "--store", "memory"];
+            refused(&args, &envs, 2, flag)?;
+            refused(&args, &envs, 2, var)?;
+            refused(&args, &envs, 2, "yes or on")
+        },
+    );
+    let dir = tempfile::tempdir().expect("temporary dir");
+    let missing = dir.path().join("missing.pem");
+    let missing = missing.to_str().expect("UTF-8 temp path");
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        "memory",
+        "--tls-cert",
+        missing,
+        "--tls-key",
+        missing,
+    ];
+    // Off: the certificate files are what fails (exit 1), not a conflict.
+    refused(
+        &args,
+        &[("STATUSLAB_TLS_SELF_SIGNED", "0")],
+        1,
+        "missing.pem",
+    )
+    .unwrap();
+    // On: the two ways to get a certificate conflict (exit 2).
+    refused(
+        &args,
+        &[("STATUSLAB_TLS_SELF_SIGNED", "1")],
+        2,
+        "--tls-self-signed",
+    )
+    .unwrap();
+}
+
 /// Runs `statuslab serve ARGS` to completion (it must not start serving).
 fn refused(args: &[&str], envs: &[(&str, &str)], code: i32, names: &str) -> Result<(), String> {
     let mut cmd = live::command();
@@ -210,6 +440,13 @@ fn refused(args: &[&str], envs: &[(&str, &str)], code: i32, names: &str) -> Resu
     };
     if !error.contains(names) {
         return Err(format!("the error does not name {names:?}: {error:?}"));
+    }
+    if error.contains("months") {
+        return Err(format!("humantime's unit list: {error:?}"));
+    }
+    // Bad input is one line; what the environment refuses may follow other log lines.
+    if code == 2 && stderr.lines().count() != 1 {
+        return Err(format!("more than one line: {stderr:?}"));
     }
     if stderr.contains("listening on") {
         return Err(format!("it started serving: {stderr:?}"));
@@ -271,6 +508,80 @@ fn bad_flag_values_exit_2_with_one_error() {
                 "--max-body",
             ),
             (&[][..], &[("STATUSLAB_LISTEN", "nonsense")][..], "--listen"),
+            // Sizes: the range and the units are named.
+            (
+                &["--max-body", "0", "--listen", "127.0.0.1:0"][..],
+                &[][..],
+                "1 byte to 1GiB",
+            ),
+            (
+                &["--max-body", "2GiB", "--listen", "127.0.0.1:0"][..],
+                &[][..],
+                "1 byte to 1GiB",
+            ),
+            (
+                &["--max-body", "1m", "--listen", "127.0.0.1:0"][..],
+                &[][..],
+                "1MiB for powers of 1024 or 1MB for powers of 1000",
+            ),
+            (
+                &["--max-uri", "lots", "--listen", "127.0.0.1:0"][..],
+                &[][..],
+                "KiB, MiB, GiB, TiB (powers of 1024)",
+            ),
+            // Durations: statuslab's own message naming its units, not humantime's list.
+            (
+                &["--max-delay", "forever", "--listen", "127.0.0.1:0"][..],
+                &[][..],
+                "ms, s, m, h or d",
+            ),
+            (
+                &["--job-ttl", "30", "--listen", "127.0.0.1:0"][..],
+                &[][..],
+                "write 30s for seconds",
+            ),
+            (
+                &["--listen", "127.0.0.1:0"][..],
+                &[("STATUSLAB_TOMBSTONE_TTL", "1y")][..],
+                "STATUSLAB_TOMBSTONE_TTL",
+            ),
+            (
+                &["--default-retry-after", "soon", "--listen", "127.0.0.1:0"][..],
+                &[][..],
+                "number of seconds (120) or a duration (2m",
+            ),
+            // A word that is not a level is refused before anything starts (tracing would take
+            // it for a target name and log nothing useful).
+            (
+                &["--log-level", "nonsense", "--listen", "127.0.0.1:0"][..],
+                &[][..],
+                "--log-level",
+            ),
+            (
+                &["--log-level", "nonsense", "--listen", "127.0.0.1:0"][..],
+                &[][..],
+                "off, error, warn, info, debug, trace",
+            ),
+            (
+                &["--listen", "127.0.0.1:0"][..],
+                &[("STATUSLAB_LOG", "loud")][..],
+                "STATUSLAB_LOG",
+            ),
+            (
+                &[
+                    "--log-level",
+                    "statuslab_server=loud",
+                    "--listen",
+                    "127.0.0.1:0",
+                ][..],
+                &[][..],
+                "TARGET=LEVEL",
+            ),
+            // The message says which forms --listen takes.
+            (&["--listen", "nonsense"][..], &[][..], "HOST:PORT"),
+            (&["--listen", ":8080"][..], &[][..], "a PORT alone"),
+            (&["--listen", "99999"][..], &[][..], "0-65535"),
+            (&["--listen", "localhost"][..], &[][..], "IP:PORT"),
         ],
         |(args, envs, names)| {
             // The memory store, so that a value accepted by mistake writes no files.
@@ -279,6 +590,56 @@ fn bad_flag_values_exit_2_with_one_error() {
                 all.extend(["--store", "memory"]);
             }
             refused(&all, envs, 2, names)
+        },
+    );
+}
+
+/// A bad value from a `STATUSLAB_*` variable names the flag and the variable, on one line; a
+/// value the flag hides is not echoed.
+#[test]
+fn bad_variable_values_name_the_variable() {
+    crate::check(
+        [
+            (
+                "STATUSLAB_LOG_FORMAT",
+                "xml",
+                "--log-format",
+                "text or json",
+            ),
+            ("STATUSLAB_MAX_BODY", "lots", "--max-body", "lots"),
+            ("STATUSLAB_TOKENS", "s3cr3t:bogus", "--token", "(hidden)"),
+        ],
+        |&(var, value, flag, detail)| {
+            let envs = [(var, value)];
+            refused(
+                &["--listen", "127.0.0.1:0", "--store", "memory"],
+                &envs,
+                2,
+                flag,
+            )?;
+            refused(
+                &["--listen", "127.0.0.1:0", "--store", "memory"],
+                &envs,
+                2,
+                var,
+            )?;
+            refused(
+                &["--listen", "127.0.0.1:0", "--store", "memory"],
+                &envs,
+                2,
+                detail,
+            )?;
+            if detail == "(hidden)" {
+                let out = live::command()
+                    .args(["serve", "--store", "memory"])
+                    .env(var, value)
+                    .output()
+                    .map_err(|e| e.to_string())?;
+                if String::from_utf8_lossy(&out.stderr).contains("s3cr3t") {
+                    return Err("the secret is echoed".into());
+                }
+            }
+            Ok(())
         },
     );
 }
