@@ -108,6 +108,12 @@ pub struct ServeArgs {
     /// Largest WebSocket message echoed, 1 to 1GiB; larger closes the socket with 1009.
     #[arg(long, env = "STATUSLAB_MAX_WS_MESSAGE", value_name = "SIZE", default_value = "1MiB", value_parser = size_in(1, GIB))]
     pub max_ws_message: usize,
+    /// A write to a client that makes no progress for this long closes the connection.
+    #[arg(long, env = "STATUSLAB_SEND_TIMEOUT", value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub send_timeout: Duration,
+    /// Request content held in memory at once over all connections, 1 byte to 1TiB; past it, 503 with Retry-After.
+    #[arg(long, env = "STATUSLAB_MAX_BUFFERED_BODIES", value_name = "SIZE", default_value = "256MiB", value_parser = size_in(1, TIB))]
+    pub max_buffered_bodies: usize,
     /// Worker threads (default: one per core).
     #[arg(long, env = "STATUSLAB_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub workers: Option<u16>,
@@ -273,6 +279,8 @@ impl ServeArgs {
             default_retry_after: self.default_retry_after,
             max_h2_streams: self.max_h2_streams,
             max_ws_message: self.max_ws_message,
+            send_timeout: self.send_timeout,
+            max_buffered_bodies: self.max_buffered_bodies,
             store: match self.store.as_str() {
                 "memory" => StoreChoice::Memory,
                 "embedded" => StoreChoice::Embedded(self.data_dir.clone()),
@@ -609,7 +617,19 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), Failure> {
                 args.listen, args.store
             )
         })?;
-        eprintln!("statuslab listening on http://{}", server.local_addr());
+        let scheme = if args.tls_cert.is_some() || args.tls_self_signed {
+            "https"
+        } else {
+            "http"
+        };
+        let url = format!("{scheme}://{}", server.local_addr());
+        match args.log_format {
+            // One JSON object per line, like every other line of a JSON log.
+            LogFormat::Json => {
+                tracing::info!(target: "statuslab", url = %url, "statuslab listening")
+            }
+            LogFormat::Text => eprintln!("statuslab listening on {url}"),
+        }
         // The accept loop runs on a worker thread, not on the thread that blocks on this future.
         tokio::spawn(server.run(shutdown_signal()))
             .await

@@ -9,8 +9,19 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// What the server prints on stderr once it is bound.
-const LISTENING: &str = "statuslab listening on http://";
+/// What the server prints on stderr once it is bound (then `http://ADDR` or `https://ADDR`).
+const LISTENING: &str = "statuslab listening on ";
+
+/// The URL a stderr line announces: the text line, or the JSON event with `--log-format json`.
+pub(crate) fn listening_url(line: &str) -> Option<String> {
+    if let Some(rest) = line.strip_prefix(LISTENING) {
+        return Some(rest.trim().to_owned());
+    }
+    let event: serde_json::Value = serde_json::from_str(line).ok()?;
+    (event["message"] == "statuslab listening")
+        .then(|| event["url"].as_str().map(str::to_owned))
+        .flatten()
+}
 /// How long a server may take to start (a store recovering after a kill included).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Read and write timeout of every client socket, so that no test hangs.
@@ -40,6 +51,8 @@ pub(crate) struct Served {
     child: Child,
     /// The address the server reported on stderr.
     pub(crate) addr: SocketAddr,
+    /// `http` or `https`, as the server reported it.
+    pub(crate) scheme: String,
     log: Arc<Mutex<String>>,
     reader: Option<JoinHandle<()>>,
 }
@@ -70,10 +83,10 @@ impl Served {
                 let mut tx = Some(tx);
                 for line in BufReader::new(stderr).lines() {
                     let Ok(line) = line else { break };
-                    if let Some(rest) = line.strip_prefix(LISTENING)
+                    if let Some(url) = listening_url(&line)
                         && let Some(tx) = tx.take()
                     {
-                        let _ = tx.send(rest.trim().to_owned());
+                        let _ = tx.send(url);
                     }
                     let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
                     log.push_str(&line);
@@ -84,14 +97,19 @@ impl Served {
         let mut served = Served {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            scheme: String::new(),
             log,
             reader: Some(reader),
         };
         match rx.recv_timeout(START_TIMEOUT) {
-            Ok(text) => {
+            Ok(url) => {
+                let (scheme, text) = url
+                    .split_once("://")
+                    .unwrap_or_else(|| panic!("a URL in {LISTENING}{url}"));
+                served.scheme = scheme.to_owned();
                 served.addr = text
                     .parse()
-                    .unwrap_or_else(|e| panic!("address {text:?} in {LISTENING}{text}: {e}"));
+                    .unwrap_or_else(|e| panic!("address {text:?} in {LISTENING}{url}: {e}"));
             }
             Err(_) => {
                 let status = served.child.try_wait().ok().flatten();

@@ -715,3 +715,52 @@ fn curl_sees_retry_after_on_429() {
     );
     assert!(stdout.contains("Retry-After"), "curl -i output:\n{stdout}");
 }
+
+/// Under TLS the start-up line names `https://`; plain HTTP otherwise.
+#[test]
+fn startup_line_names_the_scheme_served() {
+    let plain = live::Served::start(&["--listen", "127.0.0.1:0", "--store", "memory"], &[]);
+    assert_eq!(plain.scheme, "http", "{}", plain.log());
+    let tls = live::Served::start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            "memory",
+            "--tls-self-signed",
+        ],
+        &[],
+    );
+    assert_eq!(tls.scheme, "https", "{}", tls.log());
+}
+
+/// With `--log-format json` every line of the log is one JSON object, the start-up line too.
+#[test]
+fn json_log_is_json_from_the_first_line() {
+    let mut served = live::Served::start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            "memory",
+            "--log-format",
+            "json",
+        ],
+        &[],
+    );
+    let mut client = live::Conn::open(served.addr).expect("connect");
+    let answer = client
+        .request("GET", "/status/204", &[], b"")
+        .expect("an answer");
+    assert_eq!(answer.status, 204);
+    served.terminate();
+    assert!(served.wait_exit(Duration::from_secs(15)).is_some());
+    let log = served.final_log();
+    assert!(log.lines().count() >= 2, "{log}");
+    for line in log.lines() {
+        let event: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}\n{log}"));
+        assert!(event.is_object(), "{line}");
+    }
+    assert!(log.contains("\"statuslab listening\""), "{log}");
+}
