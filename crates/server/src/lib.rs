@@ -19,6 +19,7 @@ mod content;
 mod ctx;
 mod edge;
 mod gateway;
+pub mod probe;
 mod problem;
 mod routes;
 pub mod store;
