@@ -246,7 +246,7 @@ pub(crate) fn table(report: &Report, color: bool) -> String {
             clip(&c.expected, 52),
             clip(&c.observed, 100),
         ));
-        if let Some(o) = &c.other {
+        if let Some(o) = c.other.as_ref().filter(|o| o.verdict != c.verdict) {
             s.push_str(&format!(
                 "{:<4}  {:<id_w$}  {} by the {}: {}\n",
                 "",

@@ -408,7 +408,7 @@ pub(super) fn fields(seen: &Seen, names: &[&str]) -> String {
 }
 
 /// Header fields that are present, as `Name: value; …`.
-fn present(seen: &Seen, names: &[&str]) -> String {
+pub(super) fn present(seen: &Seen, names: &[&str]) -> String {
     names
         .iter()
         .filter_map(|n| seen.header_all(n).map(|v| format!("{n}: {}", clip(&v, 80))))

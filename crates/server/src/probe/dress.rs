@@ -5,7 +5,7 @@
 
 use super::Route;
 use super::Verdict;
-use super::checks::{Outcome, clip, content_len, fields, no_answer};
+use super::checks::{Outcome, clip, content_len, no_answer, present};
 use super::transport::{Client, Got, Req, Seen};
 use statuslab_catalog::{Need, Status};
 
@@ -291,11 +291,15 @@ fn judge(status: Status, s: &Seen, http2: bool, table: String, rfc: String) -> O
             },
             s.status
         )
-    } else if shown.is_empty() {
-        s.status.to_string()
     } else {
         shown.dedup();
-        format!("{}; {}", s.status, fields(s, &shown))
+        // The fields that are there; the missing ones are among the issues below.
+        let there = present(s, &shown);
+        if there.is_empty() {
+            s.status.to_string()
+        } else {
+            format!("{}; {there}", s.status)
+        }
     };
     if code == 408 && !http2 && s.status == 408 {
         observed.push_str(if s.closed {
