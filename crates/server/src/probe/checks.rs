@@ -2124,3 +2124,78 @@ async fn write_checks(cx: &Cx<'_>, wanted: &[&str]) -> Vec<(String, Outcome)> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_ranges() {
+        assert_eq!(
+            parse_content_range("bytes 0-9/100"),
+            Some((0, 9, Some(100)))
+        );
+        assert_eq!(parse_content_range(" bytes 5-5/*"), Some((5, 5, None)));
+        assert_eq!(parse_content_range("bytes 9-0/100"), None);
+        assert_eq!(parse_content_range("bytes */100"), None);
+        assert_eq!(parse_content_range("items 0-1/2"), None);
+    }
+
+    #[test]
+    fn multipart_byteranges() {
+        assert_eq!(
+            boundary("multipart/byteranges; boundary=\"AB C\"").as_deref(),
+            Some("AB C")
+        );
+        assert_eq!(boundary("text/plain; boundary=x"), None);
+        let body = Bytes::from_static(
+            b"preamble\r\n--B\r\nContent-Type: text/plain\r\nContent-Range: bytes 0-2/10\r\n\r\nabc\r\n--B\r\nContent-Range: bytes 8-9/10\r\n\r\nij\r\n--B--\r\n",
+        );
+        let got = parts(&body, "B").expect("parses");
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            (got[0].0, got[0].1, got[0].2, &got[0].3[..]),
+            (0, 2, Some(10), &b"abc"[..])
+        );
+        assert_eq!((got[1].0, got[1].1, &got[1].3[..]), (8, 9, &b"ij"[..]));
+        // Data that runs past its Content-Range, a missing range, a missing boundary.
+        let long =
+            Bytes::from_static(b"--B\r\nContent-Range: bytes 0-1/10\r\n\r\nabc\r\n--B--\r\n");
+        assert!(parts(&long, "B").is_err());
+        let none = Bytes::from_static(b"--B\r\nContent-Type: x\r\n\r\nabc\r\n--B--\r\n");
+        assert!(parts(&none, "B").unwrap_err().contains("no Content-Range"));
+        assert!(parts(&Bytes::from_static(b"abc"), "B").is_err());
+    }
+
+    #[test]
+    fn patterns_and_route_ids() {
+        assert!(matches("route-*", "route-429"));
+        assert!(matches("framing-*", "framing-te-cl"));
+        assert!(matches("options", "options"));
+        assert!(!matches("option", "options"));
+        let routes: Vec<super::super::Route> = ["401=/a", "429=/b", "401=/c"]
+            .iter()
+            .map(|r| r.parse().expect("a route"))
+            .collect();
+        assert_eq!(
+            route_ids(&routes),
+            ["route-401", "route-429", "route-401-2"]
+        );
+    }
+
+    #[test]
+    fn every_check_id_is_unique_and_its_code_registered() {
+        let mut ids: Vec<&str> = CHECKS.iter().map(|c| c.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), CHECKS.len());
+        for c in CHECKS {
+            assert!(
+                Status::new(c.code).is_ok_and(|s| !s.reason().is_empty()),
+                "{}",
+                c.id
+            );
+            assert!(c.rfc.starts_with("RFC "), "{}", c.id);
+        }
+    }
+}

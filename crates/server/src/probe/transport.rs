@@ -1171,3 +1171,49 @@ async fn after<R: AsyncRead + Unpin>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        let t = Target::parse("https://example.com/a/b?c=d").expect("parses");
+        assert_eq!(
+            (
+                t.https,
+                t.host.as_str(),
+                t.port,
+                t.authority.as_str(),
+                t.path.as_str()
+            ),
+            (true, "example.com", 443, "example.com", "/a/b?c=d")
+        );
+        assert_eq!(t.path_only(), "/a/b");
+        let t = Target::parse("http://[::1]:8080").expect("parses");
+        assert_eq!(
+            (t.host.as_str(), t.port, t.path.as_str()),
+            ("::1", 8080, "/")
+        );
+        assert_eq!(t.authority, "[::1]:8080");
+        for bad in [
+            "ftp://x/",
+            "example.com/a",
+            "http://user:pw@x/",
+            "not a url",
+        ] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn shown_bytes() {
+        assert_eq!(
+            show(b"GET / HTTP/1.1\r\nA: b\r\n\r\n", 100),
+            "GET / HTTP/1.1\nA: b\n\n"
+        );
+        // A bare LF, a lone CR and binary bytes stay visible.
+        assert_eq!(show(b"a\nb\rc\x00\xff", 100), "a\\x0ab\\x0dc\\x00\\xff");
+        assert_eq!(show(b"abcdef", 3), "abc… (3 more bytes)");
+    }
+}
