@@ -518,7 +518,8 @@ pub(super) async fn run(opts: &Options) -> Result<Report, Error> {
     };
     let statics: Vec<&CheckInfo> = CHECKS.iter().filter(|c| wants(c.id)).collect();
     if !statics.is_empty() {
-        baseline(&mut cx, &mut done).await;
+        let wanted: Vec<&str> = statics.iter().map(|c| c.id).collect();
+        baseline(&mut cx, &wanted, &mut done).await;
         if statics.iter().any(|c| {
             matches!(
                 c.id,
@@ -695,28 +696,58 @@ fn assemble(
     }
 }
 
-/// GET, OPTIONS and the unknown method at once: their checks, and what the others need.
-async fn baseline(cx: &mut Cx<'_>, done: &mut HashMap<String, Outcome>) {
+/// The checks that compare with the baseline GET.
+const NEED_BASE: &[&str] = &[
+    "get",
+    "head",
+    "if-none-match",
+    "if-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "range",
+    "multi-range",
+    "range-unsatisfiable",
+    "if-range",
+];
+
+/// GET, OPTIONS and the unknown method at once (each only if a `wanted` check needs it):
+/// their checks, and what the others need.
+async fn baseline(cx: &mut Cx<'_>, wanted: &[&str], done: &mut HashMap<String, Outcome>) {
     let path = cx.target.path.as_str();
-    let (get, options, unknown) = (
-        Req::new("GET", path),
-        Req::new("OPTIONS", path),
-        Req::new(UNKNOWN_METHOD, path),
-    );
+    let needs = |ids: &[&str]| wanted.iter().any(|w| ids.contains(w));
+    let send = |method: &'static str, needed: bool| {
+        let client = cx.client;
+        async move {
+            if needed {
+                Some(client.send(&Req::new(method, path)).await)
+            } else {
+                None
+            }
+        }
+    };
     let (get, options, unknown) = tokio::join!(
-        cx.client.send(&get),
-        cx.client.send(&options),
-        cx.client.send(&unknown),
+        send("GET", needs(NEED_BASE)),
+        send("OPTIONS", needs(&["options", "method-not-allowed"])),
+        send(
+            UNKNOWN_METHOD,
+            needs(&["unknown-method", "method-not-allowed"])
+        ),
     );
-    let (outcome, base) = judge_get(&get);
-    done.insert("get".into(), outcome);
-    match base {
-        Ok(seen) => cx.base = Some(seen),
-        Err(why) => cx.no_base = why,
+    if let Some(get) = &get {
+        let (outcome, base) = judge_get(get);
+        done.insert("get".into(), outcome);
+        match base {
+            Ok(seen) => cx.base = Some(seen),
+            Err(why) => cx.no_base = why,
+        }
     }
-    done.insert("options".into(), judge_options(&options));
-    done.insert("unknown-method".into(), judge_unknown(&unknown));
-    if let Got::Seen(s) = &options {
+    if let Some(options) = &options {
+        done.insert("options".into(), judge_options(options));
+    }
+    if let Some(unknown) = &unknown {
+        done.insert("unknown-method".into(), judge_unknown(unknown));
+    }
+    if let Some(Got::Seen(s)) = &options {
         if s.status / 100 == 2 {
             cx.allow = s.header_all("allow").map(|a| tokens(&a));
         }
@@ -725,7 +756,7 @@ async fn baseline(cx: &mut Cx<'_>, done: &mut HashMap<String, Outcome>) {
         }
     }
     if cx.seen405.is_none()
-        && let Got::Seen(s) = &unknown
+        && let Some(Got::Seen(s)) = &unknown
         && s.status == 405
     {
         cx.seen405 = Some((UNKNOWN_METHOD.into(), (**s).clone()));
@@ -1824,7 +1855,7 @@ async fn framing(cx: &Cx<'_>, framing_and_body: &str, length_fields: bool) -> Ou
         "GET {}{}statuslab-probe-canary HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
         cx.target.path_only(),
         '?',
-        cx.target.authority
+        cx.client.host()
     );
     let bytes = cx.client.raw_bytes(
         &format!("GET {} HTTP/1.1", cx.target.path),

@@ -422,8 +422,8 @@ impl Client {
         })
     }
 
-    /// Whether the requests carry a `Host` of the user's (`--header 'Host: …'`).
-    fn host(&self) -> &str {
+    /// The `Host` requests carry: the URL's authority, or the user's (`--header 'Host: …'`).
+    pub(crate) fn host(&self) -> &str {
         self.extra
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case("host"))
