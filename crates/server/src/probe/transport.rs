@@ -353,9 +353,14 @@ impl AsyncWrite for Tap {
 }
 
 /// Bytes as readable text: CRLF as a line break, other control and non-ASCII bytes escaped
-/// (so a bare LF or a stray CR shows), cut after `max` bytes.
+/// (so a bare LF or a stray CR in a head shows; after the first head, where content begins,
+/// a LF is a line break too), cut after `max` bytes.
 pub(crate) fn show(bytes: &[u8], max: usize) -> String {
     let shown = &bytes[..bytes.len().min(max)];
+    let content = shown
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(usize::MAX, |p| p + 4);
     let mut out = String::with_capacity(shown.len() + 16);
     let mut i = 0;
     while i < shown.len() {
@@ -366,6 +371,7 @@ pub(crate) fn show(bytes: &[u8], max: usize) -> String {
                 i += 2;
                 continue;
             }
+            b'\n' if i >= content => out.push('\n'),
             b'\t' | 0x20..=0x7e => out.push(b as char),
             _ => out.push_str(&format!("\\x{b:02x}")),
         }
@@ -1214,6 +1220,8 @@ mod tests {
         );
         // A bare LF, a lone CR and binary bytes stay visible.
         assert_eq!(show(b"a\nb\rc\x00\xff", 100), "a\\x0ab\\x0dc\\x00\\xff");
+        // After the head, a LF is a line break.
+        assert_eq!(show(b"H: v\n\r\n\r\nx\ny", 100), "H: v\\x0a\n\nx\ny");
         assert_eq!(show(b"abcdef", 3), "abc… (3 more bytes)");
     }
 }
