@@ -3,6 +3,7 @@
 //! `main.rs` only calls [`main`]; tests call [`run`] in-process with their own output buffers.
 
 mod catalog_cmd;
+mod probe_cmd;
 mod serve_cmd;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +38,9 @@ pub enum Command {
     /// Serve every status code over HTTP/1.1 and HTTP/2 (h2c).
     #[command(after_help = serve_cmd::after_help())]
     Serve(Box<serve_cmd::ServeArgs>),
+    /// Probe another server: check its answers against the table and RFC 9110, per check.
+    #[command(after_help = probe_cmd::AFTER_HELP)]
+    Probe(Box<probe_cmd::ProbeArgs>),
 }
 
 /// A failure the user caused (exit code 2) or the environment caused (exit code 1).
@@ -60,6 +64,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Failure> {
         Command::Explain(args) => catalog_cmd::explain(&args, out),
         Command::List(args) => catalog_cmd::list(&args, out),
         Command::Serve(args) => serve_cmd::serve(*args),
+        Command::Probe(args) => probe_cmd::probe(&args, out),
     }
 }
 

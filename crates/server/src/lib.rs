@@ -11,14 +11,16 @@
 //!
 //! Layers, each importing only those below it: `wire` (HTTP/1.1 codec, HTTP/2, TLS, framing)
 //! → `store` → `ctx` and `problem` (what handlers share) → `edge` (auth, maintenance, rate
-//! limits, shedding) and `gateway` → `routes` (the route table, admission, handlers) → this
-//! file (the accept loop). Handlers return a protocol-independent [`Reply`].
+//! limits, shedding), `gateway` and [`probe`] (checks other servers; it uses only the wire
+//! layer and the catalog) → `routes` (the route table, admission, handlers) → this file (the
+//! accept loop). Handlers return a protocol-independent [`Reply`].
 
 mod config;
 mod content;
 mod ctx;
 mod edge;
 mod gateway;
+pub mod probe;
 mod problem;
 mod routes;
 pub mod store;

@@ -17,6 +17,7 @@ fn help_has_examples() {
             &["explain", "--help"][..],
             &["list", "--help"][..],
             &["serve", "--help"][..],
+            &["probe", "--help"][..],
             &["help", "list"][..],
         ],
         |args| {
@@ -42,7 +43,7 @@ fn help_has_examples() {
 #[test]
 fn top_level_help_names_the_commands() {
     let out = statuslab(&["--help"]).stdout;
-    for cmd in ["explain", "list", "serve"] {
+    for cmd in ["explain", "list", "serve", "probe"] {
         assert!(out.contains(cmd), "{cmd} in {out}");
     }
 }

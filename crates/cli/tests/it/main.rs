@@ -7,6 +7,7 @@ mod explain;
 mod help;
 mod list;
 mod live;
+mod probe;
 mod project_files;
 mod redis;
 mod serve;

@@ -1,11 +1,14 @@
-//! statuslab's HTTP/1.1 client, which checks every byte: the gateway's upstream side (and the
-//! probe's, as it lands).
+//! statuslab's HTTP/1.1 client, which checks every byte: the gateway's upstream side and the
+//! probe's client.
 //!
-//! One request per connection (`Connection: close`): write the request, then read the
-//! response head with httparse and the content by `Content-Length`, by chunks, or until the
-//! upstream closes. Every size is bounded (head bytes, header fields, content); whatever is
-//! not valid HTTP/1.1 becomes a [`Failure::Invalid`] whose text says what was wrong, which
-//! the gateway answers with 502. Time is bounded by the caller (one deadline around it all).
+//! The gateway sends one request per connection (`Connection: close`) with [`exchange`]: write
+//! the request, then read the response head with httparse and the content by
+//! `Content-Length`, by chunks, or until the upstream closes. The probe drives the same
+//! pieces one at a time ([`read_head`], then [`read_content`]), so it sees every interim
+//! response (100 included), can send raw request bytes in parts, and can look at what follows
+//! a response. Every size is bounded (head bytes, header fields, content); whatever is not
+//! valid HTTP/1.1 becomes a [`Failure::Invalid`] whose text says what was wrong, which the
+//! gateway answers with 502 and the probe reports. Time is bounded by the caller.
 
 use super::framing::{self, ChunkedDecoder, Framing, FramingError, Role, framing as wire_framing};
 use bytes::{Buf, Bytes, BytesMut};
@@ -113,17 +116,7 @@ where
             }
             _ => {}
         }
-        let no_content = head_request || head.status == 204 || head.status == 304;
-        let body = if no_content {
-            Bytes::new()
-        } else {
-            match framing(&head.headers, head.status)? {
-                Framing::None => Bytes::new(),
-                Framing::Length(n) => read_length(io, &mut buf, n, limits.body).await?,
-                Framing::Chunked => read_chunked(io, &mut buf, limits).await?,
-                Framing::UntilClose => read_until_close(io, &mut buf, limits.body).await?,
-            }
-        };
+        let body = read_content(io, &mut buf, &head, head_request, limits).await?;
         return Ok(Response {
             minor: head.minor,
             status: head.status,
@@ -134,10 +127,45 @@ where
     }
 }
 
-struct Head {
-    minor: u8,
-    status: u16,
-    headers: HeaderMap,
+/// One response head (interim or final), as received.
+#[derive(Debug)]
+pub(crate) struct Head {
+    /// The minor version of the status line's HTTP/1.x.
+    pub(crate) minor: u8,
+    /// The status code (100–599).
+    pub(crate) status: u16,
+    /// The header fields, in the order received.
+    pub(crate) headers: HeaderMap,
+}
+
+/// Reads the content that follows the final response `head` (none after a HEAD request or
+/// on 1xx/204/304), by the wire layer's framing rules. Bytes after the content stay in `buf`.
+pub(crate) async fn read_content<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut BytesMut,
+    head: &Head,
+    head_request: bool,
+    limits: ClientLimits,
+) -> Result<Bytes, Failure> {
+    let no_content = head_request
+        || (100..200).contains(&head.status)
+        || head.status == 204
+        || head.status == 304;
+    if no_content {
+        return Ok(Bytes::new());
+    }
+    match framing(&head.headers, head.status)? {
+        Framing::None => Ok(Bytes::new()),
+        Framing::Length(n) => read_length(io, buf, n, limits.body).await,
+        Framing::Chunked => read_chunked(io, buf, limits).await,
+        Framing::UntilClose => read_until_close(io, buf, limits.body).await,
+    }
+}
+
+/// Whether a failure is an upstream that closed the connection before sending any byte of
+/// a response.
+pub(crate) fn closed_silently(failure: &Failure) -> bool {
+    matches!(failure, Failure::Invalid(why) if why == CLOSED_SILENTLY)
 }
 
 fn invalid(why: impl Into<String>) -> Failure {
@@ -166,7 +194,10 @@ pub(crate) fn preview(bytes: &[u8]) -> String {
     s
 }
 
-async fn read_head<R: AsyncRead + Unpin>(
+/// Reads one response head (interim or final) into [`Head`]; `first` says whether it is the
+/// first of the exchange (a close before it is [`closed_silently`]). Bytes after the head stay
+/// in `buf`. A timeout around it loses nothing: what was read stays in `buf`.
+pub(crate) async fn read_head<R: AsyncRead + Unpin>(
     io: &mut R,
     buf: &mut BytesMut,
     limits: ClientLimits,

@@ -168,8 +168,19 @@ async fn stream<S: Service>(
         (Some(v), None) if v.as_bytes().eq_ignore_ascii_case(b"100-continue") => None,
         (Some(v), _) => Some(String::from_utf8_lossy(v.as_bytes()).into_owned()),
     };
-    // The same rules as on HTTP/1.1, in the same order: header count, expectation, length.
-    let admitted = if req.headers.len() > cfg.max_headers {
+    // The same rules as on HTTP/1.1, in the same order: target length, header count,
+    // expectation, length.
+    let target = req.uri.path_and_query().map_or(0, |p| p.as_str().len());
+    let admitted = if target > cfg.max_uri {
+        Err(app.reject(
+            &req,
+            414,
+            &format!(
+                "the request target is {target} bytes; the limit is {} (--max-uri)",
+                cfg.max_uri
+            ),
+        ))
+    } else if req.headers.len() > cfg.max_headers {
         Err(app.reject(
             &req,
             431,

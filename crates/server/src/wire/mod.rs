@@ -3,7 +3,7 @@
 //! HTTP/1.1 is statuslab's own codec ([`h1`]: httparse for heads, [`framing`] for content,
 //! [`reply`] for what goes out); HTTP/2 runs on the h2 crate ([`h2`]); [`tls`] wraps either.
 //! The same framing code reads responses in [`client`], statuslab's own HTTP/1.1 client (the
-//! gateway's upstream side).
+//! gateway's upstream side, and the probe's client).
 //!
 //! The connections know nothing of routes: they talk to the application through [`Service`]
 //! (admit a request from its head, handle it once its content is read, reject what cannot be

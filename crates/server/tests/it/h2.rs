@@ -389,3 +389,15 @@ async fn h2_concurrent_delayed_streams_and_routes() {
     assert_eq!(r.header("content-range"), Some("bytes 26-28/1024"));
     assert_eq!(r.body, b"abc");
 }
+
+#[tokio::test]
+async fn h2_targets_past_max_uri_get_414_as_on_http1() {
+    let server = TestServer::start_with(|c| c.max_uri = 1024).await;
+    let mut client = connect(&server).await;
+    let long = format!("{}/status/200?pad={}", server.url(""), "x".repeat(2000));
+    let r = send(&mut client, Method::GET, &long, &[], None).await;
+    assert_eq!(r.status, 414, "{r:?}");
+    let fits = format!("{}/status/200?pad={}", server.url(""), "x".repeat(900));
+    let r = send(&mut client, Method::GET, &fits, &[], None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+}

@@ -11,6 +11,8 @@ mod hostile;
 mod hostile_pending;
 mod layers;
 mod options;
+mod probe;
+mod probe_nginx;
 mod protocol;
 mod raw;
 mod shutdown;
