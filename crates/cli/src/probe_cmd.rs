@@ -112,9 +112,9 @@ fn parse_header(s: &str) -> Result<(String, String), String> {
     Ok((name.to_owned(), value.trim().to_owned()))
 }
 
+/// A positive duration, in the units `serve` takes (`500ms`, `10s`, `1m`).
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s)
-        .map_err(|e| format!("{s:?} is not a duration such as 500ms, 10s or 1m: {e}"))?;
+    let d = crate::serve_cmd::parse_duration(s)?;
     if d.is_zero() {
         return Err(format!("{s:?}: must be longer than 0"));
     }

@@ -448,7 +448,7 @@ const DURATION_UNITS: &str = "a whole number with a unit: ms, s, m, h or d \
 
 /// Parses a duration: whole numbers with a unit each, `ms`, `s`, `m`, `h` or `d`, one or
 /// several (`1h30m`, `1m 30s`). A bare number is refused: its unit would be a guess.
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!(
