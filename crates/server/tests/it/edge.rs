@@ -460,10 +460,12 @@ async fn rate_limit_key_header_separates_clients() {
 async fn on_demand_rate_limit_admits_exactly_n_per_key() {
     let server = TestServer::start().await;
     let mut codes = Vec::new();
+    let mut remaining = Vec::new();
     for _ in 0..6 {
         let r = server.get("/rate-limit/3/1m?key=k", &[]).await;
         assert_eq!(one(&r, "ratelimit-policy"), "\"on-demand\";q=3;w=60");
-        let _ = remaining_and_reset(one(&r, "ratelimit"));
+        let (left, reset) = remaining_and_reset(one(&r, "ratelimit"));
+        assert!((1..=60).contains(&reset), "t={reset}:\n{}", r.head);
         if r.status == 429 {
             let wait = retry_after_secs(&r);
             assert!((1..=60).contains(&wait), "Retry-After {wait}");
@@ -471,8 +473,11 @@ async fn on_demand_rate_limit_admits_exactly_n_per_key() {
             assert!(!r.has("retry-after"), "{}", r.head);
         }
         codes.push(r.status);
+        remaining.push(left);
     }
     assert_eq!(codes, [200, 200, 200, 429, 429, 429]);
+    // The countdown: n-1, n-2, … 0 as requests pass, and 0 on every refusal.
+    assert_eq!(remaining, [2, 1, 0, 0, 0, 0], "r= of each answer");
     let r = server.get("/rate-limit/3/1m?key=other", &[]).await;
     assert_eq!(r.status, 200, "another key has its own budget");
     assert_eq!(remaining_and_reset(one(&r, "ratelimit")).0, 2);
