@@ -572,9 +572,20 @@ async fn maintenance_mode_503_and_admin_switch() {
         assert_eq!(r.status, 503, "{path} in maintenance again:\n{}", r.head);
         assert_eq!(r.header("retry-after"), Some("1"));
     }
-    // The switch outlives the store follower's next refresh (it reads the store every second).
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(server.get("/status/200", &[]).await.status, 503);
+    // The switch outlives the store follower's refreshes (it reads the store every second):
+    // every answer over 2.5 s, two refreshes and more, is still 503.
+    let watched = std::time::Instant::now();
+    while watched.elapsed() < Duration::from_millis(2500) {
+        let r = server.get("/status/200", &[]).await;
+        assert_eq!(
+            r.status,
+            503,
+            "maintenance switched itself off after {:?}:\n{}",
+            watched.elapsed(),
+            r.head
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(server.get("/health", &[]).await.status, 200);
 }
 
@@ -582,26 +593,30 @@ async fn maintenance_mode_503_and_admin_switch() {
 async fn load_shedding_503_while_two_requests_are_held() {
     let server = TestServer::start_with(|c| c.max_in_flight = Some(2)).await;
     let host = server.host();
-    // Two requests that take their time hold both in-flight slots.
+    // Two uploads hold both in-flight slots: a slot is taken at admission, and the 100 Continue
+    // (sent only to an admitted request) says each has one. Their content is not sent yet, so
+    // neither can finish while the third request is tried.
     let mut held = Vec::new();
     for _ in 0..2 {
         let mut conn = server.connect().await;
-        conn.send(&request("GET", "/status/200?sleep=3s", &host, &[], b""))
-            .await;
+        conn.send(&request(
+            "POST",
+            "/status/200?sleep=500ms",
+            &host,
+            &[("Expect", "100-continue"), ("Content-Length", "1")],
+            b"",
+        ))
+        .await;
+        let r = conn.read_response(false).await;
+        assert_eq!(r.status, 100, "admitted:\n{}", r.head);
         held.push(conn);
     }
-    // Until both have reached the handler a quick request may still pass; then it is shed.
-    let mut shed = None;
-    for _ in 0..100 {
-        let r = server.get("/status/200", &[]).await;
-        if r.status == 503 {
-            shed = Some(r);
-            break;
-        }
-        assert_eq!(r.status, 200, "{}", r.head);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let r = shed.expect("a third request gets 503 while two are in flight");
+    let r = server.get("/status/200", &[]).await;
+    assert_eq!(
+        r.status, 503,
+        "a third request while two are in flight:\n{}",
+        r.head
+    );
     assert_eq!(r.reason, "Service Unavailable");
     assert_eq!(r.header("retry-after"), Some("1"));
     assert!(
@@ -612,10 +627,13 @@ async fn load_shedding_503_while_two_requests_are_held() {
         "{}",
         r.text()
     );
-    // It was answered at once: the held ones are still waiting for their replies.
+    // The held ones are still waiting for their replies.
     for conn in &mut held {
         let early = tokio::time::timeout(Duration::ZERO, conn.read_some()).await;
         assert!(early.is_err(), "the held request was answered: {early:?}");
+    }
+    for conn in &mut held {
+        conn.send(b"x").await;
     }
     for mut conn in held {
         assert_eq!(
