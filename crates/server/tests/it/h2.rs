@@ -64,7 +64,7 @@ async fn send_inner(
     let req = req.body(()).expect("a request");
     let ready = client.clone().ready().await.expect("stream capacity");
     *client = ready;
-    let (mut fut, mut stream) = client
+    let (fut, mut stream) = client
         .send_request(req, body.is_none())
         .expect("send_request");
     if let Some(b) = body {
@@ -72,7 +72,78 @@ async fn send_inner(
             .send_data(Bytes::copy_from_slice(b), true)
             .expect("send body");
     }
-    let mut interim = Vec::new();
+    collect(fut, Vec::new()).await
+}
+
+/// Sends a request with `Expect: 100-continue` (and its `Content-Length`) and holds the content
+/// back until the server's first interim response, which must be a 100: a server that sends
+/// no 100 (or answers at once) fails the test. Returns every interim response, the 100 first.
+async fn send_after_continue(
+    client: &mut SendRequest<Bytes>,
+    method: Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> H2Reply {
+    let (mut fut, mut stream) = open_expecting_continue(client, method, uri, headers, body).await;
+    let first = next_interim(&mut fut, uri).await;
+    stream
+        .send_data(Bytes::copy_from_slice(body), true)
+        .expect("send body");
+    tokio::time::timeout(READ_TIMEOUT, collect(fut, vec![first]))
+        .await
+        .unwrap_or_else(|_| panic!("no h2 response to {uri} within {READ_TIMEOUT:?}"))
+}
+
+/// Opens a stream with `Expect: 100-continue` and `Content-Length`, its content not yet sent.
+async fn open_expecting_continue(
+    client: &mut SendRequest<Bytes>,
+    method: Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (h2::client::ResponseFuture, h2::SendStream<Bytes>) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("expect", "100-continue")
+        .header("content-length", body.len().to_string());
+    for (n, v) in headers {
+        req = req.header(*n, *v);
+    }
+    let req = req.body(()).expect("a request");
+    let ready = tokio::time::timeout(READ_TIMEOUT, client.clone().ready())
+        .await
+        .expect("stream capacity in time")
+        .expect("stream capacity");
+    *client = ready;
+    client.send_request(req, false).expect("send_request")
+}
+
+/// Waits for the stream's next interim response and requires it to be `100 Continue`.
+async fn next_interim(fut: &mut h2::client::ResponseFuture, uri: &str) -> (StatusCode, HeaderMap) {
+    let info = tokio::time::timeout(
+        READ_TIMEOUT,
+        std::future::poll_fn(|cx| fut.poll_informational(cx)),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("no 100 Continue for {uri} within {READ_TIMEOUT:?}"))
+    .unwrap_or_else(|| panic!("{uri}: the final response came without a 100 Continue first"))
+    .expect("an informational response");
+    assert_eq!(
+        info.status(),
+        StatusCode::CONTINUE,
+        "{uri}: the first interim response"
+    );
+    (info.status(), info.headers().clone())
+}
+
+/// Reads the rest of a stream: further interim responses (after `interim`), the final head
+/// and its data.
+async fn collect(
+    mut fut: h2::client::ResponseFuture,
+    mut interim: Vec<(StatusCode, HeaderMap)>,
+) -> H2Reply {
     while let Some(info) = std::future::poll_fn(|cx| fut.poll_informational(cx)).await {
         let info = info.expect("an informational response");
         interim.push((info.status(), info.headers().clone()));
@@ -238,14 +309,17 @@ async fn h2_uploads_and_expect_continue() {
     .await;
     assert_eq!(r.status, StatusCode::CREATED);
     assert!(r.header("location").is_some());
-    let r = send(
+    // The content is held back until the server says 100: exactly one 100, then the 200.
+    let r = send_after_continue(
         &mut client,
         Method::POST,
         &server.url("/status/200"),
-        &[("expect", "100-continue")],
-        Some(b"hi"),
+        &[],
+        b"hi",
     )
     .await;
+    let interim: Vec<u16> = r.interim.iter().map(|(s, _)| s.as_u16()).collect();
+    assert_eq!(interim, [100], "one 100 Continue before the final answer");
     assert_eq!(r.status, StatusCode::OK);
     let r = send(
         &mut client,
@@ -295,22 +369,24 @@ async fn h2_expect_continue_gets_100_before_the_body_is_sent() {
     stream
         .send_data(Bytes::from_static(b"hello"), true)
         .expect("send body");
-    let resp = tokio::time::timeout(READ_TIMEOUT, fut)
+    let r = tokio::time::timeout(READ_TIMEOUT, collect(fut, Vec::new()))
         .await
-        .expect("in time")
-        .expect("a response");
-    assert_eq!(resp.status(), StatusCode::CREATED);
+        .expect("in time");
+    assert!(r.interim.is_empty(), "a second interim: {:?}", r.interim);
+    assert_eq!(r.status, StatusCode::CREATED);
 
-    // An upload to /status/100 gets one 100, not a second one before the final answer.
-    let r = send(
+    // An upload to /status/100 gets exactly one 100 (the one that asked for the content), not a
+    // second one before the final answer.
+    let r = send_after_continue(
         &mut client,
         Method::PUT,
         &server.url("/status/100?then=202&header=Date:Wed,%2021%20Oct%202015%2007:28:00%20GMT"),
-        &[("expect", "100-continue")],
-        Some(b"abc"),
+        &[],
+        b"abc",
     )
     .await;
-    assert!(r.interim.len() <= 1, "{:?}", r.interim);
+    let interim: Vec<u16> = r.interim.iter().map(|(s, _)| s.as_u16()).collect();
+    assert_eq!(interim, [100], "exactly one 100 before the 202");
     assert_eq!(r.status, StatusCode::ACCEPTED);
     let dates: Vec<_> = r.headers.get_all("date").iter().collect();
     assert_eq!(dates, ["Wed, 21 Oct 2015 07:28:00 GMT"], "one Date over h2");
