@@ -392,14 +392,23 @@ async fn h2_expect_continue_gets_100_before_the_body_is_sent() {
     assert_eq!(dates, ["Wed, 21 Oct 2015 07:28:00 GMT"], "one Date over h2");
 }
 
+/// Eight codes for eight concurrent streams.
+const EIGHT: [u16; 8] = [200, 201, 202, 204, 404, 418, 500, 503];
+
+/// Served one after another, eight streams of `sleep=1s` would take at least 8 s.
+const SERIAL: std::time::Duration = std::time::Duration::from_secs(8);
+
 #[tokio::test]
 async fn h2_concurrent_delayed_streams_and_routes() {
     let server = TestServer::start().await;
     let client = connect(&server).await;
+    // Eight streams on one connection, each asking for a 1 s delay: served concurrently they
+    // take about 1 s; one after another, at least 8 s. Half of that is a wide margin both ways.
+    let started = std::time::Instant::now();
     let mut tasks = Vec::new();
-    for code in [200u16, 404, 503, 418, 204] {
+    for code in EIGHT {
         let mut c = client.clone();
-        let uri = server.url(&format!("/status/{code}?sleep=100ms"));
+        let uri = server.url(&format!("/status/{code}?sleep=1s"));
         tasks.push(tokio::spawn(async move {
             (
                 code,
@@ -414,6 +423,15 @@ async fn h2_concurrent_delayed_streams_and_routes() {
         let (want, got) = t.await.expect("task");
         assert_eq!(got, want);
     }
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_secs(1),
+        "each stream slept 1 s, yet all were answered after {took:?}"
+    );
+    assert!(
+        took < SERIAL / 2,
+        "8 streams of 1 s took {took:?} on one connection: not served concurrently"
+    );
     let mut client = client;
     let r = send(
         &mut client,
@@ -464,4 +482,55 @@ async fn h2_concurrent_delayed_streams_and_routes() {
     );
     assert_eq!(r.header("content-range"), Some("bytes 26-28/1024"));
     assert_eq!(r.body, b"abc");
+}
+
+/// Server-side evidence that the streams of one connection are in flight at the same time:
+/// with `--max-in-flight 8`, eight uploads each hold an in-flight slot from admission (their
+/// `100 Continue` says they were admitted) until answered, so a ninth request is shed with 503
+/// while they wait; then all eight, each sleeping 1 s, finish in well under the 8 s a serial
+/// server would need.
+#[tokio::test]
+async fn h2_streams_of_one_connection_are_in_flight_together() {
+    let server = TestServer::start_with(|c| c.max_in_flight = Some(EIGHT.len())).await;
+    let mut client = connect(&server).await;
+    let mut held = Vec::new();
+    for code in EIGHT {
+        let uri = server.url(&format!("/status/{code}?sleep=1s"));
+        let (mut fut, stream) =
+            open_expecting_continue(&mut client, Method::PUT, &uri, &[], b"x").await;
+        let first = next_interim(&mut fut, &uri).await;
+        held.push((code, fut, stream, first));
+    }
+    // All eight admitted and none answered: the server holds eight slots at once.
+    let r = server.get("/status/200", &[]).await;
+    assert_eq!(
+        r.status, 503,
+        "a ninth request while eight h2 streams are in flight:\n{}",
+        r.head
+    );
+    assert!(r.text().contains("--max-in-flight"), "{}", r.text());
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for (code, fut, mut stream, first) in held {
+        stream
+            .send_data(Bytes::from_static(b"x"), true)
+            .expect("send body");
+        tasks.push(tokio::spawn(async move {
+            let r = tokio::time::timeout(READ_TIMEOUT, collect(fut, vec![first]))
+                .await
+                .expect("an answer in time");
+            (code, r.status.as_u16())
+        }));
+    }
+    for t in tasks {
+        let (want, got) = t.await.expect("task");
+        assert_eq!(got, want);
+    }
+    let took = started.elapsed();
+    assert!(
+        took < SERIAL / 2,
+        "8 admitted streams of 1 s took {took:?}: not served concurrently"
+    );
+    // Every slot was given back.
+    assert_eq!(server.get("/status/200", &[]).await.status, 200);
 }
