@@ -4,6 +4,7 @@
 mod corpus;
 mod curl;
 mod edge;
+mod expiry;
 mod h2;
 mod hostile;
 mod hostile_pending;
