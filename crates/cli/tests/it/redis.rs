@@ -138,7 +138,11 @@ fn three_instances_on_one_redis_behave_as_one_server() {
         .expect("POST /resources");
     assert_eq!(r.status, 409, "{r:?}");
     let r = fetch(c, "DELETE", "/resources/shared", b"");
-    assert!(r.status == 204 || r.status == 200, "{r:?}");
+    assert_eq!(
+        r.status, 204,
+        "DELETE is 204 No Content, as the README says: {r:?}"
+    );
+    assert!(r.body.is_empty(), "no content on 204: {r:?}");
     let r = fetch(c, "GET", "/resources/shared", b"");
     assert_eq!(r.status, 410, "{r:?}");
     let r = fetch(a, "GET", "/resources/shared", b"");

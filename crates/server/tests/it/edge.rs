@@ -11,6 +11,7 @@
 use crate::support::{Conn, Response, TestServer, request};
 use serde_json::Value;
 use statuslab_server::{Scope, TlsSource, Token};
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::Output;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -460,10 +461,12 @@ async fn rate_limit_key_header_separates_clients() {
 async fn on_demand_rate_limit_admits_exactly_n_per_key() {
     let server = TestServer::start().await;
     let mut codes = Vec::new();
+    let mut remaining = Vec::new();
     for _ in 0..6 {
         let r = server.get("/rate-limit/3/1m?key=k", &[]).await;
         assert_eq!(one(&r, "ratelimit-policy"), "\"on-demand\";q=3;w=60");
-        let _ = remaining_and_reset(one(&r, "ratelimit"));
+        let (left, reset) = remaining_and_reset(one(&r, "ratelimit"));
+        assert!((1..=60).contains(&reset), "t={reset}:\n{}", r.head);
         if r.status == 429 {
             let wait = retry_after_secs(&r);
             assert!((1..=60).contains(&wait), "Retry-After {wait}");
@@ -471,8 +474,11 @@ async fn on_demand_rate_limit_admits_exactly_n_per_key() {
             assert!(!r.has("retry-after"), "{}", r.head);
         }
         codes.push(r.status);
+        remaining.push(left);
     }
     assert_eq!(codes, [200, 200, 200, 429, 429, 429]);
+    // The countdown: n-1, n-2, … 0 as requests pass, and 0 on every refusal.
+    assert_eq!(remaining, [2, 1, 0, 0, 0, 0], "r= of each answer");
     let r = server.get("/rate-limit/3/1m?key=other", &[]).await;
     assert_eq!(r.status, 200, "another key has its own budget");
     assert_eq!(remaining_and_reset(one(&r, "ratelimit")).0, 2);
@@ -567,9 +573,20 @@ async fn maintenance_mode_503_and_admin_switch() {
         assert_eq!(r.status, 503, "{path} in maintenance again:\n{}", r.head);
         assert_eq!(r.header("retry-after"), Some("1"));
     }
-    // The switch outlives the store follower's next refresh (it reads the store every second).
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(server.get("/status/200", &[]).await.status, 503);
+    // The switch outlives the store follower's refreshes (it reads the store every second):
+    // every answer over 2.5 s, two refreshes and more, is still 503.
+    let watched = std::time::Instant::now();
+    while watched.elapsed() < Duration::from_millis(2500) {
+        let r = server.get("/status/200", &[]).await;
+        assert_eq!(
+            r.status,
+            503,
+            "maintenance switched itself off after {:?}:\n{}",
+            watched.elapsed(),
+            r.head
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(server.get("/health", &[]).await.status, 200);
 }
 
@@ -577,26 +594,30 @@ async fn maintenance_mode_503_and_admin_switch() {
 async fn load_shedding_503_while_two_requests_are_held() {
     let server = TestServer::start_with(|c| c.max_in_flight = Some(2)).await;
     let host = server.host();
-    // Two requests that take their time hold both in-flight slots.
+    // Two uploads hold both in-flight slots: a slot is taken at admission, and the 100 Continue
+    // (sent only to an admitted request) says each has one. Their content is not sent yet, so
+    // neither can finish while the third request is tried.
     let mut held = Vec::new();
     for _ in 0..2 {
         let mut conn = server.connect().await;
-        conn.send(&request("GET", "/status/200?sleep=3s", &host, &[], b""))
-            .await;
+        conn.send(&request(
+            "POST",
+            "/status/200?sleep=500ms",
+            &host,
+            &[("Expect", "100-continue"), ("Content-Length", "1")],
+            b"",
+        ))
+        .await;
+        let r = conn.read_response(false).await;
+        assert_eq!(r.status, 100, "admitted:\n{}", r.head);
         held.push(conn);
     }
-    // Until both have reached the handler a quick request may still pass; then it is shed.
-    let mut shed = None;
-    for _ in 0..100 {
-        let r = server.get("/status/200", &[]).await;
-        if r.status == 503 {
-            shed = Some(r);
-            break;
-        }
-        assert_eq!(r.status, 200, "{}", r.head);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let r = shed.expect("a third request gets 503 while two are in flight");
+    let r = server.get("/status/200", &[]).await;
+    assert_eq!(
+        r.status, 503,
+        "a third request while two are in flight:\n{}",
+        r.head
+    );
     assert_eq!(r.reason, "Service Unavailable");
     assert_eq!(r.header("retry-after"), Some("1"));
     assert!(
@@ -607,10 +628,13 @@ async fn load_shedding_503_while_two_requests_are_held() {
         "{}",
         r.text()
     );
-    // It was answered at once: the held ones are still waiting for their replies.
+    // The held ones are still waiting for their replies.
     for conn in &mut held {
         let early = tokio::time::timeout(Duration::ZERO, conn.read_some()).await;
         assert!(early.is_err(), "the held request was answered: {early:?}");
+    }
+    for conn in &mut held {
+        conn.send(b"x").await;
     }
     for mut conn in held {
         assert_eq!(
@@ -697,33 +721,92 @@ async fn httpbin_auth_routes_401_403_404() {
     assert_eq!(r.status, 200, "a read token may read");
 }
 
-/// The soft limit on open files, from /proc (no `unsafe` needed to read it).
-fn open_files_limit() -> Option<u64> {
+/// The soft and hard limits on open files (`None` for unlimited), from /proc (no `unsafe`
+/// needed to read them).
+fn open_files_limits() -> Option<(Option<u64>, Option<u64>)> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    let soft = line.split_whitespace().nth(3)?;
-    if soft == "unlimited" {
-        return Some(u64::MAX);
+    let mut fields = line.split_whitespace().skip(3);
+    let parse = |v: &str| -> Option<Option<u64>> {
+        if v == "unlimited" {
+            Some(None)
+        } else {
+            v.parse().ok().map(Some)
+        }
+    };
+    Some((parse(fields.next()?)?, parse(fields.next()?)?))
+}
+
+/// Whether this is a CI run (`CI` set to anything but empty, `0` or `false`).
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+}
+
+/// Makes sure this process may hold `need` descriptors: when the soft limit is lower, raises
+/// it to the hard limit with util-linux's `prlimit` on this very process (as `ulimit -n` in
+/// scripts/test.sh does for the shell; no libc or `unsafe` needed). Returns the soft limit
+/// afterwards (`None`: unlimited), or why it is unknown.
+fn ensure_open_files(need: u64) -> Result<Option<u64>, String> {
+    let Some((soft, hard)) = open_files_limits() else {
+        return Err("the open-files limit cannot be read from /proc/self/limits".to_owned());
+    };
+    let Some(soft) = soft else {
+        return Ok(None);
+    };
+    if soft >= need {
+        return Ok(Some(soft));
     }
-    soft.parse().ok()
+    let target = hard.map_or_else(|| "unlimited".to_owned(), |h| h.to_string());
+    let raised = std::process::Command::new("prlimit")
+        .arg("--pid")
+        .arg(std::process::id().to_string())
+        .arg(format!("--nofile={target}:{target}"))
+        .status();
+    match raised {
+        Ok(status) if status.success() => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "raised the open-files soft limit from {soft} to {target} (the hard limit) with prlimit"
+            );
+        }
+        Ok(status) => eprintln!("prlimit could not raise the open-files limit ({status})"),
+        Err(e) => eprintln!("prlimit could not be run to raise the open-files limit: {e}"),
+    }
+    match open_files_limits() {
+        Some((soft, _)) => Ok(soft),
+        None => Err("the open-files limit cannot be read from /proc/self/limits".to_owned()),
+    }
 }
 
 #[tokio::test]
 async fn a_thousand_stalled_clients_get_408_and_normal_requests_are_served() {
-    // Each stalled connection costs two descriptors in this process (client and server end).
-    // scripts/test.sh raises the soft limit; under a low one the test uses 400.
+    // Each stalled connection costs two descriptors in this process (client and server end),
+    // and tests running alongside hold some too. scripts/test.sh (and so .ci/run) raise the
+    // soft limit; the test raises it itself when the hard limit allows. Below what it needs, a
+    // CI run fails; a local run says loudly that it checks only 400 connections.
     let wanted = 1000u64;
-    let limit = open_files_limit();
-    let slow_count = match limit {
-        Some(l) if l >= 2 * wanted + 200 => wanted,
-        other => {
-            eprintln!(
-                "open-files soft limit {other:?} is below {}: using 400 stalled connections \
-                 (run scripts/test.sh, which raises it, for 1,000)",
-                2 * wanted + 200
+    let need = 2 * wanted + 200;
+    let too_low = match ensure_open_files(need) {
+        Ok(Some(l)) if l < need => Some(format!(
+            "the open-files soft limit is {l}, below the {need} needed for {wanted} stalled \
+             connections, and the hard limit does not allow more (ulimit -Hn); run the tests \
+             through scripts/test.sh, or raise the limit (ulimit -n {need})"
+        )),
+        Ok(_) => None,
+        Err(why) => Some(why),
+    };
+    let slow_count = match too_low {
+        Some(why) => {
+            assert!(!in_ci(), "CI is set: {why}");
+            // Straight to stderr, past the test harness's capture: the run's output says so.
+            let _ = writeln!(
+                std::io::stderr(),
+                "REDUCED TEST a_thousand_stalled_clients_get_408_and_normal_requests_are_served: \
+                 {why}. Checking only 400 stalled connections (with CI set, this fails instead)."
             );
             400
         }
+        None => wanted,
     } as usize;
     let header_timeout = Duration::from_secs(4);
     let server = TestServer::start_with(|c| c.header_timeout = header_timeout).await;

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use h2::client::SendRequest;
 use http::{HeaderMap, Method, Request, StatusCode};
 use statuslab_catalog::{BodyRule, Need, Status};
+use std::collections::BTreeSet;
 
 /// One HTTP/2 exchange: interim responses, then the final head and its data.
 #[derive(Debug)]
@@ -64,7 +65,7 @@ async fn send_inner(
     let req = req.body(()).expect("a request");
     let ready = client.clone().ready().await.expect("stream capacity");
     *client = ready;
-    let (mut fut, mut stream) = client
+    let (fut, mut stream) = client
         .send_request(req, body.is_none())
         .expect("send_request");
     if let Some(b) = body {
@@ -72,7 +73,78 @@ async fn send_inner(
             .send_data(Bytes::copy_from_slice(b), true)
             .expect("send body");
     }
-    let mut interim = Vec::new();
+    collect(fut, Vec::new()).await
+}
+
+/// Sends a request with `Expect: 100-continue` (and its `Content-Length`) and holds the content
+/// back until the server's first interim response, which must be a 100: a server that sends
+/// no 100 (or answers at once) fails the test. Returns every interim response, the 100 first.
+async fn send_after_continue(
+    client: &mut SendRequest<Bytes>,
+    method: Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> H2Reply {
+    let (mut fut, mut stream) = open_expecting_continue(client, method, uri, headers, body).await;
+    let first = next_interim(&mut fut, uri).await;
+    stream
+        .send_data(Bytes::copy_from_slice(body), true)
+        .expect("send body");
+    tokio::time::timeout(READ_TIMEOUT, collect(fut, vec![first]))
+        .await
+        .unwrap_or_else(|_| panic!("no h2 response to {uri} within {READ_TIMEOUT:?}"))
+}
+
+/// Opens a stream with `Expect: 100-continue` and `Content-Length`, its content not yet sent.
+async fn open_expecting_continue(
+    client: &mut SendRequest<Bytes>,
+    method: Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (h2::client::ResponseFuture, h2::SendStream<Bytes>) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("expect", "100-continue")
+        .header("content-length", body.len().to_string());
+    for (n, v) in headers {
+        req = req.header(*n, *v);
+    }
+    let req = req.body(()).expect("a request");
+    let ready = tokio::time::timeout(READ_TIMEOUT, client.clone().ready())
+        .await
+        .expect("stream capacity in time")
+        .expect("stream capacity");
+    *client = ready;
+    client.send_request(req, false).expect("send_request")
+}
+
+/// Waits for the stream's next interim response and requires it to be `100 Continue`.
+async fn next_interim(fut: &mut h2::client::ResponseFuture, uri: &str) -> (StatusCode, HeaderMap) {
+    let info = tokio::time::timeout(
+        READ_TIMEOUT,
+        std::future::poll_fn(|cx| fut.poll_informational(cx)),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("no 100 Continue for {uri} within {READ_TIMEOUT:?}"))
+    .unwrap_or_else(|| panic!("{uri}: the final response came without a 100 Continue first"))
+    .expect("an informational response");
+    assert_eq!(
+        info.status(),
+        StatusCode::CONTINUE,
+        "{uri}: the first interim response"
+    );
+    (info.status(), info.headers().clone())
+}
+
+/// Reads the rest of a stream: further interim responses (after `interim`), the final head
+/// and its data.
+async fn collect(
+    mut fut: h2::client::ResponseFuture,
+    mut interim: Vec<(StatusCode, HeaderMap)>,
+) -> H2Reply {
     while let Some(info) = std::future::poll_fn(|cx| fut.poll_informational(cx)).await {
         let info = info.expect("an informational response");
         interim.push((info.status(), info.headers().clone()));
@@ -238,14 +310,17 @@ async fn h2_uploads_and_expect_continue() {
     .await;
     assert_eq!(r.status, StatusCode::CREATED);
     assert!(r.header("location").is_some());
-    let r = send(
+    // The content is held back until the server says 100: exactly one 100, then the 200.
+    let r = send_after_continue(
         &mut client,
         Method::POST,
         &server.url("/status/200"),
-        &[("expect", "100-continue")],
-        Some(b"hi"),
+        &[],
+        b"hi",
     )
     .await;
+    let interim: Vec<u16> = r.interim.iter().map(|(s, _)| s.as_u16()).collect();
+    assert_eq!(interim, [100], "one 100 Continue before the final answer");
     assert_eq!(r.status, StatusCode::OK);
     let r = send(
         &mut client,
@@ -295,35 +370,46 @@ async fn h2_expect_continue_gets_100_before_the_body_is_sent() {
     stream
         .send_data(Bytes::from_static(b"hello"), true)
         .expect("send body");
-    let resp = tokio::time::timeout(READ_TIMEOUT, fut)
+    let r = tokio::time::timeout(READ_TIMEOUT, collect(fut, Vec::new()))
         .await
-        .expect("in time")
-        .expect("a response");
-    assert_eq!(resp.status(), StatusCode::CREATED);
+        .expect("in time");
+    assert!(r.interim.is_empty(), "a second interim: {:?}", r.interim);
+    assert_eq!(r.status, StatusCode::CREATED);
 
-    // An upload to /status/100 gets one 100, not a second one before the final answer.
-    let r = send(
+    // An upload to /status/100 gets exactly one 100 (the one that asked for the content), not a
+    // second one before the final answer.
+    let r = send_after_continue(
         &mut client,
         Method::PUT,
         &server.url("/status/100?then=202&header=Date:Wed,%2021%20Oct%202015%2007:28:00%20GMT"),
-        &[("expect", "100-continue")],
-        Some(b"abc"),
+        &[],
+        b"abc",
     )
     .await;
-    assert!(r.interim.len() <= 1, "{:?}", r.interim);
+    let interim: Vec<u16> = r.interim.iter().map(|(s, _)| s.as_u16()).collect();
+    assert_eq!(interim, [100], "exactly one 100 before the 202");
     assert_eq!(r.status, StatusCode::ACCEPTED);
     let dates: Vec<_> = r.headers.get_all("date").iter().collect();
     assert_eq!(dates, ["Wed, 21 Oct 2015 07:28:00 GMT"], "one Date over h2");
 }
 
+/// Eight codes for eight concurrent streams.
+const EIGHT: [u16; 8] = [200, 201, 202, 204, 404, 418, 500, 503];
+
+/// Served one after another, eight streams of `sleep=1s` would take at least 8 s.
+const SERIAL: std::time::Duration = std::time::Duration::from_secs(8);
+
 #[tokio::test]
 async fn h2_concurrent_delayed_streams_and_routes() {
     let server = TestServer::start().await;
     let client = connect(&server).await;
+    // Eight streams on one connection, each asking for a 1 s delay: served concurrently they
+    // take about 1 s; one after another, at least 8 s. Half of that is a wide margin both ways.
+    let started = std::time::Instant::now();
     let mut tasks = Vec::new();
-    for code in [200u16, 404, 503, 418, 204] {
+    for code in EIGHT {
         let mut c = client.clone();
-        let uri = server.url(&format!("/status/{code}?sleep=100ms"));
+        let uri = server.url(&format!("/status/{code}?sleep=1s"));
         tasks.push(tokio::spawn(async move {
             (
                 code,
@@ -338,6 +424,15 @@ async fn h2_concurrent_delayed_streams_and_routes() {
         let (want, got) = t.await.expect("task");
         assert_eq!(got, want);
     }
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_secs(1),
+        "each stream slept 1 s, yet all were answered after {took:?}"
+    );
+    assert!(
+        took < SERIAL / 2,
+        "8 streams of 1 s took {took:?} on one connection: not served concurrently"
+    );
     let mut client = client;
     let r = send(
         &mut client,
@@ -400,4 +495,386 @@ async fn h2_targets_past_max_uri_get_414_as_on_http1() {
     let fits = format!("{}/status/200?pad={}", server.url(""), "x".repeat(900));
     let r = send(&mut client, Method::GET, &fits, &[], None).await;
     assert_eq!(r.status, 200, "{r:?}");
+}
+
+/// Server-side evidence that the streams of one connection are in flight at the same time:
+/// with `--max-in-flight 8`, eight uploads each hold an in-flight slot from admission (their
+/// `100 Continue` says they were admitted) until answered, so a ninth request is shed with 503
+/// while they wait; then all eight, each sleeping 1 s, finish in well under the 8 s a serial
+/// server would need.
+#[tokio::test]
+async fn h2_streams_of_one_connection_are_in_flight_together() {
+    let server = TestServer::start_with(|c| c.max_in_flight = Some(EIGHT.len())).await;
+    let mut client = connect(&server).await;
+    let mut held = Vec::new();
+    for code in EIGHT {
+        let uri = server.url(&format!("/status/{code}?sleep=1s"));
+        let (mut fut, stream) =
+            open_expecting_continue(&mut client, Method::PUT, &uri, &[], b"x").await;
+        let first = next_interim(&mut fut, &uri).await;
+        held.push((code, fut, stream, first));
+    }
+    // All eight admitted and none answered: the server holds eight slots at once.
+    let r = server.get("/status/200", &[]).await;
+    assert_eq!(
+        r.status, 503,
+        "a ninth request while eight h2 streams are in flight:\n{}",
+        r.head
+    );
+    assert!(r.text().contains("--max-in-flight"), "{}", r.text());
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for (code, fut, mut stream, first) in held {
+        stream
+            .send_data(Bytes::from_static(b"x"), true)
+            .expect("send body");
+        tasks.push(tokio::spawn(async move {
+            let r = tokio::time::timeout(READ_TIMEOUT, collect(fut, vec![first]))
+                .await
+                .expect("an answer in time");
+            (code, r.status.as_u16())
+        }));
+    }
+    for t in tasks {
+        let (want, got) = t.await.expect("task");
+        assert_eq!(got, want);
+    }
+    let took = started.elapsed();
+    assert!(
+        took < SERIAL / 2,
+        "8 admitted streams of 1 s took {took:?}: not served concurrently"
+    );
+    // Every slot was given back.
+    assert_eq!(server.get("/status/200", &[]).await.status, 200);
+}
+
+/// Resources, jobs and sequences answer over HTTP/2 as over HTTP/1.1: 201 + ETag, 304, 204,
+/// 410; 202 then 303 to the result; a sequence's 503 then 200.
+#[tokio::test]
+async fn stateful_routes_over_h2c() {
+    let server = TestServer::start().await;
+    let mut client = connect(&server).await;
+    let doc = server.url("/resources/doc");
+
+    let r = send(
+        &mut client,
+        Method::PUT,
+        &doc,
+        &[("content-type", "text/plain")],
+        Some(b"hello"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let etag = r.header("etag").expect("an ETag on 201").to_owned();
+    assert!(
+        etag.len() > 2 && etag.starts_with('"') && etag.ends_with('"'),
+        "a strong, quoted ETag: {etag}"
+    );
+
+    let r = send(&mut client, Method::GET, &doc, &[], None).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.body, b"hello");
+    assert_eq!(r.header("etag"), Some(etag.as_str()));
+
+    let r = send(
+        &mut client,
+        Method::GET,
+        &doc,
+        &[("if-none-match", &etag)],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_MODIFIED, "{r:?}");
+    assert!(
+        r.body.is_empty() && r.ended_with_headers,
+        "no content on 304: {r:?}"
+    );
+    assert_eq!(
+        r.header("etag"),
+        Some(etag.as_str()),
+        "304 keeps the validator"
+    );
+
+    let r = send(&mut client, Method::DELETE, &doc, &[], None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{r:?}");
+    assert!(r.body.is_empty() && r.ended_with_headers, "{r:?}");
+    let r = send(&mut client, Method::GET, &doc, &[], None).await;
+    assert_eq!(r.status, StatusCode::GONE, "{r:?}");
+
+    // A job: 202 with a monitor, then 303 to its result once done.
+    let r = send(
+        &mut client,
+        Method::POST,
+        &server.url("/jobs"),
+        &[("content-type", "application/json")],
+        Some(br#"{"duration":"300ms","result":{"status":201,"body":{"x":1}}}"#),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    assert!(r.header("retry-after").is_some(), "{r:?}");
+    let monitor = r.header("location").expect("a monitor").to_owned();
+    let deadline = std::time::Instant::now() + READ_TIMEOUT;
+    let done = loop {
+        let r = send(&mut client, Method::GET, &server.url(&monitor), &[], None).await;
+        match r.status {
+            StatusCode::SEE_OTHER => break r,
+            StatusCode::OK => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "a 300 ms job still running after {READ_TIMEOUT:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            other => panic!("the monitor answered {other}: {r:?}"),
+        }
+    };
+    let result = done.header("location").expect("303 names the result");
+    assert_eq!(result, format!("{monitor}/result"));
+    let r = send(&mut client, Method::GET, &server.url(result), &[], None).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&r.body).expect("JSON"),
+        serde_json::json!({"x":1})
+    );
+
+    // A sequence advances per request on the stream's connection too.
+    let seq = server.url("/sequence/h2/503,200");
+    let r = send(&mut client, Method::GET, &seq, &[], None).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{r:?}");
+    assert_eq!(r.header("sequence-step"), Some("1/2"));
+    assert_eq!(r.header("retry-after"), Some("1"));
+    let r = send(&mut client, Method::GET, &seq, &[], None).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.header("sequence-step"), Some("2/2"));
+}
+
+/// `--max-h2-streams 2` as the h2 client sees it: the server's SETTINGS say
+/// MAX_CONCURRENT_STREAMS = 2, and a third request while two streams are open is queued by the
+/// client (not sent) until one of them ends; then it is served.
+#[tokio::test]
+async fn max_h2_streams_is_advertised_and_a_third_request_waits() {
+    let server = TestServer::start_with(|c| c.max_h2_streams = 2).await;
+    let mut client = connect(&server).await;
+    // One exchange: the server's SETTINGS (sent first) has been read by then.
+    let r = send(
+        &mut client,
+        Method::GET,
+        &server.url("/status/204"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        client.current_max_send_streams(),
+        2,
+        "SETTINGS_MAX_CONCURRENT_STREAMS as the client received it"
+    );
+    // Two open streams, admitted (each got its 100) and waiting for their content.
+    let mut held = Vec::new();
+    for code in [201u16, 202] {
+        let uri = server.url(&format!("/status/{code}"));
+        let (mut fut, stream) =
+            open_expecting_continue(&mut client, Method::PUT, &uri, &[], b"x").await;
+        let first = next_interim(&mut fut, &uri).await;
+        held.push((code, fut, stream, first));
+    }
+    let third_req = Request::get(server.url("/status/200"))
+        .body(())
+        .expect("a request");
+    client = tokio::time::timeout(READ_TIMEOUT, client.ready())
+        .await
+        .expect("ready in time")
+        .expect("ready");
+    let mut third = client
+        .send_request(third_req, true)
+        .expect("send_request")
+        .0;
+    // Not answered while both streams stay open: h2 holds it back (RFC 9113 §5.1.2).
+    let early = tokio::time::timeout(std::time::Duration::from_millis(500), &mut third).await;
+    assert!(
+        early.is_err(),
+        "a third stream was answered while two were open under max 2: {early:?}"
+    );
+    for (code, fut, mut stream, first) in held {
+        stream
+            .send_data(Bytes::from_static(b"x"), true)
+            .expect("send body");
+        let r = tokio::time::timeout(READ_TIMEOUT, collect(fut, vec![first]))
+            .await
+            .expect("in time");
+        assert_eq!(r.status.as_u16(), code);
+    }
+    let r = tokio::time::timeout(READ_TIMEOUT, third)
+        .await
+        .expect("the queued stream is served once a slot is free")
+        .expect("a response");
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// A raw HTTP/2 frame: type, flags, stream id, payload.
+#[derive(Debug)]
+struct Frame {
+    kind: u8,
+    flags: u8,
+    stream: u32,
+    payload: Vec<u8>,
+}
+
+const DATA: u8 = 0x0;
+const HEADERS: u8 = 0x1;
+const RST_STREAM: u8 = 0x3;
+const SETTINGS: u8 = 0x4;
+const GOAWAY: u8 = 0x7;
+const END_STREAM: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+const ACK: u8 = 0x1;
+
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).expect("a small frame");
+    let mut out = len.to_be_bytes()[1..].to_vec();
+    out.extend([kind, flags]);
+    out.extend(stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// An HPACK string literal without Huffman coding (short strings only).
+fn hpack_str(out: &mut Vec<u8>, s: &str) {
+    out.push(
+        u8::try_from(s.len())
+            .ok()
+            .filter(|&n| n < 127)
+            .expect("short"),
+    );
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// A request header block, literal fields without indexing: `:method` (GET or POST, static
+/// entries 2 and 3), `:scheme http` (6), `:path` (name 4), `:authority` (name 1) and, for an
+/// upload, `content-length` (name 28).
+fn request_block(method: &str, path: &str, authority: &str, length: Option<usize>) -> Vec<u8> {
+    let mut b = vec![if method == "POST" { 0x83 } else { 0x82 }, 0x86];
+    b.push(0x04);
+    hpack_str(&mut b, path);
+    b.push(0x01);
+    hpack_str(&mut b, authority);
+    if let Some(n) = length {
+        b.extend([0x0f, 28 - 15]);
+        hpack_str(&mut b, &n.to_string());
+    }
+    b
+}
+
+async fn read_frame(tcp: &mut tokio::net::TcpStream) -> Frame {
+    use tokio::io::AsyncReadExt;
+    let mut head = [0u8; 9];
+    tokio::time::timeout(READ_TIMEOUT, tcp.read_exact(&mut head))
+        .await
+        .expect("a frame in time")
+        .expect("a frame header");
+    let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+    let mut payload = vec![0u8; len];
+    tokio::time::timeout(READ_TIMEOUT, tcp.read_exact(&mut payload))
+        .await
+        .expect("a payload in time")
+        .expect("a frame payload");
+    Frame {
+        kind: head[3],
+        flags: head[4],
+        stream: u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff,
+        payload,
+    }
+}
+
+/// `--max-h2-streams 2` on the wire, against a client that ignores the limit: the server's
+/// SETTINGS carry MAX_CONCURRENT_STREAMS = 2; with streams 1 and 3 open (uploads whose content
+/// has not been sent), stream 5 is refused with RST_STREAM(REFUSED_STREAM) — a stream error, so
+/// the connection lives on and streams 1 and 3 are answered once their content arrives.
+#[tokio::test]
+async fn a_stream_past_max_h2_streams_is_refused() {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start_with(|c| c.max_h2_streams = 2).await;
+    let mut tcp = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .expect("preface");
+    tcp.write_all(&frame(SETTINGS, 0, 0, &[]))
+        .await
+        .expect("settings");
+    let settings = loop {
+        let f = read_frame(&mut tcp).await;
+        if f.kind == SETTINGS && f.flags & ACK == 0 {
+            break f;
+        }
+    };
+    let max_streams = settings
+        .payload
+        .chunks_exact(6)
+        .find(|p| u16::from_be_bytes([p[0], p[1]]) == 0x3)
+        .map(|p| u32::from_be_bytes([p[2], p[3], p[4], p[5]]));
+    assert_eq!(
+        max_streams,
+        Some(2),
+        "SETTINGS_MAX_CONCURRENT_STREAMS in {:?}",
+        settings.payload
+    );
+    let host = server.host();
+    let mut out = frame(SETTINGS, ACK, 0, &[]);
+    for stream in [1u32, 3] {
+        let block = request_block("POST", "/status/200", &host, Some(1));
+        out.extend(frame(HEADERS, END_HEADERS, stream, &block));
+    }
+    let block = request_block("GET", "/status/200", &host, None);
+    out.extend(frame(HEADERS, END_HEADERS | END_STREAM, 5, &block));
+    tcp.write_all(&out).await.expect("three streams");
+
+    let refused = loop {
+        let f = read_frame(&mut tcp).await;
+        assert_ne!(
+            f.kind, GOAWAY,
+            "a connection error instead of a stream error: {f:?}"
+        );
+        assert!(
+            !(f.stream == 5 && f.kind == HEADERS),
+            "stream 5 was answered past the limit of 2"
+        );
+        if f.kind == RST_STREAM {
+            break f;
+        }
+    };
+    assert_eq!(refused.stream, 5, "{refused:?}");
+    assert_eq!(
+        refused.payload,
+        7u32.to_be_bytes(),
+        "RST_STREAM with REFUSED_STREAM (0x7)"
+    );
+
+    // The two open streams are still served.
+    let mut out = frame(DATA, END_STREAM, 1, b"x");
+    out.extend(frame(DATA, END_STREAM, 3, b"x"));
+    tcp.write_all(&out).await.expect("the content");
+    let mut answered = BTreeSet::new();
+    let mut ended = BTreeSet::new();
+    while ended.len() < 2 {
+        let f = read_frame(&mut tcp).await;
+        assert_ne!(f.kind, GOAWAY, "{f:?}");
+        assert_ne!(f.kind, RST_STREAM, "{f:?}");
+        if f.kind == HEADERS {
+            // `:status 200` is static table entry 8, sent indexed.
+            assert_eq!(
+                f.payload.first(),
+                Some(&0x88),
+                "stream {}: not a 200",
+                f.stream
+            );
+            answered.insert(f.stream);
+        }
+        if (f.kind == HEADERS || f.kind == DATA) && f.flags & END_STREAM != 0 {
+            ended.insert(f.stream);
+        }
+    }
+    assert_eq!(answered, BTreeSet::from([1, 3]));
 }

@@ -5,6 +5,7 @@ mod contract;
 mod corpus;
 mod curl;
 mod edge;
+mod expiry;
 mod faults;
 mod h2;
 mod hostile;

@@ -279,7 +279,14 @@ async fn status_206_honours_range_and_416_names_the_length() {
     assert!(parts[3].starts_with("--"), "closing delimiter");
 
     let r = server.get("/status/416", &[("Range", "bytes=0-1")]).await;
+    assert_eq!(r.status, 416, "{}", r.head);
+    assert_eq!(r.reason, "Range Not Satisfiable");
     assert_eq!(r.must("content-range"), "bytes */1024");
+    assert!(
+        !r.body.starts_with(&repr[..2]),
+        "416 carries no slice of the representation: {:?}",
+        r.text()
+    );
 }
 
 #[tokio::test]

@@ -42,7 +42,8 @@ async fn in_flight_request_completes_and_new_connections_are_refused() {
         .await;
     assert_eq!(idle.read_exchange(false).await.status, 200);
     // A delayed request that is provably in flight: the server has read its head (it said
-    // 100 Continue) before the body is sent and shutdown is triggered.
+    // 100 Continue) when shutdown is triggered, and cannot have answered it yet: its content
+    // is sent only once the listener is gone.
     let mut in_flight = server.connect().await;
     in_flight
         .send(
@@ -53,9 +54,9 @@ async fn in_flight_request_completes_and_new_connections_are_refused() {
         )
         .await;
     assert_eq!(in_flight.read_response(false).await.status, 100);
-    in_flight.send(b"x").await;
     server.shutdown();
     refused(server.addr).await;
+    in_flight.send(b"x").await;
     // The idle connection is closed without an answer.
     idle.expect_eof().await;
     // The request in flight still gets its full answer, and the connection then closes.
@@ -95,9 +96,11 @@ async fn shutdown_waits_for_in_flight_h2_streams() {
     .expect("an informational response")
     .expect("not an error");
     assert_eq!(info.status().as_u16(), 100);
+    // Shut down first, then send the content: the stream cannot have been answered before.
+    server.shutdown();
+    refused(server.addr).await;
     body.send_data(bytes::Bytes::from_static(b"x"), true)
         .expect("send body");
-    server.shutdown();
     let resp = tokio::time::timeout(Duration::from_secs(5), fut)
         .await
         .expect("in time")
@@ -117,22 +120,35 @@ async fn shutdown_waits_for_in_flight_h2_streams() {
 
 #[tokio::test]
 async fn grace_period_bounds_the_wait() {
-    let mut server =
-        TestServer::start_with(|c| c.shutdown_grace = Duration::from_millis(200)).await;
+    let grace = Duration::from_millis(200);
+    let mut server = TestServer::start_with(|c| c.shutdown_grace = grace).await;
     let mut slow: Conn = server.connect().await;
+    // Provably in flight: the server said 100 Continue (it read the head and admitted the
+    // request) and then got the content of a request that sleeps 30 s.
     slow.send(&request(
-        "GET",
+        "POST",
         "/status/200?sleep=30s",
         &server.host(),
-        &[],
+        &[("Expect", "100-continue"), ("Content-Length", "1")],
         b"",
     ))
     .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let r = slow.read_response(false).await;
+    assert_eq!(r.status, 100, "{}", r.head);
+    slow.send(b"x").await;
+    let began = std::time::Instant::now();
     server.shutdown();
-    // run returns after the grace period even though a request is still sleeping.
+    // run returns after the grace period even though the request is still sleeping: not
+    // before the grace (it waited for the request), and long before the 30 s sleep ends.
     server
         .stopped(Duration::from_secs(5))
         .await
         .expect("run returns Ok");
+    let waited = began.elapsed();
+    assert!(
+        waited >= grace,
+        "run returned {waited:?} after shutdown, before the {grace:?} grace period"
+    );
+    // The request never got an answer: it was still in flight when the server gave up on it.
+    slow.expect_eof().await;
 }
