@@ -322,3 +322,174 @@ async fn sweep(app: Arc<App>) {
         }
     }
 }
+
+/// Entry points for the cargo-fuzz targets in `fuzz/` (feature `fuzzing`, off by default; not
+/// an API, hidden from the docs). Each takes arbitrary bytes, hands them to one family of the
+/// server's parsers and panics only if the parsers panic or break a property they promise;
+/// the properties are the ones the `props` property tests check (`scripts/fuzz.sh` runs both).
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::content::{negotiate, params, range};
+    use crate::routes::{on_demand_props, resources_props, sequences_props};
+    use crate::wire::framing::{self, ChunkedDecoder, Framing, Limits, Role};
+    use crate::wire::h1;
+    use bytes::BytesMut;
+    use http::{HeaderMap, HeaderName, HeaderValue};
+    use std::time::Duration;
+
+    /// The first byte (the knobs) and the rest.
+    fn knobs(data: &[u8]) -> (u8, &[u8]) {
+        data.split_first().map_or((0, data), |(k, rest)| (*k, rest))
+    }
+
+    /// A request head (`wire::h1`): parse, limits, split-independence, `Host` values. The
+    /// first byte sets `--max-headers` and `--max-uri`.
+    pub fn request_head(data: &[u8]) {
+        let (k, buf) = knobs(data);
+        let max_headers = usize::from(k % 16) * 8;
+        let max_uri = usize::from(k / 16) * 8;
+        h1::props::check_head(buf, max_headers, max_uri);
+        h1::props::check_host(buf);
+    }
+
+    /// Chunked content (`wire::framing::ChunkedDecoder`), under limits the first byte picks:
+    /// decoded whole, byte by byte and in two pieces, it gives the same result, the same
+    /// content and stops at the same byte, never past `max_body`.
+    pub fn chunked(data: &[u8]) {
+        let (k, input) = knobs(data);
+        let limits = Limits {
+            max_body: [0, 1, 64, 10 * 1024 * 1024][usize::from(k & 3)],
+            max_ext_bytes: [0, 8, 4096][usize::from((k >> 2) & 3) % 3],
+            max_trailer_bytes: [0, 64, 8192][usize::from((k >> 4) & 3) % 3],
+            max_trailer_fields: [0, 4, 64][usize::from(k >> 6) % 3],
+        };
+        let decode = |pieces: &mut dyn Iterator<Item = &[u8]>| {
+            let mut decoder = ChunkedDecoder::new(limits);
+            let (mut buf, mut out) = (BytesMut::new(), BytesMut::new());
+            let (mut fed, mut result) = (0, Ok(false));
+            for piece in pieces {
+                buf.extend_from_slice(piece);
+                fed += piece.len();
+                result = decoder.decode(&mut buf, &mut out);
+                if result != Ok(false) {
+                    break;
+                }
+            }
+            assert!(out.len() as u64 <= limits.max_body);
+            (result, out, fed - buf.len())
+        };
+        let whole = decode(&mut std::iter::once(input));
+        assert_eq!(decode(&mut input.chunks(1)), whole);
+        let (a, b) = input.split_at(input.len() / 2);
+        assert_eq!(decode(&mut [a, b].into_iter()), whole);
+    }
+
+    /// Message framing (`wire::framing::framing`): header fields from `name: value` lines,
+    /// the role from the first byte; a length it reports is `content_length`'s.
+    pub fn framing(data: &[u8]) {
+        let (k, rest) = knobs(data);
+        let mut headers = HeaderMap::new();
+        for line in rest.split(|&b| b == b'\n') {
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                continue;
+            };
+            let value = line[colon + 1..].trim_ascii();
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(&line[..colon]),
+                HeaderValue::from_bytes(value),
+            ) {
+                headers.append(n, v);
+            }
+        }
+        let role = match k % 4 {
+            0 => Role::Request { http10: false },
+            1 => Role::Request { http10: true },
+            _ => Role::Response {
+                status: [100, 101, 200, 204, 304, 404][usize::from(k / 4) % 6],
+                head_request: k % 4 == 3,
+            },
+        };
+        if let Ok(Framing::Length(n)) = framing::framing(&headers, role) {
+            assert_eq!(framing::content_length(&headers), Ok(Some(n)));
+        }
+    }
+
+    /// `Range` (`content::range::parse`) against a length from the first 8 bytes (a small
+    /// one if the first byte is odd); the ranges are bounded and their parts well formed.
+    pub fn range(data: &[u8]) {
+        let (k, rest) = knobs(data);
+        let (len, header) = if k % 2 == 1 || rest.len() < 8 {
+            (u64::from(k / 2), rest)
+        } else {
+            let (n, header) = rest.split_at(8);
+            (u64::from_le_bytes(n.try_into().expect("8 bytes")), header)
+        };
+        range::props::check_parse(&String::from_utf8_lossy(header), len);
+    }
+
+    /// Preconditions (`store::precondition`): the first 8 bytes are the current modification
+    /// time, the next line the current `ETag`, each further line an `If-*` field (its first
+    /// byte picks which).
+    pub fn conditions(data: &[u8]) {
+        const NAMES: [http::HeaderName; 4] = [
+            http::header::IF_MATCH,
+            http::header::IF_NONE_MATCH,
+            http::header::IF_MODIFIED_SINCE,
+            http::header::IF_UNMODIFIED_SINCE,
+        ];
+        if data.len() < 8 {
+            return;
+        }
+        let (modified, rest) = data.split_at(8);
+        let modified = u64::from_le_bytes(modified.try_into().expect("8 bytes"));
+        let mut lines = rest.split(|&b| b == b'\n');
+        let etag = String::from_utf8_lossy(lines.next().unwrap_or_default());
+        let mut headers = HeaderMap::new();
+        for line in lines {
+            let (k, value) = knobs(line);
+            if let Ok(v) = HeaderValue::from_bytes(value) {
+                headers.append(NAMES[usize::from(k % 4)].clone(), v);
+            }
+        }
+        crate::store::precondition::props::check_conditions(&headers, &etag, modified);
+    }
+
+    /// Durations and code lists: `sleep=`/`timeout=`-style durations (`content::params`),
+    /// `sleep=`, `retry_after=` and `/status` code lists (`routes::on_demand`) and sequence
+    /// lists (`routes::sequences`). The first byte sets the maximum duration.
+    pub fn params(data: &[u8]) {
+        let (k, rest) = knobs(data);
+        let max = match k {
+            255 => Duration::from_millis(u64::MAX),
+            k => Duration::from_secs(u64::from(k)),
+        };
+        let s = String::from_utf8_lossy(rest);
+        params::props::check_duration(&s, max);
+        on_demand_props::check_delay(&s, max);
+        on_demand_props::check_retry_after(&s);
+        on_demand_props::check_code_lists(&s);
+        sequences_props::check_codes(&s);
+    }
+
+    /// JSON merge patch (`routes::resources::merge`): the first two JSON values in the bytes
+    /// are the target and the patch.
+    pub fn merge_patch(data: &[u8]) {
+        let mut values = serde_json::Deserializer::from_slice(data).into_iter();
+        if let (Some(Ok(target)), Some(Ok(patch))) = (values.next(), values.next()) {
+            resources_props::check_merge(&target, &patch);
+        }
+    }
+
+    /// Request header values: the first line as `Authorization` (Basic and Bearer), as
+    /// `Accept` and as a `location=` value, the second as the request's `Host`.
+    pub fn header_values(data: &[u8]) {
+        let mut lines = data.splitn(2, |&b| b == b'\n');
+        let value = lines.next().unwrap_or_default();
+        let host = String::from_utf8_lossy(lines.next().unwrap_or_default());
+        let text = String::from_utf8_lossy(value);
+        crate::edge::auth::props::check_authorization(&text);
+        negotiate::props::check_accept(value);
+        on_demand_props::check_location_stays_home(&text, &host);
+    }
+}

@@ -76,14 +76,7 @@ impl Format {
                     (t, s) if t.eq_ignore_ascii_case(ty) && s.eq_ignore_ascii_case(sub) => 3,
                     _ => continue,
                 };
-                let q = parts
-                    .filter_map(|p| {
-                        p.trim()
-                            .strip_prefix("q=")
-                            .or_else(|| p.trim().strip_prefix("Q="))
-                    })
-                    .find_map(parse_q)
-                    .unwrap_or(1000);
+                let q = quality(parts);
                 if found.is_none_or(|(s, _)| specificity > s) {
                     found = Some((specificity, q));
                 }
@@ -122,15 +115,24 @@ pub(crate) fn accepts(accept: Option<&HeaderValue>, media_type: &str) -> bool {
             (t, s) if t.eq_ignore_ascii_case(ty) && s.eq_ignore_ascii_case(sub) => 3,
             _ => continue,
         };
-        let q = parts
-            .filter_map(|p| p.trim().strip_prefix("q="))
-            .find_map(parse_q)
-            .unwrap_or(1000);
+        let q = quality(parts);
         if best.is_none_or(|(s, _)| specificity > s) {
             best = Some((specificity, q));
         }
     }
     best.is_some_and(|(_, q)| q > 0)
+}
+
+/// The quality a media range's parameters give it, in thousandths: its first well-formed `q`
+/// (the name is case-insensitive), else 1.
+fn quality<'a>(params: impl Iterator<Item = &'a str>) -> u16 {
+    params
+        .filter_map(|p| {
+            let p = p.trim();
+            p.strip_prefix("q=").or_else(|| p.strip_prefix("Q="))
+        })
+        .find_map(parse_q)
+        .unwrap_or(1000)
 }
 
 /// Parses a qvalue (`0`, `0.5`, `1.000`) into thousandths.
@@ -212,5 +214,113 @@ mod tests {
         assert_eq!(parse_q("1.1"), None);
         assert_eq!(parse_q("2"), None);
         assert_eq!(parse_q("0.1234"), None);
+    }
+}
+
+/// Properties of content negotiation, shared by the property tests below and the
+/// `header_values` fuzz target (through `crate::fuzzing`).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod props {
+    use super::*;
+
+    /// For any `Accept` value: no panic; the chosen format is one `accepts` admits, and when
+    /// nothing is chosen (406) `accepts` admits none of the formats either.
+    pub(crate) fn check_accept(accept: &[u8]) {
+        let Ok(v) = HeaderValue::from_bytes(accept) else {
+            return;
+        };
+        for default in Format::ALL {
+            match Format::negotiate(Some(&v), default) {
+                Some(f) => assert!(
+                    accepts(Some(&v), f.media_type()),
+                    "{v:?} chose {f:?}, which it does not accept"
+                ),
+                None => {
+                    for f in Format::ALL {
+                        assert!(
+                            !accepts(Some(&v), f.media_type()),
+                            "{v:?} chose nothing but accepts {f:?}"
+                        );
+                    }
+                }
+            }
+        }
+        let _ = accepts(Some(&v), "image/png");
+    }
+
+    #[cfg(test)]
+    use proptest::collection::vec;
+    #[cfg(test)]
+    use proptest::prelude::*;
+
+    /// A media range with parameters, from pieces that matter to negotiation.
+    #[cfg(test)]
+    fn media_range() -> impl Strategy<Value = String> {
+        (
+            prop::sample::select(vec![
+                "*/*",
+                "text/*",
+                "application/*",
+                "text/plain",
+                "TEXT/HTML",
+                "application/json",
+                "application/problem+json",
+                "image/png",
+                "text",
+                "*/json",
+            ]),
+            vec(
+                prop::sample::select(vec![
+                    "q=0", "q=1", "q=0.5", "Q=0", "Q=0.25", "q=1.5", "q=", "q=0.0001", "level=1",
+                    " q = 0",
+                ]),
+                0..3,
+            ),
+        )
+            .prop_map(|(range, params)| {
+                std::iter::once(range)
+                    .chain(params)
+                    .collect::<Vec<_>>()
+                    .join(";")
+            })
+    }
+
+    /// Found by `negotiation_agrees_with_accepts`: `accepts` read `q=` but not `Q=`.
+    #[test]
+    fn quality_names_are_case_insensitive() {
+        let v = HeaderValue::from_static("*/*;Q=0");
+        assert_eq!(Format::negotiate(Some(&v), Format::Text), None);
+        assert!(!accepts(Some(&v), "text/plain"));
+    }
+
+    #[cfg(test)]
+    proptest! {
+        #[test]
+        fn negotiation_agrees_with_accepts(ranges in vec(media_range(), 0..4), ows in "[ ]{0,1}") {
+            check_accept(ranges.join(&format!(",{ows}")).as_bytes());
+        }
+
+        #[test]
+        fn any_accept(accept in prop_oneof![vec(any::<u8>(), 0..32), "[a-z*/;=,. 0-9q+]{0,32}".prop_map(String::into_bytes)]) {
+            check_accept(&accept);
+        }
+
+        /// No (or a blank) `Accept` gives the default; one of our media types alone gives
+        /// its format.
+        #[test]
+        fn plain_choices(default in prop::sample::select(Format::ALL.to_vec()), f in prop::sample::select(Format::ALL.to_vec()), blank in "[ \t]{0,2}") {
+            prop_assert_eq!(Format::negotiate(None, default), Some(default));
+            let blank = HeaderValue::from_str(&blank).unwrap();
+            prop_assert_eq!(Format::negotiate(Some(&blank), default), Some(default));
+            let only = HeaderValue::from_static(f.media_type());
+            prop_assert_eq!(Format::negotiate(Some(&only), default), Some(f));
+            prop_assert!(accepts(Some(&only), f.media_type()));
+        }
+
+        #[test]
+        fn parse_q_is_thousandths(q in 0u16..=1000) {
+            let text = format!("{}.{:03}", q / 1000, q % 1000);
+            prop_assert_eq!(parse_q(&text), Some(q));
+        }
     }
 }

@@ -83,3 +83,58 @@ mod tests {
         assert!(!is_json("text/plain"));
     }
 }
+
+/// Properties of duration parameters, shared by the property tests below and the `params`
+/// fuzz target (through `crate::fuzzing`).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod props {
+    use super::*;
+
+    /// For any text and maximum, in either bare unit: no panic; an accepted duration is at
+    /// most the maximum and reads back from its own rendering; a refusal names the parameter.
+    pub(crate) fn check_duration(s: &str, max: Duration) {
+        for bare in [Bare::Millis, Bare::Secs] {
+            match duration("sleep", s, bare, max, "--max-delay") {
+                Ok(d) => {
+                    assert!(d <= max, "{s:?} gave {d:?} over {max:?}");
+                    let again = humantime::format_duration(d).to_string();
+                    assert_eq!(duration("sleep", &again, bare, max, "--max-delay"), Ok(d));
+                }
+                Err(e) => assert!(e.starts_with("sleep="), "{e}"),
+            }
+        }
+    }
+
+    #[cfg(test)]
+    use proptest::prelude::*;
+
+    #[cfg(test)]
+    proptest! {
+        #[test]
+        fn any_text_is_bounded(
+            s in prop_oneof![
+                ".{0,24}",
+                "[0-9]{0,24}",
+                " ?[0-9]{1,8}(ns|us|ms|s|m|h|d|w|M|y|x)?( [0-9]{1,4}(ms|s|m))? ?",
+            ],
+            max_ms in prop_oneof![0u64..100_000, any::<u64>()],
+        ) {
+            check_duration(&s, Duration::from_millis(max_ms));
+        }
+
+        /// A bare number is milliseconds or seconds as asked; with a unit it means what the
+        /// unit says; either is refused past the maximum.
+        #[test]
+        fn numbers_and_units(n in 0u64..10_000_000, max_ms in 0u64..10_000_000, ows in "[ \t]{0,2}") {
+            let max = Duration::from_millis(max_ms);
+            let ms = duration("sleep", &format!("{ows}{n}{ows}"), Bare::Millis, max, "f");
+            let secs = duration("period", &format!("{n}"), Bare::Secs, max, "f");
+            let unit = duration("sleep", &format!("{n}ms"), Bare::Secs, max, "f");
+            let want_ms = Duration::from_millis(n);
+            prop_assert_eq!(ms.ok(), (want_ms <= max).then_some(want_ms));
+            prop_assert_eq!(unit.ok(), (want_ms <= max).then_some(want_ms));
+            let want_secs = Duration::from_secs(n);
+            prop_assert_eq!(secs.ok(), (want_secs <= max).then_some(want_secs));
+        }
+    }
+}

@@ -17,7 +17,8 @@ pub enum RangeRequest {
     /// No (usable) `Range`: serve the whole representation. Unknown units and malformed
     /// headers are ignored, as RFC 9110 §14.2 says.
     Full,
-    /// One or more satisfiable ranges, in the order asked, coalesced where they overlap.
+    /// One or more satisfiable ranges, sorted by first byte, coalesced where they overlap or
+    /// touch (RFC 9110 §14.6 allows both whatever order they were asked in).
     Partial(Vec<ByteRange>),
     /// None of the ranges overlap the representation: 416.
     Unsatisfiable,
@@ -90,7 +91,7 @@ pub fn parse(header: &str, len: u64) -> RangeRequest {
     RangeRequest::Partial(coalesce(ranges))
 }
 
-/// Merges overlapping or adjacent ranges, keeping the first-asked order otherwise.
+/// Sorts ranges by first byte and merges overlapping or adjacent ones.
 fn coalesce(mut ranges: Vec<ByteRange>) -> Vec<ByteRange> {
     let mut out: Vec<ByteRange> = Vec::with_capacity(ranges.len());
     ranges.sort_by_key(|r| r.first);
@@ -178,5 +179,157 @@ mod tests {
         assert!(text.contains("Content-Range: bytes 0-1/100"));
         assert!(text.contains("Content-Range: bytes 10-11/100"));
         assert!(text.ends_with("--statuslab-byteranges--\r\n"));
+    }
+}
+
+/// Properties of `Range` parsing, shared by the property tests below and the `range` fuzz
+/// target (through `crate::fuzzing`).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod props {
+    use super::*;
+
+    /// For any header and length: no panic; the ranges of a partial answer are non-empty, at
+    /// most [`MAX_RANGES`], each within `0..len` with `first <= last`, sorted and neither
+    /// overlapping nor adjacent (coalesced); their `Content-Range` reads back as the range; and
+    /// a `multipart/byteranges` body of them (for a length that fits in memory) holds exactly
+    /// the asked bytes.
+    pub(crate) fn check_parse(header: &str, len: u64) -> RangeRequest {
+        let got = parse(header, len);
+        if let RangeRequest::Partial(ranges) = &got {
+            assert!(
+                !ranges.is_empty() && ranges.len() <= MAX_RANGES,
+                "{ranges:?}"
+            );
+            for r in ranges {
+                assert!(r.first <= r.last && r.last < len, "{r:?} of {len}");
+                assert_eq!(
+                    content_range(*r, len),
+                    format!("bytes {}-{}/{len}", r.first, r.last)
+                );
+            }
+            for pair in ranges.windows(2) {
+                assert!(pair[0].last + 1 < pair[1].first, "{ranges:?}");
+            }
+            if len <= 4096 {
+                let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+                let body = multipart(&data, "text/plain", ranges);
+                let parts: usize = ranges.iter().map(|r| (r.last - r.first + 1) as usize).sum();
+                assert!(body.len() > parts);
+                assert!(body.ends_with(format!("\r\n--{BOUNDARY}--\r\n").as_bytes()));
+                for r in ranges {
+                    let head = format!("Content-Range: {}\r\n\r\n", content_range(*r, len));
+                    let at = find(&body, head.as_bytes()).expect("every part has its head");
+                    let part = &body[at + head.len()..];
+                    assert!(part.starts_with(&data[r.first as usize..=r.last as usize]));
+                }
+            }
+        }
+        got
+    }
+
+    fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+        haystack.windows(needle.len()).position(|w| w == needle)
+    }
+
+    #[cfg(test)]
+    use proptest::collection::vec;
+    #[cfg(test)]
+    use proptest::prelude::*;
+
+    /// One range-spec as asked: `first-last`, `first-` or `-suffix`.
+    #[cfg(test)]
+    #[derive(Debug, Clone)]
+    enum Spec {
+        Closed(u64, u64),
+        Open(u64),
+        Suffix(u64),
+    }
+
+    #[cfg(test)]
+    fn spec() -> impl Strategy<Value = Spec> {
+        prop_oneof![
+            (0u64..80, 0u64..80).prop_map(|(a, b)| Spec::Closed(a.min(b), a.max(b))),
+            (0u64..80).prop_map(Spec::Open),
+            (0u64..80).prop_map(Spec::Suffix),
+        ]
+    }
+
+    #[cfg(test)]
+    fn render(s: &Spec) -> String {
+        match s {
+            Spec::Closed(a, b) => format!("{a}-{b}"),
+            Spec::Open(a) => format!("{a}-"),
+            Spec::Suffix(n) => format!("-{n}"),
+        }
+    }
+
+    /// The bytes of `0..len` a spec asks for (empty if unsatisfiable).
+    #[cfg(test)]
+    fn covers(s: &Spec, len: u64) -> std::ops::Range<u64> {
+        match *s {
+            Spec::Closed(a, b) => a.min(len)..(b + 1).min(len),
+            Spec::Open(a) => a.min(len)..len,
+            Spec::Suffix(n) => len.saturating_sub(n)..len,
+        }
+    }
+
+    #[cfg(test)]
+    proptest! {
+        #[test]
+        fn any_header_is_bounded(
+            header in prop_oneof![
+                ".{0,40}",
+                "bytes=[0-9, -]{0,40}",
+                "bytes=([0-9]{0,20}-[0-9]{0,20},){0,20}",
+            ],
+            len in prop_oneof![0u64..100, Just(u64::MAX), any::<u64>()],
+        ) {
+            check_parse(&header, len);
+        }
+
+        /// Well-formed specs give exactly the bytes they ask for (their union, coalesced), or
+        /// 416 when none is satisfiable; more than 16 satisfiable ones are ignored (`Full`).
+        #[test]
+        fn well_formed_specs_give_the_bytes_asked(
+            specs in vec(spec(), 1..20),
+            len in 0u64..64,
+            ows in prop_oneof![Just(""), Just(" "), Just(" \t")],
+        ) {
+            let header = format!(
+                "bytes={}",
+                specs.iter().map(render).collect::<Vec<_>>().join(&format!("{ows},{ows}"))
+            );
+            let asked: Vec<_> = specs.iter().map(|s| covers(s, len)).filter(|r| !r.is_empty()).collect();
+            let got = check_parse(&header, len);
+            if asked.len() > MAX_RANGES {
+                prop_assert_eq!(got, RangeRequest::Full);
+            } else if asked.is_empty() {
+                prop_assert_eq!(got, RangeRequest::Unsatisfiable);
+            } else {
+                let RangeRequest::Partial(ranges) = got else {
+                    return Err(TestCaseError::fail(format!("{header}: {got:?}")));
+                };
+                let mut want = vec![false; len as usize];
+                for r in &asked {
+                    (r.start..r.end).for_each(|i| want[i as usize] = true);
+                }
+                let mut have = vec![false; len as usize];
+                for r in &ranges {
+                    (r.first..=r.last).for_each(|i| have[i as usize] = true);
+                }
+                prop_assert_eq!(have, want, "{}", header);
+            }
+        }
+
+        /// One closed range inside the representation comes back as itself.
+        #[test]
+        fn one_range_round_trips(len in 1u64..u64::MAX, a in any::<u64>(), b in any::<u64>()) {
+            let (first, last) = (a.min(b) % len, a.max(b) % len);
+            let (first, last) = (first.min(last), first.max(last));
+            prop_assert_eq!(
+                check_parse(&format!("bytes={first}-{last}"), len),
+                RangeRequest::Partial(vec![ByteRange { first, last }])
+            );
+        }
     }
 }

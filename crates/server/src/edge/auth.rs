@@ -142,3 +142,89 @@ mod tests {
         assert!(!secret_eq(b"abc", b"abcd"));
     }
 }
+
+/// Properties of credential parsing, shared by the property tests below and the
+/// `header_values` fuzz target (through `crate::fuzzing`).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod props {
+    use super::*;
+
+    /// For any `Authorization` value: no panic; Basic credentials have a user without a colon
+    /// and encode back to credentials that parse as themselves; a Bearer token is non-empty,
+    /// without surrounding whitespace, and reads back as itself.
+    pub(crate) fn check_authorization(value: &str) {
+        if let Some((user, password)) = basic_credentials(Some(value)) {
+            assert!(!user.contains(':'));
+            let again = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+            );
+            assert_eq!(basic_credentials(Some(&again)), Some((user, password)));
+        }
+        let Ok(v) = HeaderValue::from_str(value) else {
+            return;
+        };
+        let mut req = Request {
+            method: http::Method::GET,
+            uri: http::Uri::from_static("/"),
+            version: http::Version::HTTP_11,
+            headers: http::HeaderMap::new(),
+            body: bytes::Bytes::new(),
+            peer: std::net::SocketAddr::from(([127, 0, 0, 1], 9)),
+        };
+        req.headers.insert(header::AUTHORIZATION, v);
+        if let Some(token) = bearer_token(&req).map(str::to_owned) {
+            assert!(!token.is_empty() && token.trim() == token);
+            req.headers.insert(
+                header::AUTHORIZATION,
+                HeaderValue::from_str(&format!("Bearer {token}")).expect("was a header value"),
+            );
+            assert_eq!(bearer_token(&req), Some(token.as_str()));
+        }
+    }
+
+    #[cfg(test)]
+    use proptest::prelude::*;
+
+    #[cfg(test)]
+    proptest! {
+        #[test]
+        fn basic_credentials_round_trip(
+            user in "[^:]{0,12}",
+            password in ".{0,12}",
+            scheme in prop::sample::select(vec!["Basic", "basic", "BASIC"]),
+            ows in "[ \t]{0,2}",
+        ) {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            let value = format!("{ows}{scheme} {ows}{encoded}{ows}");
+            prop_assert_eq!(basic_credentials(Some(&value)), Some((user, password)));
+            check_authorization(&value);
+        }
+
+        #[test]
+        fn bearer_tokens_round_trip(
+            token in "[A-Za-z0-9._~+/-]{1,24}=*",
+            scheme in prop::sample::select(vec!["Bearer", "bearer", "BEARER"]),
+            ows in "[ \t]{0,2}",
+        ) {
+            let value = format!("{ows}{scheme} {ows}{token}{ows}");
+            check_authorization(&value);
+            let mut req = Request {
+                method: http::Method::GET,
+                uri: http::Uri::from_static("/"),
+                version: http::Version::HTTP_11,
+                headers: http::HeaderMap::new(),
+                body: bytes::Bytes::new(),
+                peer: std::net::SocketAddr::from(([127, 0, 0, 1], 9)),
+            };
+            req.headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&value).unwrap());
+            prop_assert_eq!(bearer_token(&req), Some(token.as_str()));
+            prop_assert_eq!(basic_credentials(Some(&value)), None);
+        }
+
+        #[test]
+        fn any_authorization(value in prop_oneof![".{0,32}", "(Basic|Bearer) [A-Za-z0-9+/= :]{0,24}"]) {
+            check_authorization(&value);
+        }
+    }
+}

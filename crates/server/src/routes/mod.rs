@@ -33,6 +33,12 @@ use methods::{ANY, IMPLEMENTED, READ};
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
+/// The route families' parser properties, for the fuzz targets' entry points (`crate::fuzzing`).
+#[cfg(feature = "fuzzing")]
+pub(crate) use self::{
+    on_demand::props as on_demand_props, resources::props as resources_props,
+    sequences::props as sequences_props,
+};
 pub use on_demand::REPRESENTATION_LEN;
 
 /// Which handler a route runs.

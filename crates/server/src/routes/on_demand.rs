@@ -165,11 +165,20 @@ impl Choice {
     }
 
     /// The code, or the fault's stored number.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn code(self) -> u16 {
         match self {
             Choice::Code(s) => s.code(),
             Choice::Fault(k) => k.code(),
+        }
+    }
+}
+
+impl std::fmt::Display for Choice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Choice::Code(s) => write!(f, "{}", s.code()),
+            Choice::Fault(k) => f.write_str(k.name()),
         }
     }
 }
@@ -780,5 +789,223 @@ mod tests {
         );
         assert!(parse_retry_after("tomorrow").is_err());
         assert!(parse_retry_after("999999999999").is_err());
+    }
+}
+
+/// Properties of the on-demand parameters, shared by the property tests below and the
+/// `params` and `header_values` fuzz targets (through `crate::fuzzing`).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod props {
+    use super::*;
+
+    /// A request for `/` carrying `host` as its `Host`, as `check_location` sees it.
+    pub(crate) fn request_with_host(host: &str) -> Option<Request> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_str(host).ok()?);
+        Some(Request {
+            method: Method::GET,
+            uri: http::Uri::from_static("/"),
+            version: Version::HTTP_11,
+            headers,
+            body: Bytes::new(),
+            peer: std::net::SocketAddr::from(([127, 0, 0, 1], 9)),
+        })
+    }
+
+    /// The host (with its port) a browser following `location` from a page of the request's
+    /// own origin would go to, or `None` if `location` stays on that origin as a path. Read
+    /// as WHATWG URL parsing does for http(s) bases, erring to the open side: any scheme is
+    /// taken to name an authority after it, every run of slashes and backslashes after a
+    /// scheme or at the start is skipped, and user information is dropped.
+    fn redirect_host(location: &str) -> Option<&str> {
+        let is_scheme = |s: &str| {
+            s.starts_with(|c: char| c.is_ascii_alphabetic())
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        };
+        let after = match location.find(':') {
+            Some(i) if is_scheme(&location[..i]) => &location[i + 1..],
+            _ if location.starts_with(['/', '\\']) && location[1..].starts_with(['/', '\\']) => {
+                location
+            }
+            _ => return None,
+        };
+        let authority = after
+            .trim_start_matches(['/', '\\'])
+            .split(['/', '\\', '?', '#'])
+            .next()
+            .unwrap_or("");
+        Some(authority.rsplit('@').next().unwrap_or(""))
+    }
+
+    /// For any `location=` value and request host: what `check_location` accepts is the value
+    /// itself as a header, and it either stays on the request's origin or goes to the
+    /// request's own host: statuslab is never an open redirector.
+    pub(crate) fn check_location_stays_home(location: &str, host: &str) {
+        let Some(req) = request_with_host(host) else {
+            return;
+        };
+        if let Ok(v) = check_location(location, &req) {
+            assert_eq!(v.as_bytes(), location.as_bytes());
+            if let Some(target) = redirect_host(location) {
+                let own = host.rsplit('@').next().unwrap_or("");
+                assert!(
+                    target.eq_ignore_ascii_case(own),
+                    "location={location:?} leaves host {host:?} for {target:?}"
+                );
+            }
+        }
+    }
+
+    /// For any code list: no panic; a code picked from a list without ranges is written in
+    /// it; a sequence's codes are one per listed item, 1 to 100 of them, each 100-599.
+    pub(crate) fn check_code_lists(list: &str) {
+        for ranges in [false, true] {
+            if let Ok(s) = pick(list, ranges) {
+                assert!(
+                    (100..=599).contains(&s.code()) || FaultKind::from_code(s.code()).is_some()
+                );
+                if !ranges {
+                    let written = list.to_ascii_lowercase();
+                    assert!(written.contains(&s.to_string()), "{list:?} gave {s}");
+                }
+            }
+        }
+    }
+
+    /// For any `retry_after=` value: an accepted one is seconds up to a year, or an HTTP date
+    /// in its preferred form that reads back as itself.
+    pub(crate) fn check_retry_after(s: &str) {
+        if let Ok(v) = parse_retry_after(s) {
+            let v = v.to_str().expect("visible ASCII");
+            match v.parse::<u64>() {
+                Ok(secs) => assert!(secs <= MAX_RETRY_AFTER),
+                Err(_) => {
+                    let date = httpdate::parse_http_date(v).expect("an HTTP date");
+                    assert_eq!(httpdate::fmt_http_date(date), v);
+                }
+            }
+        }
+    }
+
+    /// `sleep=` is a duration in milliseconds by default, bounded by `--max-delay`.
+    pub(crate) fn check_delay(s: &str, max: Duration) {
+        assert_eq!(
+            parse_delay(s, max),
+            params::duration("sleep", s, Bare::Millis, max, "--max-delay")
+        );
+    }
+
+    #[cfg(test)]
+    use proptest::collection::vec;
+    #[cfg(test)]
+    use proptest::prelude::*;
+
+    /// One item of a code list: a code or a range (`lo-hi`), with an optional weight.
+    #[cfg(test)]
+    fn item() -> impl Strategy<Value = (u16, Option<u16>, Option<&'static str>)> {
+        (
+            prop_oneof![100u16..600, 0u16..1000],
+            proptest::option::of(100u16..600),
+            proptest::option::of(prop::sample::select(vec![
+                "0", "1", "0.5", "2.5", "1e-3", "1e308", "-1", "x", "inf", "NaN",
+            ])),
+        )
+    }
+
+    #[cfg(test)]
+    proptest! {
+        #[test]
+        fn any_location_stays_home(
+            location in prop_oneof![
+                ".{0,24}",
+                "[a-zA-Z:/\\\\?#@.%-]{0,24}",
+                (
+                    prop::sample::select(vec!["", "http:", "HTTPS:", "hTtP:", "ftp:", "javascript:", "http+x:", "1http:"]),
+                    prop::sample::select(vec!["", "/", "//", "///", "\\\\", "/\\", ":", "./"]),
+                    prop::sample::select(vec!["own", "OWN", "own:8080", "evil", "own@evil", "evil@own", "own.evil", ""]),
+                    prop::sample::select(vec!["", "/", "/x?y#z", "?q", "#f", ":1/", "@evil", "\\evil", " x"]),
+                ).prop_map(|(a, b, c, d)| format!("{a}{b}{c}{d}")),
+            ],
+            host in prop_oneof![Just("own".to_owned()), Just("own:8080".to_owned()), "[a-z0-9.:@-]{0,10}"],
+        ) {
+            check_location_stays_home(&location, &host);
+        }
+
+        /// Relative references and absolute http(s) URIs on the request's own host pass.
+        #[test]
+        fn own_locations_pass(
+            scheme in prop::sample::select(vec!["http://", "https://", "HTTP://", "//", ""]),
+            path in "(/[a-z0-9._~%-]{0,8}){0,3}(\\?[a-z0-9=&]{0,8})?",
+        ) {
+            let req = request_with_host("own:8080").unwrap();
+            let location = if scheme.is_empty() {
+                format!("/x{path}")
+            } else {
+                format!("{scheme}own:8080{path}")
+            };
+            prop_assert!(check_location(&location, &req).is_ok(), "{}", location);
+        }
+
+        /// A picked code is one of the listed codes (or in a listed range) with a weight above
+        /// 0; a list is refused if any item is malformed or no weight is above 0.
+        #[test]
+        fn picks_follow_the_list(items in vec(item(), 1..8), ranges in any::<bool>(), ows in "[ ]{0,1}") {
+            let rendered: Vec<String> = items
+                .iter()
+                .map(|(lo, hi, w)| {
+                    let code = match hi {
+                        Some(hi) => format!("{lo}-{hi}"),
+                        None => lo.to_string(),
+                    };
+                    match w {
+                        Some(w) => format!("{ows}{code}{ows}:{ows}{w}{ows}"),
+                        None => format!("{ows}{code}{ows}"),
+                    }
+                })
+                .collect();
+            let list = rendered.join(",");
+            let mut allowed = Vec::new();
+            let mut valid = true;
+            for (lo, hi, w) in &items {
+                let w: f64 = w.map_or(Ok(1.0), str::parse).unwrap_or(f64::NAN);
+                let hi = match hi {
+                    Some(hi) if ranges => *hi,
+                    Some(_) => 0,
+                    None => *lo,
+                };
+                valid &= w.is_finite() && w >= 0.0 && (100..600).contains(lo) && (*lo..600).contains(&hi);
+                if w > 0.0 {
+                    allowed.push(*lo..=hi);
+                }
+            }
+            check_code_lists(&list);
+            match pick(&list, ranges) {
+                Ok(s) => {
+                    prop_assert!(valid, "{} gave {}", list, s);
+                    prop_assert!(allowed.iter().any(|r| r.contains(&s.code())), "{} gave {}", list, s);
+                }
+                Err(_) => prop_assert!(!valid || allowed.is_empty(), "{} refused", list),
+            }
+        }
+
+        #[test]
+        fn any_code_list(list in prop_oneof![".{0,24}", "[0-9,:. e-]{0,24}"]) {
+            check_code_lists(&list);
+        }
+
+        #[test]
+        fn retry_after_round_trips(secs in 0u64..=MAX_RETRY_AFTER, date in 0u64..253_402_300_800, ows in "[ \t]{0,2}") {
+            prop_assert_eq!(parse_retry_after(&format!("{ows}{secs}{ows}")), Ok(HeaderValue::from(secs)));
+            prop_assert!(parse_retry_after(&(MAX_RETRY_AFTER + 1 + secs).to_string()).is_err());
+            let when = httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs(date));
+            prop_assert_eq!(parse_retry_after(&when), Ok(HeaderValue::from_str(&when).unwrap()));
+        }
+
+        #[test]
+        fn any_retry_after_or_delay(s in prop_oneof![".{0,32}", "[0-9a-zA-Z, :]{0,32}"], max_ms in any::<u64>()) {
+            check_retry_after(&s);
+            check_delay(&s, Duration::from_millis(max_ms));
+        }
     }
 }

@@ -449,3 +449,73 @@ mod tests {
         }
     }
 }
+
+/// Properties of JSON merge patch, shared by the property tests below and the `merge_patch`
+/// fuzz target (through `crate::fuzzing`).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod props {
+    use super::*;
+
+    /// For any target and patch (RFC 7386): no panic; a patch that is not an object replaces
+    /// the target; an object patch removes its null members, sets the rest (merging objects)
+    /// and leaves the target's other members alone; `{}` leaves an object as it was; and
+    /// applying the same patch twice changes nothing more.
+    pub(crate) fn check_merge(target: &Value, patch: &Value) {
+        let mut once = target.clone();
+        merge(&mut once, patch);
+        let mut twice = once.clone();
+        merge(&mut twice, patch);
+        assert_eq!(twice, once, "merging {patch} twice");
+        let Value::Object(p) = patch else {
+            assert_eq!(&once, patch);
+            return;
+        };
+        let t = once.as_object().expect("an object patch gives an object");
+        for (k, v) in p {
+            match v {
+                Value::Null => assert!(!t.contains_key(k)),
+                Value::Object(_) => assert!(t[k].is_object()),
+                v => assert_eq!(&t[k], v),
+            }
+        }
+        if let Value::Object(before) = target {
+            for (k, v) in before.iter().filter(|(k, _)| !p.contains_key(*k)) {
+                assert_eq!(t.get(k), Some(v));
+            }
+            let mut same = target.clone();
+            merge(&mut same, &json!({}));
+            assert_eq!(&same, target);
+        }
+    }
+
+    #[cfg(test)]
+    use proptest::prelude::*;
+
+    /// Any JSON value, a few levels deep, with keys from a small set so patches meet targets.
+    #[cfg(test)]
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_filter_map("finite", |f| serde_json::Number::from_f64(f)
+                .map(Value::Number)),
+            "[a-c]{0,3}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-d]{1,2}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    #[cfg(test)]
+    proptest! {
+        #[test]
+        fn merge_patch_laws(target in value(), patch in value()) {
+            check_merge(&target, &patch);
+        }
+    }
+}

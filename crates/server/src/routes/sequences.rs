@@ -193,3 +193,68 @@ fn report(ctx: &Ctx, key: &str, seq: &Sequence) -> serde_json::Value {
 fn step_json(code: u16) -> serde_json::Value {
     FaultKind::from_code(code).map_or_else(|| code.into(), |k| k.name().into())
 }
+
+/// Properties of sequence code lists, shared by the property tests below and the `params`
+/// fuzz target (through `crate::fuzzing`).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod props {
+    use super::*;
+
+    /// For any list: no panic; an accepted list has one step per comma-separated item, 1 to
+    /// 100 of them, each a code 100-599 or a fault, and renders back to the same steps.
+    pub(crate) fn check_codes(list: &str) {
+        if let Ok(codes) = parse_codes(list) {
+            assert_eq!(codes.len(), list.split(',').count());
+            assert!((1..=MAX_CODES).contains(&codes.len()));
+            assert!(
+                codes
+                    .iter()
+                    .all(|&c| (100..=599).contains(&c) || FaultKind::from_code(c).is_some())
+            );
+            let again: Vec<String> = codes
+                .iter()
+                .map(|&c| {
+                    FaultKind::from_code(c).map_or_else(|| c.to_string(), |k| k.name().to_owned())
+                })
+                .collect();
+            assert_eq!(parse_codes(&again.join(",")), Ok(codes));
+        }
+    }
+
+    #[cfg(test)]
+    use proptest::collection::vec;
+    #[cfg(test)]
+    use proptest::prelude::*;
+
+    #[cfg(test)]
+    proptest! {
+        #[test]
+        fn listed_codes_round_trip(codes in vec(100u16..600, 1..120), ows in "[ \t]{0,2}") {
+            let list = codes.iter().map(|c| format!("{ows}{c}{ows}")).collect::<Vec<_>>().join(",");
+            check_codes(&list);
+            if codes.len() <= MAX_CODES {
+                prop_assert_eq!(parse_codes(&list), Ok(codes));
+            } else {
+                prop_assert!(parse_codes(&list).is_err());
+            }
+        }
+
+        #[test]
+        fn any_list(list in prop_oneof![".{0,24}", "[0-9, ]{0,40}"]) {
+            check_codes(&list);
+        }
+
+        #[test]
+        fn a_bad_item_refuses_the_list(
+            codes in vec(100u16..600, 0..5),
+            bad in prop_oneof![Just("".to_owned()), "[0-9]{1,2}", "[6-9][0-9]{2}", "[0-9]{4,30}", "[a-z+-]{1,3}"],
+            at in any::<prop::sample::Index>(),
+        ) {
+            let mut items: Vec<String> = codes.iter().map(u16::to_string).collect();
+            items.insert(at.index(items.len() + 1), bad.clone());
+            // `0100`-style zero padding is still a code; the other bad items are not.
+            prop_assume!(bad.parse::<u64>().map_or(true, |n| !(100..600).contains(&n)));
+            prop_assert!(parse_codes(&items.join(",")).is_err(), "{:?}", items);
+        }
+    }
+}

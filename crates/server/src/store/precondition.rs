@@ -336,3 +336,182 @@ mod tests {
         assert!(Conditions::from_headers(&h).is_err());
     }
 }
+
+/// Properties of precondition parsing and evaluation, shared by the property tests below and
+/// the `conditions` fuzz target (through `crate::fuzzing`).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod props {
+    use super::*;
+
+    /// Renders a tag as it appears in a header.
+    fn render(t: &EntityTag) -> String {
+        format!("{}\"{}\"", if t.weak { "W/" } else { "" }, t.tag)
+    }
+
+    /// For any `If-*` fields and any current validators: no panic; a parsed tag renders and
+    /// parses back to itself; and evaluation keeps RFC 9110 §13.2.2: no condition proceeds,
+    /// a write is never answered 304, `If-Match` fails without a current representation and
+    /// proceeds for its own strong tag, `If-None-Match: *` stops a read (304) or a write (412)
+    /// of an existing representation.
+    pub(crate) fn check_conditions(headers: &HeaderMap, etag: &str, modified: u64) {
+        let _ = EntityTag::parse(etag);
+        let Ok(conds) = Conditions::from_headers(headers) else {
+            return;
+        };
+        for list in [&conds.if_match, &conds.if_none_match]
+            .into_iter()
+            .flatten()
+        {
+            if let TagList::Tags(tags) = list {
+                for t in tags {
+                    assert_eq!(EntityTag::parse(&render(t)).as_ref(), Some(t));
+                }
+            }
+        }
+        let current = Validators { etag, modified };
+        for read in [true, false] {
+            for cur in [None, Some(current)] {
+                let outcome = conds.evaluate(cur, read);
+                if conds.is_empty() {
+                    assert_eq!(outcome, Outcome::Proceed);
+                }
+                if !read {
+                    assert_ne!(outcome, Outcome::NotModified);
+                }
+                if conds.if_match.is_some() && cur.is_none() {
+                    assert_eq!(outcome, Outcome::Failed);
+                }
+            }
+        }
+        if let Some(own) = EntityTag::parse(etag).filter(|t| !t.weak) {
+            let only_match = Conditions {
+                if_match: Some(TagList::Tags(vec![own])),
+                ..Conditions::default()
+            };
+            assert_eq!(only_match.evaluate(Some(current), false), Outcome::Proceed);
+        }
+        if conds.if_match.is_none()
+            && conds.if_unmodified_since.is_none()
+            && conds.if_none_match == Some(TagList::Any)
+        {
+            assert_eq!(conds.evaluate(Some(current), true), Outcome::NotModified);
+            assert_eq!(conds.evaluate(Some(current), false), Outcome::Failed);
+        }
+    }
+
+    #[cfg(test)]
+    use http::HeaderValue;
+    #[cfg(test)]
+    use proptest::collection::vec;
+    #[cfg(test)]
+    use proptest::prelude::*;
+
+    /// Characters of an opaque tag (RFC 9110 §8.8.3: `%x21 / %x23-7E`), commas included.
+    #[cfg(test)]
+    const ETAGC: &str = "[!#-~]{0,12}";
+
+    #[cfg(test)]
+    fn tag() -> impl Strategy<Value = EntityTag> {
+        (any::<bool>(), ETAGC).prop_map(|(weak, tag)| EntityTag { weak, tag })
+    }
+
+    #[cfg(test)]
+    fn tag_list() -> impl Strategy<Value = Option<TagList>> {
+        proptest::option::of(prop_oneof![
+            Just(TagList::Any),
+            vec(tag(), 0..4).prop_map(TagList::Tags),
+        ])
+    }
+
+    /// Seconds that an HTTP date can carry (up to 9999-12-31).
+    #[cfg(test)]
+    fn date() -> impl Strategy<Value = Option<u64>> {
+        proptest::option::of(0u64..253_402_300_800)
+    }
+
+    #[cfg(test)]
+    fn field_value() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            vec(any::<u8>(), 0..24),
+            "[ W/\"*,a-c]{0,24}".prop_map(String::into_bytes),
+            vec(tag(), 0..4).prop_map(|ts| ts
+                .iter()
+                .map(render)
+                .collect::<Vec<_>>()
+                .join(", ")
+                .into_bytes()),
+            Just(b"Thu, 01 Jan 1970 00:16:40 GMT".to_vec()),
+        ]
+    }
+
+    #[cfg(test)]
+    proptest! {
+        #[test]
+        fn tags_round_trip(t in tag(), ows in "[ \t]{0,2}") {
+            prop_assert_eq!(EntityTag::parse(&format!("{ows}{}{ows}", render(&t))), Some(t));
+        }
+
+        #[test]
+        fn any_tag_text(s in prop_oneof![".{0,16}", "(W/)?\"[ -~]{0,8}\"?"]) {
+            if let Some(t) = EntityTag::parse(&s) {
+                prop_assert_eq!(EntityTag::parse(&render(&t)), Some(t));
+            }
+        }
+
+        /// Conditions rendered as header fields (one field or split over two, `*` as `*`,
+        /// dates as HTTP dates) parse back to themselves.
+        #[test]
+        fn conditions_round_trip(
+            if_match in tag_list(),
+            if_none_match in tag_list(),
+            if_modified_since in date(),
+            if_unmodified_since in date(),
+            split in any::<bool>(),
+        ) {
+            let want = Conditions { if_match, if_none_match, if_modified_since, if_unmodified_since };
+            let mut h = HeaderMap::new();
+            for (name, list) in [(header::IF_MATCH, &want.if_match), (header::IF_NONE_MATCH, &want.if_none_match)] {
+                match list {
+                    None => {}
+                    Some(TagList::Any) => {
+                        h.append(name, HeaderValue::from_static("*"));
+                    }
+                    Some(TagList::Tags(tags)) => {
+                        let rendered: Vec<String> = tags.iter().map(render).collect();
+                        let at = if split { rendered.len() / 2 } else { 0 };
+                        for part in [&rendered[..at], &rendered[at..]] {
+                            if !part.is_empty() || (at == 0 && rendered.is_empty()) {
+                                h.append(name.clone(), HeaderValue::from_str(&part.join(", ")).unwrap());
+                            }
+                        }
+                    }
+                }
+            }
+            for (name, secs) in [(header::IF_MODIFIED_SINCE, want.if_modified_since), (header::IF_UNMODIFIED_SINCE, want.if_unmodified_since)] {
+                if let Some(secs) = secs {
+                    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+                    h.insert(name, HeaderValue::from_str(&httpdate::fmt_http_date(t)).unwrap());
+                }
+            }
+            prop_assert_eq!(Conditions::from_headers(&h), Ok(want));
+            check_conditions(&h, "\"v1\"", 1_000);
+        }
+
+        #[test]
+        fn any_fields_and_validators(
+            fields in vec((prop::sample::select(vec![
+                header::IF_MATCH, header::IF_NONE_MATCH, header::IF_MODIFIED_SINCE, header::IF_UNMODIFIED_SINCE,
+            ]), field_value()), 0..5),
+            etag in prop_oneof![".{0,12}", tag().prop_map(|t| render(&t))],
+            modified in prop_oneof![0u64..2_000, any::<u64>()],
+        ) {
+            let mut h = HeaderMap::new();
+            for (name, value) in fields {
+                if let Ok(v) = HeaderValue::from_bytes(&value) {
+                    h.append(name, v);
+                }
+            }
+            check_conditions(&h, &etag, modified);
+        }
+    }
+}

@@ -716,13 +716,36 @@ fn head_too_large(cfg: Limits) -> HeadError {
     )
 }
 
-/// A request line longer than a target may be (plus the method and version around it) is
-/// answered 414, whether or not the head is complete or larger than `--max-head-bytes`.
+/// The request line at the start of `buf` (after the empty lines httparse skips before it),
+/// without its line ending, and whether that ending has arrived.
+fn request_line(buf: &[u8]) -> (&[u8], bool) {
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    let rest = &buf[start..];
+    match rest.iter().position(|&b| b == b'\n') {
+        Some(end) => (
+            rest[..end].strip_suffix(b"\r").unwrap_or(&rest[..end]),
+            true,
+        ),
+        None => (rest, false),
+    }
+}
+
+/// A target longer than `--max-uri` is answered 414 as soon as enough of the request line has
+/// arrived to tell, whether or not the head is complete or larger than `--max-head-bytes`.
+/// What follows the method counts (the target and ` HTTP/1.1\r`), not the method itself, so
+/// the answer is the one the complete head would get however the line was split into reads.
 fn check_request_line(buf: &[u8], max_uri: usize) -> Result<(), HeadError> {
-    let line = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
-    // The longest method statuslab implements, two spaces and `HTTP/1.1\r`.
-    const AROUND: usize = 7 + 2 + 9;
-    if line > max_uri + AROUND {
+    let (line, _) = request_line(buf);
+    let after_method = line
+        .iter()
+        .position(|&b| b == b' ')
+        .map_or(0, |space| line.len() - space - 1);
+    // A space and `HTTP/1.1\r` after the target.
+    const VERSION: usize = 1 + 9;
+    if after_method > max_uri + VERSION {
         return Err(HeadError::Reject(
             414,
             format!(
@@ -766,7 +789,7 @@ fn parse_head(buf: &[u8], max_headers: usize) -> Result<Option<Head>, HeadError>
                 format!("more than {max_headers} header fields (--max-headers)"),
             ));
         }
-        Err(httparse::Error::Version) => return Err(version_error(buf)),
+        Err(httparse::Error::Version) => return version_error(buf).map_or(Ok(None), Err),
         Err(e) => {
             return Err(HeadError::Reject(
                 400,
@@ -806,32 +829,42 @@ fn parse_head(buf: &[u8], max_headers: usize) -> Result<Option<Head>, HeadError>
 
 /// httparse refuses any version but 1.0 and 1.1. A well-formed request line naming another
 /// version (`HTTP/1.2`, `HTTP/2.0`, `HTTP/3.0`) gets 505; anything else is malformed (400).
-fn version_error(buf: &[u8]) -> HeadError {
-    let line_end = buf
-        .windows(2)
-        .position(|w| w == b"\r\n")
-        .unwrap_or(buf.len());
-    let line = String::from_utf8_lossy(&buf[..line_end.min(8192)]);
-    let mut parts = line.split(' ');
+/// `None` while the line has not ended and may still be well-formed (httparse refuses `HTTP/2`
+/// before the rest of `HTTP/2.0` arrives): the answer must not depend on how the line was
+/// split into reads.
+fn version_error(buf: &[u8]) -> Option<HeadError> {
+    const SHAPE: &[u8; 8] = b"HTTP/#.#";
+    let fits = |v: &[u8]| {
+        v.len() <= SHAPE.len()
+            && v.iter().zip(SHAPE).all(|(&b, &s)| match s {
+                b'#' => b.is_ascii_digit(),
+                s => b == s,
+            })
+    };
+    let (line, complete) = request_line(buf);
+    let mut parts = line.split(|&b| b == b' ');
     if let (Some(_), Some(_), Some(v), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     {
-        let b = v.as_bytes();
-        if b.len() == 8
-            && v.starts_with("HTTP/")
-            && b[5].is_ascii_digit()
-            && b[6] == b'.'
-            && b[7].is_ascii_digit()
-        {
-            return HeadError::Reject(
+        if complete && v.len() == SHAPE.len() && fits(v) {
+            let v = String::from_utf8_lossy(v);
+            return Some(HeadError::Reject(
                 505,
                 format!(
                     "{v} is not supported: statuslab speaks HTTP/1.0 and HTTP/1.1 here, and HTTP/2 with prior knowledge"
                 ),
-            );
+            ));
+        }
+        // The line's `\r` may have arrived without its `\n`.
+        let v = v
+            .strip_suffix(b"\r")
+            .filter(|v| v.len() == SHAPE.len())
+            .unwrap_or(v);
+        if !complete && fits(v) {
+            return None;
         }
     }
-    HeadError::Reject(400, "malformed request line".to_owned())
+    Some(HeadError::Reject(400, "malformed request line".to_owned()))
 }
 
 /// HTTP/1.1 requests need exactly one `Host` (RFC 9112 §3.2), and its value must be an
@@ -947,4 +980,260 @@ pub(crate) async fn linger<T: AsyncRead + Unpin>(mut io: T) {
         }
     };
     let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+}
+
+/// Properties of the head parser, shared by the property tests below and the `request_head`
+/// fuzz target (through `crate::fuzzing`).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod props {
+    use super::*;
+
+    /// A head as `read_head` would take it, comparable.
+    type Parsed = (
+        Method,
+        (usize, usize),
+        Version,
+        Vec<(HeaderName, usize, usize)>,
+        usize,
+    );
+
+    /// What `read_head` decides from the bytes buffered so far: a head that passes the target
+    /// limit, a refusal, or `None` (read on).
+    fn decide(buf: &[u8], max_headers: usize, max_uri: usize) -> Option<Result<Parsed, u16>> {
+        match parse_head(buf, max_headers) {
+            Ok(Some(head)) if head.target.1 - head.target.0 > max_uri => Some(Err(414)),
+            Ok(Some(h)) => Some(Ok((h.method, h.target, h.version, h.headers, h.len))),
+            Err(HeadError::Reject(code, _)) => Some(Err(code)),
+            Err(HeadError::Close) => panic!("parsing a head never asks to close"),
+            Ok(None) => match check_request_line(buf, max_uri) {
+                Ok(()) => None,
+                Err(HeadError::Reject(code, _)) => Some(Err(code)),
+                Err(HeadError::Close) => panic!("the 414 check never asks to close"),
+            },
+        }
+    }
+
+    /// Where `check_head` cuts a buffer: everywhere in a short one, a spread of points (and
+    /// the last bytes) in a long one.
+    fn cuts(len: usize) -> impl Iterator<Item = usize> {
+        let step = (len / 128).max(1);
+        (0..len).step_by(step).chain(len.saturating_sub(16)..len)
+    }
+
+    /// For any bytes: no panic; a head is refused only with 400, 414, 431 or 505; an accepted
+    /// head's target and fields lie inside it, as text and header values a `Request` can hold;
+    /// and the answer does not depend on how the bytes were split into reads: a prefix that
+    /// is already a head stays that head, a prefix refused for its syntax is refused with the
+    /// same code however it goes on, and a prefix refused as too long is never the start of
+    /// an accepted head.
+    pub(crate) fn check_head(buf: &[u8], max_headers: usize, max_uri: usize) {
+        let whole = decide(buf, max_headers, max_uri);
+        match &whole {
+            Some(Ok((_, target, _, headers, len))) => {
+                assert!(*len <= buf.len());
+                assert!(target.0 < target.1 && target.1 <= *len);
+                assert!(std::str::from_utf8(&buf[target.0..target.1]).is_ok());
+                assert!(headers.len() <= max_headers.min(HEADER_SLOTS));
+                for (_, start, end) in headers {
+                    assert!(start <= end && *end <= *len);
+                    assert!(HeaderValue::from_bytes(&buf[*start..*end]).is_ok());
+                }
+            }
+            Some(Err(code)) => assert!(matches!(code, 400 | 414 | 431 | 505), "{code}"),
+            None => {}
+        }
+        for k in cuts(buf.len()) {
+            match decide(&buf[..k], max_headers, max_uri) {
+                None => {}
+                Some(Ok(head)) => assert_eq!(whole, Some(Ok(head)), "cut at {k}"),
+                Some(Err(414)) => assert!(
+                    matches!(whole, Some(Err(_))),
+                    "refused with 414 when cut at {k}, accepted whole"
+                ),
+                Some(Err(code)) => assert_eq!(whole, Some(Err(code)), "cut at {k}"),
+            }
+        }
+    }
+
+    /// For any `Host` value: what `valid_host` accepts is visible ASCII without user
+    /// information, lists, paths, queries or fragments.
+    pub(crate) fn check_host(v: &[u8]) {
+        if valid_host(v) {
+            assert!(v.iter().all(u8::is_ascii_graphic));
+            assert!(!v.iter().any(|b| b",@/\\?#".contains(b)));
+        }
+    }
+
+    #[cfg(test)]
+    use proptest::collection::vec;
+    #[cfg(test)]
+    use proptest::prelude::*;
+
+    /// Found by the properties below: answers that depended on how the head was split.
+    #[test]
+    fn split_heads_get_the_whole_heads_answer() {
+        // A method longer than 7 bytes counted against the target: a dribbled line got 414.
+        let head = format!("PROPFIND /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(99));
+        check_head(head.as_bytes(), HEADER_SLOTS, 100);
+        assert!(matches!(
+            decide(head.as_bytes(), HEADER_SLOTS, 100),
+            Some(Ok(_))
+        ));
+        // httparse refuses `HTTP/2` before `.0` arrives: that was 400, the whole line 505.
+        assert!(decide(b"GET / HTTP/2", HEADER_SLOTS, 100).is_none());
+        assert_eq!(
+            decide(b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", HEADER_SLOTS, 100),
+            Some(Err(505))
+        );
+        // Empty lines before the request line, and bare LF endings, kept 505 from the line.
+        assert_eq!(
+            decide(b"\r\nGET / HTTP/1.2\nHost: x\n\n", HEADER_SLOTS, 100),
+            Some(Err(505))
+        );
+    }
+
+    /// Found by `hosts_and_ports`: `Authority::port` hides a port past 65535.
+    #[test]
+    fn host_ports_past_u16_are_refused() {
+        assert!(!valid_host(b"a:65536"));
+        assert!(valid_host(b"a:65535"));
+        assert!(valid_host(b"[::1]:8080"));
+        assert!(!valid_host(b"[::1]:80800"));
+    }
+
+    #[cfg(test)]
+    fn eol() -> impl Strategy<Value = &'static str> {
+        prop_oneof![Just("\r\n"), Just("\n")]
+    }
+
+    #[cfg(test)]
+    proptest! {
+        #[test]
+        fn any_bytes_are_a_head_an_answer_or_incomplete(
+            buf in prop_oneof![
+                vec(any::<u8>(), 0..200),
+                vec(prop::sample::select(b"GET /HTP1.02\r\n: Hostx\t@".to_vec()), 0..200),
+            ],
+            max_headers in 0usize..=HEADER_SLOTS,
+            max_uri in 0usize..64,
+        ) {
+            check_head(&buf, max_headers, max_uri);
+        }
+
+        /// A rendered head parses back to its parts, whole or in pieces, with the limits
+        /// applied: 431 past `max_headers`, 414 past `max_uri`.
+        #[test]
+        fn rendered_heads_round_trip(
+            method in prop_oneof!["[A-Z]{1,12}", "[!#$%&'*+.^_`|~0-9A-Za-z-]{1,12}"],
+            target in "/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]{0,40}",
+            http10 in any::<bool>(),
+            fields in vec(("[A-Za-z0-9-]{1,16}", "([!-~]([ !-~]{0,30}[!-~])?)?", eol()), 0..10),
+            end in eol(),
+            max_headers in 0usize..12,
+            slack in -3i64..4,
+            next in vec(any::<u8>(), 0..16),
+        ) {
+            let version = if http10 { "HTTP/1.0" } else { "HTTP/1.1" };
+            let mut head = format!("{method} {target} {version}{end}");
+            for (name, value, eol) in &fields {
+                head.push_str(&format!("{name}: {value}{eol}"));
+            }
+            head.push_str(end);
+            let max_uri = usize::try_from(target.len() as i64 + slack).unwrap_or(0);
+            let mut buf = head.clone().into_bytes();
+            buf.extend_from_slice(&next);
+            check_head(&buf, max_headers, max_uri);
+            match decide(&buf, max_headers, max_uri) {
+                _ if fields.len() > max_headers => {
+                    prop_assert_eq!(decide(&buf, max_headers, max_uri), Some(Err(431)));
+                }
+                _ if target.len() > max_uri => {
+                    prop_assert_eq!(decide(&buf, max_headers, max_uri), Some(Err(414)));
+                }
+                Some(Ok((m, (t0, t1), v, headers, len))) => {
+                    prop_assert_eq!(m.as_str(), method.as_str());
+                    prop_assert_eq!(&buf[t0..t1], target.as_bytes());
+                    prop_assert_eq!(v, if http10 { Version::HTTP_10 } else { Version::HTTP_11 });
+                    prop_assert_eq!(len, head.len());
+                    prop_assert_eq!(headers.len(), fields.len());
+                    for ((name, start, end), (want, value, _)) in headers.iter().zip(&fields) {
+                        prop_assert_eq!(name.as_str(), want.to_ascii_lowercase());
+                        prop_assert_eq!(&buf[*start..*end], value.as_bytes());
+                    }
+                }
+                other => prop_assert!(false, "{:?}", other.map(|r| r.map(|_| ()))),
+            }
+        }
+
+        /// A request line naming another HTTP version gets 505, however its line ends and
+        /// however it is split; anything else in the version's place gets 400.
+        #[test]
+        fn other_versions_get_505(
+            major in 0u8..10,
+            minor in 0u8..10,
+            junk in prop_oneof![
+                Just(""), Just("x"), Just("0"), Just(" "), Just("/"),
+            ],
+            prefix in prop_oneof![Just("HTTP/"), Just("HTTP/"), Just("http/"), Just("HTTPS/"), Just("")],
+            blank in prop_oneof![Just(""), Just("\r\n"), Just("\n")],
+            end in eol(),
+        ) {
+            let version = format!("{prefix}{major}.{minor}{junk}");
+            let buf = format!("{blank}GET /status/200 {version}{end}Host: x{end}{end}");
+            check_head(buf.as_bytes(), HEADER_SLOTS, 1024);
+            let got = decide(buf.as_bytes(), HEADER_SLOTS, 1024);
+            if prefix == "HTTP/" && junk.is_empty() {
+                if (major, minor) == (1, 0) || (major, minor) == (1, 1) {
+                    prop_assert!(matches!(got, Some(Ok(_))));
+                } else {
+                    prop_assert_eq!(got, Some(Err(505)));
+                }
+            } else {
+                prop_assert_eq!(got, Some(Err(400)));
+            }
+        }
+
+        /// A target longer than `max_uri` (with room for the version after it) is refused with
+        /// 414 before the head ends, whatever the method.
+        #[test]
+        fn long_targets_get_414_before_the_head_ends(
+            method in "[A-Z]{1,20}",
+            len in 1usize..300,
+            max_uri in 0usize..200,
+        ) {
+            let line = format!("{method} /{}", "a".repeat(len - 1));
+            let refused = check_request_line(line.as_bytes(), max_uri).is_err();
+            prop_assert_eq!(refused, len > max_uri + 10);
+        }
+
+        #[test]
+        fn hosts_and_ports(
+            host in prop_oneof!["[a-z0-9]([a-z0-9.-]{0,20})", "\\[::[0-9]{1,4}\\]", "[0-9]{1,3}(\\.[0-9]{1,3}){3}"],
+            port in proptest::option::of(0u32..100_000),
+        ) {
+            let v = match port {
+                Some(p) => format!("{host}:{p}"),
+                None => host.clone(),
+            };
+            check_host(v.as_bytes());
+            prop_assert_eq!(valid_host(v.as_bytes()), port.is_none_or(|p| p <= 65_535), "{}", v);
+        }
+
+        /// User information, lists, paths, queries, fragments and spaces are never a valid
+        /// `Host`.
+        #[test]
+        fn hosts_with_more_are_refused(
+            host in "[a-z0-9.:-]{0,12}",
+            sep in prop::sample::select(vec!['@', ',', '/', '\\', '?', '#', ' ', '\t']),
+            rest in "[a-z0-9.:@/-]{0,12}",
+        ) {
+            let v = format!("{host}{sep}{rest}");
+            prop_assert!(!valid_host(v.as_bytes()), "{}", v);
+        }
+
+        #[test]
+        fn any_host_bytes(v in vec(any::<u8>(), 0..40)) {
+            check_host(&v);
+        }
+    }
 }
