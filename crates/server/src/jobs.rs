@@ -5,7 +5,7 @@
 use crate::app::{App, status};
 use crate::reply::Reply;
 use crate::request::Request;
-use crate::store::{Job, JobOutcome, JobResult, JobState, now_ms};
+use crate::store::{Job, JobOutcome, JobResult, JobState};
 use http::Method;
 use http::header::{self, HeaderValue};
 use serde::Deserialize;
@@ -150,7 +150,7 @@ pub(crate) async fn submit(app: &App, req: &Request) -> Reply {
     };
     let job = Job {
         id: format!("{:016x}", fastrand::u64(..)),
-        submitted_ms: now_ms(),
+        submitted_ms: app.store.now_ms(),
         duration_ms,
         result,
         cancelled: false,
@@ -193,7 +193,7 @@ pub(crate) async fn monitor(app: &App, req: &Request, id: &str) -> Reply {
         Ok(None) => return app.error(req, 404, &format!("there is no job {id:?}")),
         Err(e) => return app.store_failed(req, e),
     };
-    let now = now_ms();
+    let now = app.store.now_ms();
     let state = job.state(now);
     let end = job.submitted_ms + job.duration_ms;
     let body = json!({
@@ -225,7 +225,7 @@ pub(crate) async fn result(app: &App, req: &Request, id: &str) -> Reply {
         Ok(None) => return app.error(req, 404, &format!("there is no job {id:?}")),
         Err(e) => return app.store_failed(req, e),
     };
-    let now = now_ms();
+    let now = app.store.now_ms();
     match job.state(now) {
         JobState::Done => app.json(job.result.status, job.result.body.to_string()),
         JobState::Cancelled => app.error(

@@ -4,7 +4,12 @@
 //! from an async factory that is given the [`Limits`] the test needs (small ones where a test
 //! runs into them). It is instantiated below for every engine; a new engine adds one line.
 //! Tests that only make sense for one engine (durability across a reopen) sit outside it.
+//!
+//! Time is an input here, not a race: every fixture's store runs on a [`ManualClock`] that
+//! the tests move on explicitly ([`Fixture::advance`]), so no test sleeps or depends on how
+//! fast the machine is; expiry, jobs and rate limits are checked to the millisecond.
 
+use super::clock::ManualClock;
 use super::embedded::EmbeddedEngine;
 use super::memory::MemoryEngine;
 use super::redis::RedisEngine;
@@ -17,12 +22,33 @@ use std::time::{Duration, SystemTime};
 /// Fields drop in order: the store closes before its directory is removed.
 pub(super) struct Fixture {
     store: Arc<dyn Store>,
+    clock: Arc<ManualClock>,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl Fixture {
     fn shared(&self) -> Arc<dyn Store> {
         Arc::clone(&self.store)
+    }
+
+    /// Moves the store's clock on.
+    fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+}
+
+/// Where every fixture's clock starts: a fixed instant (2025-06-15T14:13:20.250Z), so runs are
+/// reproducible; the quarter second checks that second-resolution dates truncate.
+const START_MS: u64 = 1_750_000_000_250;
+
+/// A store over `engine` on a fresh manual clock.
+fn fixture<E: Engine>(engine: E, limits: Limits, dir: Option<tempfile::TempDir>) -> Fixture {
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let store = Arc::new(KvStore::with_clock(engine, limits, clock.clone()));
+    Fixture {
+        store,
+        clock,
+        _dir: dir,
     }
 }
 
@@ -35,20 +61,14 @@ impl std::ops::Deref for Fixture {
 
 /// Factory: a [`KvStore`] over a fresh [`MemoryEngine`].
 async fn memory_store(limits: Limits) -> Fixture {
-    Fixture {
-        store: Arc::new(KvStore::new(MemoryEngine::new(), limits)),
-        _dir: None,
-    }
+    fixture(MemoryEngine::new(), limits, None)
 }
 
 /// Factory: a [`KvStore`] over a fresh [`EmbeddedEngine`] in its own temporary directory.
 async fn embedded_store(limits: Limits) -> Fixture {
     let dir = tempfile::tempdir().expect("temporary directory");
     let engine = EmbeddedEngine::open(dir.path()).expect("open redb");
-    Fixture {
-        store: Arc::new(KvStore::new(engine, limits)),
-        _dir: Some(dir),
-    }
+    fixture(engine, limits, Some(dir))
 }
 
 /// Factory: a [`KvStore`] over a [`RedisEngine`] with a namespace of its own, on the test
@@ -58,10 +78,7 @@ async fn redis_store(limits: Limits) -> Fixture {
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let prefix = format!("t{}-{n}", std::process::id());
     let engine = RedisEngine::with_password(test_redis(), &prefix, None).expect("Redis URL");
-    Fixture {
-        store: Arc::new(KvStore::new(engine, limits)),
-        _dir: None,
-    }
+    fixture(engine, limits, None)
 }
 
 /// The URL of a `redis-server` started once for this test process, on a free loopback port,
@@ -190,10 +207,15 @@ async fn found(s: &dyn Store, name: &str) -> Resource {
     }
 }
 
-fn job(id: &str, duration_ms: u64) -> Job {
+/// A job submitted now, by the store's clock.
+fn job(s: &dyn Store, id: &str, duration_ms: u64) -> Job {
+    job_at(s.now_ms(), id, duration_ms)
+}
+
+fn job_at(submitted_ms: u64, id: &str, duration_ms: u64) -> Job {
     Job {
         id: id.to_owned(),
-        submitted_ms: now_ms(),
+        submitted_ms,
         duration_ms,
         result: JobResult {
             status: 201,
@@ -229,18 +251,24 @@ fn answer(step: usize, code: u16) -> SequenceStep {
 
 const SECOND: Duration = Duration::from_secs(1);
 
-/// Short lifetimes for the expiry tests: long enough that a test's setup (fsyncs included)
-/// finishes well inside them, short enough to wait out.
-const SHORT_TTL: Duration = Duration::from_millis(300);
-const PAST_SHORT_TTL: Duration = Duration::from_millis(450);
+const MS: Duration = Duration::from_millis(1);
+
+/// The lifetimes of the expiry tests: the manual clock makes any length as quick to wait out,
+/// so they are realistic rather than short.
+const TTL: Duration = Duration::from_secs(600);
 
 fn short_ttls() -> Limits {
     Limits {
-        tombstone_ttl: SHORT_TTL,
-        job_ttl: SHORT_TTL,
-        sequence_ttl: SHORT_TTL,
+        tombstone_ttl: TTL,
+        job_ttl: TTL,
+        sequence_ttl: TTL,
         ..Limits::default()
     }
+}
+
+/// The store's time as a `SystemTime`.
+fn store_time(s: &dyn Store) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_millis(s.now_ms())
 }
 
 macro_rules! conformance_tests {
@@ -258,17 +286,15 @@ macro_rules! conformance_tests {
             #[tokio::test]
             async fn upsert_of_a_new_name_creates_version_1() {
                 let s = store(Limits::default()).await;
-                let before = now_ms() / 1000;
                 let meta = created(upsert(&*s, "a", new("hello")).await);
-                let after = now_ms() / 1000;
                 assert_eq!(meta.name, "a");
                 assert_eq!(meta.content_type, TEXT);
                 assert_eq!(meta.size, 5);
                 assert_eq!(meta.version, 1);
-                assert!(
-                    (before..=after).contains(&meta.modified),
-                    "modified {} not in {before}..={after}",
-                    meta.modified
+                assert_eq!(
+                    meta.modified,
+                    START_MS / 1000,
+                    "modified is the store clock's time, in whole seconds"
                 );
                 assert!(
                     meta.etag.len() > 2 && meta.etag.starts_with('"') && meta.etag.ends_with('"'),
@@ -490,7 +516,7 @@ macro_rules! conformance_tests {
             async fn if_unmodified_since_in_the_past_fails() {
                 let s = store(Limits::default()).await;
                 let v1 = created(upsert(&*s, "a", new("1")).await);
-                let past = http_date(SystemTime::now() - Duration::from_secs(3600));
+                let past = http_date(store_time(&*s) - Duration::from_secs(3600));
                 assert_eq!(
                     s.write_resource(
                         "a",
@@ -509,7 +535,7 @@ macro_rules! conformance_tests {
                     DeleteOutcome::PreconditionFailed
                 );
                 assert_eq!(found(&*s, "a").await.meta, v1);
-                let future = http_date(SystemTime::now() + Duration::from_secs(3600));
+                let future = http_date(store_time(&*s) + Duration::from_secs(3600));
                 replaced(
                     s.write_resource(
                         "a",
@@ -578,7 +604,13 @@ macro_rules! conformance_tests {
                     DeleteOutcome::Deleted
                 );
                 assert_eq!(s.resource("a").await.unwrap(), Lookup::Gone);
-                tokio::time::sleep(PAST_SHORT_TTL).await;
+                s.advance(TTL - MS);
+                assert_eq!(
+                    s.resource("a").await.unwrap(),
+                    Lookup::Gone,
+                    "a tombstone lives for exactly its TTL"
+                );
+                s.advance(MS);
                 assert_eq!(s.resource("a").await.unwrap(), Lookup::Missing);
                 assert_eq!(
                     s.delete_resource("a", none()).await.unwrap(),
@@ -608,7 +640,7 @@ macro_rules! conformance_tests {
                 assert_eq!(again.version, 1, "a new resource starts over");
                 assert_eq!(&found(&*s, "a").await.body[..], b"2");
                 // No tombstone is left behind for a sweep to find.
-                tokio::time::sleep(PAST_SHORT_TTL).await;
+                s.advance(TTL);
                 assert_eq!(s.sweep().await.unwrap(), 0);
                 assert_eq!(found(&*s, "a").await.meta, again);
                 assert_eq!(
@@ -771,12 +803,12 @@ macro_rules! conformance_tests {
                 .await;
                 for id in ["j1", "j2", "j3"] {
                     assert_eq!(
-                        s.submit_job(job(id, 60_000)).await.unwrap(),
+                        s.submit_job(job(&*s, id, 60_000)).await.unwrap(),
                         JobOutcome::Accepted
                     );
                 }
                 assert_eq!(
-                    s.submit_job(job("j4", 60_000)).await.unwrap(),
+                    s.submit_job(job(&*s, "j4", 60_000)).await.unwrap(),
                     JobOutcome::TooManyKeys
                 );
                 assert_eq!(s.job("j4").await.unwrap(), None);
@@ -859,14 +891,26 @@ macro_rules! conformance_tests {
             #[tokio::test]
             async fn job_runs_then_is_done() {
                 let s = store(Limits::default()).await;
-                let j = job("j1", 300);
+                let j = job(&*s, "j1", 300);
                 assert_eq!(s.submit_job(j.clone()).await.unwrap(), JobOutcome::Accepted);
                 let read = s.job("j1").await.unwrap().expect("job stored");
                 assert_eq!(read, j);
-                assert_eq!(read.state(now_ms()), JobState::Running);
-                tokio::time::sleep(Duration::from_millis(350)).await;
+                assert_eq!(read.state(s.now_ms()), JobState::Running);
+                s.advance(Duration::from_millis(299));
                 let read = s.job("j1").await.unwrap().expect("job still stored");
-                assert_eq!(read.state(now_ms()), JobState::Done);
+                assert_eq!(
+                    read.state(s.now_ms()),
+                    JobState::Running,
+                    "a 300 ms job still runs at 299 ms"
+                );
+                s.advance(MS);
+                let read = s.job("j1").await.unwrap().expect("job still stored");
+                assert_eq!(read.state(s.now_ms()), JobState::Done);
+                assert!(s.cancel_job("j1").await.unwrap());
+                assert!(
+                    !s.job("j1").await.unwrap().unwrap().cancelled,
+                    "a job done by the store's clock is no more cancelled"
+                );
                 assert_eq!(read.result, j.result);
                 assert_eq!(s.job("other").await.unwrap(), None);
             }
@@ -875,13 +919,13 @@ macro_rules! conformance_tests {
             async fn cancel_job() {
                 let s = store(Limits::default()).await;
                 assert_eq!(
-                    s.submit_job(job("j1", 60_000)).await.unwrap(),
+                    s.submit_job(job(&*s, "j1", 60_000)).await.unwrap(),
                     JobOutcome::Accepted
                 );
                 assert!(s.cancel_job("j1").await.unwrap());
                 let read = s.job("j1").await.unwrap().expect("cancelled jobs are kept");
                 assert!(read.cancelled);
-                assert_eq!(read.state(now_ms()), JobState::Cancelled);
+                assert_eq!(read.state(s.now_ms()), JobState::Cancelled);
                 assert!(!s.cancel_job("unknown").await.unwrap());
                 assert_eq!(
                     s.job("unknown").await.unwrap(),
@@ -894,11 +938,13 @@ macro_rules! conformance_tests {
             async fn job_expires_after_job_ttl() {
                 let s = store(short_ttls()).await;
                 assert_eq!(
-                    s.submit_job(job("j1", 0)).await.unwrap(),
+                    s.submit_job(job(&*s, "j1", 0)).await.unwrap(),
                     JobOutcome::Accepted
                 );
                 assert!(s.job("j1").await.unwrap().is_some());
-                tokio::time::sleep(PAST_SHORT_TTL).await;
+                s.advance(TTL - MS);
+                assert!(s.job("j1").await.unwrap().is_some(), "kept for its TTL");
+                s.advance(MS);
                 assert_eq!(s.job("j1").await.unwrap(), None);
                 assert!(!s.cancel_job("j1").await.unwrap());
             }
@@ -909,7 +955,6 @@ macro_rules! conformance_tests {
             async fn sequence_answers_in_order_and_repeats_the_last() {
                 let s = store(Limits::default()).await;
                 let codes = [503, 503, 200];
-                let before = now_ms();
                 let steps = [
                     answer(0, 503),
                     answer(1, 503),
@@ -917,14 +962,17 @@ macro_rules! conformance_tests {
                     answer(2, 200),
                     answer(2, 200),
                 ];
+                // One request a second: each attempt records the store's time.
                 for (n, want) in steps.iter().enumerate() {
+                    if n > 0 {
+                        s.advance(SECOND);
+                    }
                     assert_eq!(step(&*s, "k", &codes, n).await, *want, "request {n}");
                 }
-                let after = now_ms();
                 let seq = s.sequence("k").await.unwrap().expect("sequence stored");
                 assert_eq!(seq.codes, codes);
                 assert_eq!(seq.served, 5);
-                assert!((before..=after).contains(&seq.touched_ms));
+                assert_eq!(seq.touched_ms, START_MS + 4000);
                 assert_eq!(seq.attempts.len(), 5);
                 for (n, a) in seq.attempts.iter().enumerate() {
                     let SequenceStep::Answer { step, code } = steps[n] else {
@@ -934,11 +982,7 @@ macro_rules! conformance_tests {
                     assert_eq!(a.method, "GET");
                     assert_eq!(a.headers, attempt("GET", n).headers);
                     assert_eq!(a.retry_after, Some(7));
-                    assert!(
-                        (before..=after).contains(&a.at_ms),
-                        "attempt {n} at {}",
-                        a.at_ms
-                    );
+                    assert_eq!(a.at_ms, START_MS + 1000 * n as u64, "attempt {n}");
                 }
                 assert_eq!(s.sequence("other").await.unwrap(), None);
             }
@@ -1038,7 +1082,9 @@ macro_rules! conformance_tests {
                 let s = store(short_ttls()).await;
                 step(&*s, "k", &[503, 200], 0).await;
                 assert!(s.sequence("k").await.unwrap().is_some());
-                tokio::time::sleep(PAST_SHORT_TTL).await;
+                s.advance(TTL - MS);
+                assert!(s.sequence("k").await.unwrap().is_some(), "kept for its TTL");
+                s.advance(MS);
                 assert_eq!(s.sequence("k").await.unwrap(), None);
                 assert_eq!(
                     step(&*s, "k", &[503, 200], 1).await,
@@ -1056,7 +1102,7 @@ macro_rules! conformance_tests {
                 })
                 .await;
                 step(&*s, "k", &[503, 200], 0).await;
-                tokio::time::sleep(PAST_SHORT_TTL).await;
+                s.advance(TTL);
                 assert_eq!(s.sequence("k").await.unwrap(), None);
                 assert!(
                     !s.reset_sequence("k").await.unwrap(),
@@ -1096,8 +1142,11 @@ macro_rules! conformance_tests {
                     assert!(s.rate_limit("k", 3, SECOND).await.unwrap().allowed);
                 }
                 assert!(!s.rate_limit("k", 3, SECOND).await.unwrap().allowed);
-                // One emission interval is 333 ms.
-                tokio::time::sleep(Duration::from_millis(400)).await;
+                // One emission interval is 333.333 ms.
+                s.advance(Duration::from_millis(333));
+                let d = s.rate_limit("k", 3, SECOND).await.unwrap();
+                assert!(!d.allowed, "not before a whole interval: {d:?}");
+                s.advance(MS);
                 let d = s.rate_limit("k", 3, SECOND).await.unwrap();
                 assert!(d.allowed, "{d:?}");
                 assert_eq!(d.remaining, 0);
@@ -1131,7 +1180,7 @@ macro_rules! conformance_tests {
                     s.delete_resource("gone", none()).await.unwrap(),
                     DeleteOutcome::Deleted
                 );
-                s.submit_job(job("j", 0)).await.unwrap();
+                s.submit_job(job(&*s, "j", 0)).await.unwrap();
                 step(&*s, "seq", &[503, 200], 0).await;
                 assert_eq!(
                     s.rate_limit("rate", 3, Duration::from_secs(60))
@@ -1169,7 +1218,7 @@ macro_rules! conformance_tests {
                 );
                 for n in 0..3 {
                     assert_eq!(
-                        s.submit_job(job(&format!("j{n}"), 0)).await.unwrap(),
+                        s.submit_job(job(&*s, &format!("j{n}"), 0)).await.unwrap(),
                         JobOutcome::Accepted
                     );
                     assert_eq!(
@@ -1177,13 +1226,15 @@ macro_rules! conformance_tests {
                         answer(0, 503)
                     );
                     assert!(
-                        s.rate_limit(&format!("r{n}"), 1, SHORT_TTL)
+                        s.rate_limit(&format!("r{n}"), 1, TTL)
                             .await
                             .unwrap()
                             .allowed
                     );
                 }
-                tokio::time::sleep(PAST_SHORT_TTL).await;
+                s.advance(TTL - MS);
+                assert_eq!(s.sweep().await.unwrap(), 0, "nothing has expired yet");
+                s.advance(MS);
                 // 1 tombstone + 3 jobs + 3 sequences + 3 rate keys.
                 assert_eq!(s.sweep().await.unwrap(), 10);
                 assert_eq!(s.sweep().await.unwrap(), 0, "nothing left to sweep");
@@ -1196,7 +1247,9 @@ macro_rules! conformance_tests {
                 // The counters went down with the keys: each family takes max_keys new keys again.
                 for n in 3..6 {
                     assert_eq!(
-                        s.submit_job(job(&format!("j{n}"), 60_000)).await.unwrap(),
+                        s.submit_job(job(&*s, &format!("j{n}"), 60_000))
+                            .await
+                            .unwrap(),
                         JobOutcome::Accepted,
                         "job {n}"
                     );
@@ -1214,7 +1267,7 @@ macro_rules! conformance_tests {
                     );
                 }
                 assert_eq!(
-                    s.submit_job(job("j6", 60_000)).await.unwrap(),
+                    s.submit_job(job(&*s, "j6", 60_000)).await.unwrap(),
                     JobOutcome::TooManyKeys
                 );
                 assert_eq!(
@@ -1248,7 +1301,7 @@ macro_rules! conformance_tests {
                         DeleteOutcome::Deleted
                     );
                 }
-                tokio::time::sleep(PAST_SHORT_TTL).await;
+                s.advance(TTL);
                 assert_eq!(s.sweep().await.unwrap(), 7);
                 assert_eq!(s.sweep().await.unwrap(), 0);
             }
@@ -1263,21 +1316,21 @@ macro_rules! conformance_tests {
                 step(&*s, "s1", &[200], 0).await;
                 step(&*s, "s2", &[200], 0).await;
                 assert!(s.reset_sequence("s1").await.unwrap());
-                s.submit_job(job("j1", 0)).await.unwrap();
+                s.submit_job(job(&*s, "j1", 0)).await.unwrap();
                 assert!(s.cancel_job("j1").await.unwrap());
-                tokio::time::sleep(PAST_SHORT_TTL).await;
+                s.advance(TTL);
                 // s2 and j1 (the reset s1 is already gone).
                 assert_eq!(s.sweep().await.unwrap(), 2);
                 for key in ["a", "b"] {
                     assert_eq!(step(&*s, key, &[200], 0).await, answer(0, 200));
                     assert_eq!(
-                        s.submit_job(job(key, 60_000)).await.unwrap(),
+                        s.submit_job(job(&*s, key, 60_000)).await.unwrap(),
                         JobOutcome::Accepted
                     );
                 }
                 assert_eq!(step(&*s, "c", &[200], 0).await, SequenceStep::TooManyKeys);
                 assert_eq!(
-                    s.submit_job(job("c", 60_000)).await.unwrap(),
+                    s.submit_job(job(&*s, "c", 60_000)).await.unwrap(),
                     JobOutcome::TooManyKeys
                 );
             }
@@ -1498,13 +1551,16 @@ conformance_tests!(redis, redis_store);
 async fn embedded_survives_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested").join("data");
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let open =
+        |limits| KvStore::with_clock(EmbeddedEngine::open(&path).unwrap(), limits, clock.clone());
     let limits = Limits {
         max_keys: 3,
         max_store_bytes: 100,
         ..Limits::default()
     };
     let (a, b) = {
-        let s = KvStore::new(EmbeddedEngine::open(&path).unwrap(), limits);
+        let s = open(limits);
         let a = created(upsert(&s, "a", sized(40)).await);
         created(upsert(&s, "b", new("hello")).await);
         let b = replaced(upsert(&s, "b", new("hello, world")).await);
@@ -1514,7 +1570,7 @@ async fn embedded_survives_a_reopen() {
             DeleteOutcome::Deleted
         );
         assert_eq!(
-            s.submit_job(job("j", 60_000)).await.unwrap(),
+            s.submit_job(job(&s, "j", 60_000)).await.unwrap(),
             JobOutcome::Accepted
         );
         assert!(s.cancel_job("j").await.unwrap());
@@ -1530,7 +1586,7 @@ async fn embedded_survives_a_reopen() {
         }
         (a, b)
     };
-    let s = KvStore::new(EmbeddedEngine::open(&path).unwrap(), limits);
+    let s = open(limits);
     let ra = found(&s, "a").await;
     assert_eq!((ra.meta, ra.body), (a, Bytes::from(vec![b'x'; 40])));
     let rb = found(&s, "b").await;

@@ -7,7 +7,11 @@
 //! [`embedded`] as a redb write transaction (durable when it commits), [`redis`] as an optimistic
 //! `WATCH`/`MULTI`/`EXEC` transaction shared by every instance. Every backend therefore
 //! has exactly the same behaviour, and one conformance suite tests them all.
+//!
+//! Time is an input: every operation reads the store's [`clock::Clock`] (the system clock in
+//! production, a [`clock::ManualClock`] in tests), never the wall clock directly.
 
+pub mod clock;
 #[cfg(test)]
 mod conformance;
 pub mod embedded;
@@ -23,6 +27,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clock::Clock;
 
 /// A store failure that is not a normal outcome.
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +80,8 @@ impl Default for Limits {
     }
 }
 
-/// Milliseconds since the Unix epoch.
+/// Milliseconds since the Unix epoch, by the system clock. Stores read their own
+/// [`Store::now_ms`] instead.
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -294,6 +301,13 @@ pub struct RateDecision {
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// A short name for logs and `/health` (`memory`, `embedded`, `redis`).
     fn kind(&self) -> &'static str;
+    /// The store's time, ms since the epoch: what its operations take as "now". Whoever
+    /// interprets what the store returns against the time (a job's [`Job::state`], its
+    /// `submitted_ms`) reads it here, so that a store on a [`clock::ManualClock`] is
+    /// consistent end to end. The system clock unless the store says otherwise.
+    fn now_ms(&self) -> u64 {
+        now_ms()
+    }
     /// Reads a resource.
     async fn resource(&self, name: &str) -> Result<Lookup, StoreError>;
     /// Lists resources (names ascending, at most `limit`).
@@ -499,14 +513,22 @@ pub(crate) fn read_only() -> StoreError {
 pub struct KvStore<E: Engine> {
     engine: Arc<E>,
     limits: Limits,
+    clock: Arc<dyn Clock>,
 }
 
 impl<E: Engine> KvStore<E> {
-    /// A store over `engine`.
+    /// A store over `engine`, on the system clock.
     pub fn new(engine: E, limits: Limits) -> KvStore<E> {
+        KvStore::with_clock(engine, limits, Arc::new(clock::SystemClock))
+    }
+
+    /// A store over `engine` whose operations all read `clock` (a [`clock::ManualClock`] in
+    /// tests).
+    pub fn with_clock(engine: E, limits: Limits, clock: Arc<dyn Clock>) -> KvStore<E> {
         KvStore {
             engine: Arc::new(engine),
             limits,
+            clock,
         }
     }
 
@@ -553,10 +575,13 @@ impl<E: Engine> Store for KvStore<E> {
         E::KIND
     }
 
+    fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
     async fn resource(&self, name: &str) -> Result<Lookup, StoreError> {
-        let name = name.to_owned();
-        self.view(move |tx| ops::resource(tx, &name, now_ms()))
-            .await
+        let (name, now) = (name.to_owned(), self.now_ms());
+        self.view(move |tx| ops::resource(tx, &name, now)).await
     }
 
     async fn list_resources(&self, limit: usize) -> Result<Vec<ResourceMeta>, StoreError> {
@@ -570,11 +595,9 @@ impl<E: Engine> Store for KvStore<E> {
         mode: WriteMode,
         conditions: Conditions,
     ) -> Result<WriteOutcome, StoreError> {
-        let (name, limits) = (name.to_owned(), self.limits);
-        self.run(move |tx| {
-            ops::write_resource(tx, &name, &new, mode, &conditions, &limits, now_ms())
-        })
-        .await
+        let (name, limits, now) = (name.to_owned(), self.limits, self.now_ms());
+        self.run(move |tx| ops::write_resource(tx, &name, &new, mode, &conditions, &limits, now))
+            .await
     }
 
     async fn delete_resource(
@@ -582,8 +605,8 @@ impl<E: Engine> Store for KvStore<E> {
         name: &str,
         conditions: Conditions,
     ) -> Result<DeleteOutcome, StoreError> {
-        let (name, limits) = (name.to_owned(), self.limits);
-        self.run(move |tx| ops::delete_resource(tx, &name, &conditions, &limits, now_ms()))
+        let (name, limits, now) = (name.to_owned(), self.limits, self.now_ms());
+        self.run(move |tx| ops::delete_resource(tx, &name, &conditions, &limits, now))
             .await
     }
 
@@ -593,14 +616,13 @@ impl<E: Engine> Store for KvStore<E> {
     }
 
     async fn job(&self, id: &str) -> Result<Option<Job>, StoreError> {
-        let (id, limits) = (id.to_owned(), self.limits);
-        self.view(move |tx| ops::job(tx, &id, &limits, now_ms()))
-            .await
+        let (id, limits, now) = (id.to_owned(), self.limits, self.now_ms());
+        self.view(move |tx| ops::job(tx, &id, &limits, now)).await
     }
 
     async fn cancel_job(&self, id: &str) -> Result<bool, StoreError> {
-        let (id, limits) = (id.to_owned(), self.limits);
-        self.run(move |tx| ops::cancel_job(tx, &id, &limits, now_ms()))
+        let (id, limits, now) = (id.to_owned(), self.limits, self.now_ms());
+        self.run(move |tx| ops::cancel_job(tx, &id, &limits, now))
             .await
     }
 
@@ -610,20 +632,20 @@ impl<E: Engine> Store for KvStore<E> {
         codes: Vec<u16>,
         attempt: Attempt,
     ) -> Result<SequenceStep, StoreError> {
-        let (key, limits) = (key.to_owned(), self.limits);
-        self.run(move |tx| ops::sequence_step(tx, &key, &codes, attempt.clone(), &limits, now_ms()))
+        let (key, limits, now) = (key.to_owned(), self.limits, self.now_ms());
+        self.run(move |tx| ops::sequence_step(tx, &key, &codes, attempt.clone(), &limits, now))
             .await
     }
 
     async fn sequence(&self, key: &str) -> Result<Option<Sequence>, StoreError> {
-        let (key, limits) = (key.to_owned(), self.limits);
-        self.view(move |tx| ops::sequence(tx, &key, &limits, now_ms()))
+        let (key, limits, now) = (key.to_owned(), self.limits, self.now_ms());
+        self.view(move |tx| ops::sequence(tx, &key, &limits, now))
             .await
     }
 
     async fn reset_sequence(&self, key: &str) -> Result<bool, StoreError> {
-        let (key, limits) = (key.to_owned(), self.limits);
-        self.run(move |tx| ops::reset_sequence(tx, &key, &limits, now_ms()))
+        let (key, limits, now) = (key.to_owned(), self.limits, self.now_ms());
+        self.run(move |tx| ops::reset_sequence(tx, &key, &limits, now))
             .await
     }
 
@@ -633,9 +655,8 @@ impl<E: Engine> Store for KvStore<E> {
         limit: u32,
         period: Duration,
     ) -> Result<RateDecision, StoreError> {
-        let (key, limits) = (key.to_owned(), self.limits);
-        let decide =
-            move |tx: &mut dyn Tx| ops::rate_limit(tx, &key, limit, period, &limits, now_ms());
+        let (key, limits, now) = (key.to_owned(), self.limits, self.now_ms());
+        let decide = move |tx: &mut dyn Tx| ops::rate_limit(tx, &key, limit, period, &limits, now);
         self.exec(decide, Mode::Volatile).await
     }
 
@@ -648,7 +669,7 @@ impl<E: Engine> Store for KvStore<E> {
     }
 
     async fn sweep(&self) -> Result<u64, StoreError> {
-        let limits = self.limits;
-        self.run(move |tx| ops::sweep(tx, &limits, now_ms())).await
+        let (limits, now) = (self.limits, self.now_ms());
+        self.run(move |tx| ops::sweep(tx, &limits, now)).await
     }
 }

@@ -1085,6 +1085,49 @@ async fn job_is_202_then_running_then_303_to_its_result() {
     assert_eq!(result.json(), json!({"x":1}));
 }
 
+/// A job runs by the store's clock, end to end: on a manual clock, it reads "running" for
+/// exactly its duration whatever the wall clock does, then 303.
+#[tokio::test]
+async fn a_job_runs_by_the_store_clock() {
+    use statuslab_server::store::clock::ManualClock;
+    use statuslab_server::store::{KvStore, Limits, memory::MemoryEngine};
+    let clock = Arc::new(ManualClock::new(1_750_000_000_000));
+    let store = KvStore::with_clock(MemoryEngine::new(), Limits::default(), clock.clone());
+    let s = CustomServer::start(Arc::new(store)).await;
+    let get = |path: String| {
+        let host = s.host();
+        async move {
+            let mut conn = Conn::connect(s.addr).await;
+            conn.send(&request("GET", &path, &host, &[], b"")).await;
+            conn.read_exchange(false).await
+        }
+    };
+    let mut conn = Conn::connect(s.addr).await;
+    conn.send(&request(
+        "POST",
+        "/jobs",
+        &s.host(),
+        &[("Content-Type", "application/json")],
+        br#"{"duration":"800ms"}"#,
+    ))
+    .await;
+    let accepted = conn.read_exchange(false).await;
+    assert_eq!(accepted.status, 202, "{}", accepted.head);
+    let monitor = accepted.must("location").to_owned();
+    clock.advance(Duration::from_millis(799));
+    let running = get(monitor.clone()).await;
+    assert_eq!(running.status, 200, "{}", running.head);
+    assert_eq!(running.json()["state"], "running", "{}", running.text());
+    assert_eq!(running.json()["remaining_ms"], 1, "{}", running.text());
+    clock.advance(Duration::from_millis(1));
+    let done = get(monitor.clone()).await;
+    assert_eq!(done.status, 303, "{}\n{}", done.head, done.text());
+    assert_eq!(get(format!("{monitor}/result")).await.status, 200);
+    // Expired by the store's clock (--job-ttl, 24 h): gone.
+    clock.advance(Duration::from_secs(24 * 3600));
+    assert_eq!(get(monitor).await.status, 404);
+}
+
 #[tokio::test]
 async fn cancelled_job_shows_cancelled_and_its_result_is_410() {
     let s = TestServer::start().await;
