@@ -553,6 +553,12 @@ impl App {
                     HeaderValue::from(self.cfg.default_retry_after),
                 )
             }
+            full @ crate::store::StoreError::Full { .. } => {
+                self.error(req, 507, &full.to_string()).with_header(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(self.cfg.store_full_retry_after),
+                )
+            }
             other => self.internal(req, &other),
         }
     }

@@ -851,10 +851,15 @@ macro_rules! conformance_tests {
                 .await;
                 assert!(s.rate_limit("k1", 5, SECOND).await.unwrap().allowed);
                 assert!(s.rate_limit("k2", 5, SECOND).await.unwrap().allowed);
-                let refused = s.rate_limit("k3", 5, SECOND).await.unwrap();
-                assert!(!refused.allowed, "{refused:?}");
-                assert_eq!(refused.remaining, 0);
-                assert!(refused.retry_after_secs >= 1, "{refused:?}");
+                // A new key past the quota is an error of its own (507), not a made-up 429.
+                for _ in 0..2 {
+                    match s.rate_limit("k3", 5, SECOND).await {
+                        Err(StoreError::Full { family, limit }) => {
+                            assert_eq!((family, limit), ("rate-limit keys", 2));
+                        }
+                        other => panic!("expected Full, got {other:?}"),
+                    }
+                }
                 // Known keys are still counted.
                 assert_eq!(s.rate_limit("k1", 5, SECOND).await.unwrap().remaining, 3);
             }
@@ -1275,10 +1280,11 @@ macro_rules! conformance_tests {
                     SequenceStep::TooManyKeys
                 );
                 assert!(
-                    !s.rate_limit("r6", 1, Duration::from_secs(60))
-                        .await
-                        .unwrap()
-                        .allowed
+                    matches!(
+                        s.rate_limit("r6", 1, Duration::from_secs(60)).await,
+                        Err(StoreError::Full { .. })
+                    ),
+                    "rate keys are full again"
                 );
                 // …and the resource count was not disturbed: "kept" + 2 more.
                 created(upsert(&*s, "x", new("1")).await);
@@ -1332,6 +1338,80 @@ macro_rules! conformance_tests {
                 assert_eq!(
                     s.submit_job(job(&*s, "c", 60_000)).await.unwrap(),
                     JobOutcome::TooManyKeys
+                );
+            }
+
+            // ---- quotas: families apart ----
+
+            #[tokio::test]
+            async fn server_rate_keys_have_a_quota_of_their_own() {
+                let s = store(Limits {
+                    max_keys: 2,
+                    ..Limits::default()
+                })
+                .await;
+                let minute = Duration::from_secs(60);
+                let full = |r: Result<RateDecision, StoreError>| {
+                    matches!(
+                        r,
+                        Err(StoreError::Full {
+                            family: "rate-limit keys",
+                            limit: 2
+                        })
+                    )
+                };
+                // Fresh on-demand keys fill their own family...
+                for k in ["on-demand:a", "on-demand:b"] {
+                    assert!(s.rate_limit(k, 1, minute).await.unwrap().allowed);
+                }
+                assert!(full(s.rate_limit("on-demand:c", 1, minute).await));
+                // ...and the server-wide limiter still takes new clients, and limits them.
+                for k in ["server:10.0.0.1", "server:10.0.0.2"] {
+                    let d = s.rate_limit(k, 2, minute).await.unwrap();
+                    assert!(d.allowed && d.remaining == 1, "{k}: {d:?}");
+                }
+                // With its own family full too, a new client passes, unrecorded (fail open):
+                // never refused because of other clients' keys.
+                for _ in 0..3 {
+                    let d = s.rate_limit("server:10.0.0.3", 2, minute).await.unwrap();
+                    assert!(d.allowed && d.remaining == 1, "{d:?}");
+                }
+                // Clients already tracked stay limited; the on-demand family is still full.
+                assert!(
+                    s.rate_limit("server:10.0.0.1", 2, minute)
+                        .await
+                        .unwrap()
+                        .allowed
+                );
+                assert!(
+                    !s.rate_limit("server:10.0.0.1", 2, minute)
+                        .await
+                        .unwrap()
+                        .allowed
+                );
+                assert!(full(s.rate_limit("on-demand:c", 1, minute).await));
+                // Once idle keys are swept, the new client is tracked (and limited) too.
+                s.advance(minute);
+                assert_eq!(s.sweep().await.unwrap(), 4);
+                for _ in 0..2 {
+                    assert!(
+                        s.rate_limit("server:10.0.0.3", 2, minute)
+                            .await
+                            .unwrap()
+                            .allowed
+                    );
+                }
+                assert!(
+                    !s.rate_limit("server:10.0.0.3", 2, minute)
+                        .await
+                        .unwrap()
+                        .allowed
+                );
+                assert!(
+                    s.rate_limit("on-demand:c", 1, minute)
+                        .await
+                        .unwrap()
+                        .allowed
                 );
             }
 

@@ -48,6 +48,16 @@ pub enum StoreError {
     /// The store cannot be reached (Redis down); retry later.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// A new key would pass `--max-keys` for its family (507 with Retry-After). Returned by
+    /// [`Store::rate_limit`] for a new on-demand key; the other families answer with their
+    /// own `TooManyKeys` outcome.
+    #[error("the store holds its maximum number of {family} ({limit}, --max-keys)")]
+    Full {
+        /// The family that is full, plural (`rate-limit keys`).
+        family: &'static str,
+        /// `--max-keys`.
+        limit: u64,
+    },
 }
 
 /// Limits on what is stored.
@@ -55,7 +65,9 @@ pub enum StoreError {
 pub struct Limits {
     /// Total bytes of resource content (`--max-store-bytes`); past it, writes get 413 + Retry-After.
     pub max_store_bytes: u64,
-    /// Keys per family — resources, jobs, sequences, rate-limit keys (`--max-keys`); past it, 507.
+    /// Keys per family (`--max-keys`); past it, 507. The families, each with its own quota:
+    /// resources, jobs, sequences, on-demand rate-limit keys, and the server-wide limiter's
+    /// keys (which never refuse: see [`SERVER_RATE_PREFIX`]).
     pub max_keys: u64,
     /// How long a deleted resource answers 410 (`--tombstone-ttl`).
     pub tombstone_ttl: Duration,
@@ -79,6 +91,13 @@ impl Default for Limits {
         }
     }
 }
+
+/// Rate-limit keys starting with this belong to the server-wide limiter (`--rate-limit`).
+/// They have a quota of their own, apart from the on-demand `/rate-limit` keys, so that no
+/// number of other keys can make the server-wide limiter refuse a client. When that quota is
+/// full too, a new server-wide client is let through without being recorded (fail open, with
+/// a warning in the log) until a sweep frees keys: see `ops::rate_limit`.
+pub const SERVER_RATE_PREFIX: &str = "server:";
 
 /// Milliseconds since the Unix epoch, by the system clock. Stores read their own
 /// [`Store::now_ms`] instead.
@@ -344,7 +363,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn sequence(&self, key: &str) -> Result<Option<Sequence>, StoreError>;
     /// Forgets a sequence; `false` if there was none.
     async fn reset_sequence(&self, key: &str) -> Result<bool, StoreError>;
-    /// Counts one request against `limit` per `period` for `key`.
+    /// Counts one request against `limit` per `period` for `key`. A new key past `--max-keys`
+    /// is [`StoreError::Full`], except for the server-wide limiter's keys
+    /// ([`SERVER_RATE_PREFIX`]), which are let through.
     async fn rate_limit(
         &self,
         key: &str,

@@ -8,7 +8,10 @@ use std::hash::{Hash, Hasher};
 const RESOURCE_COUNT: &str = "resources";
 const JOB_COUNT: &str = "jobs";
 const SEQUENCE_COUNT: &str = "sequences";
+/// On-demand rate-limit keys (every key but the server-wide limiter's).
 const RATE_COUNT: &str = "rates";
+/// The server-wide limiter's keys ([`SERVER_RATE_PREFIX`]).
+const SERVER_RATE_COUNT: &str = "server-rates";
 const BYTES_USED: &str = "bytes";
 
 fn decode<T: serde::de::DeserializeOwned>(key: &str, raw: &[u8]) -> Result<T, StoreError> {
@@ -323,32 +326,75 @@ pub(super) fn reset_sequence(
     Ok(live)
 }
 
+/// The counter of the family a rate-limit key belongs to.
+fn rate_family(key: &str) -> &'static str {
+    if key.starts_with(SERVER_RATE_PREFIX) {
+        SERVER_RATE_COUNT
+    } else {
+        RATE_COUNT
+    }
+}
+
+/// When the server-wide limiter last warned that its keys are full (ms on the store clock),
+/// so that the warning comes at most once a minute, not once a request.
+static SERVER_FULL_WARNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn warn_server_keys_full(limits: &Limits, now: u64) {
+    use std::sync::atomic::Ordering;
+    let last = SERVER_FULL_WARNED.load(Ordering::Relaxed);
+    if (last == 0 || now.saturating_sub(last) >= 60_000)
+        && SERVER_FULL_WARNED
+            .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(
+            max_keys = limits.max_keys,
+            "the server-wide rate limiter tracks --max-keys clients already: new clients pass \
+             unlimited until a sweep frees the keys of idle ones"
+        );
+    }
+}
+
 /// GCRA (the generic cell rate algorithm): one stored number per key, the theoretical arrival
 /// time (TAT), in microseconds so that the emission interval (`period / limit`) stays exact at
 /// high rates. A request passes if it arrives no earlier than `TAT - (limit - 1) × interval`;
 /// each pass moves the TAT one interval on. So `limit` requests pass at once, and then one per
 /// interval.
+///
+/// Keys come in two families with separate `--max-keys` quotas: the server-wide limiter's
+/// ([`SERVER_RATE_PREFIX`]) and every other (on-demand) key, so that neither can fill the
+/// other's. A new on-demand key past the quota is [`StoreError::Full`] (507), never a made-up
+/// refusal. A new server-wide key past the quota **fails open**: it passes, unrecorded, and
+/// a warning is logged. Refusing would let any client lock every new client out for as long
+/// as the keys live (the bug this replaces), and evicting another client's state would have
+/// to scan for a victim on the hot path; failing open gives a new client no more than it
+/// gets anyway — every new key starts with a full burst — and clients already tracked stay
+/// limited. A sweep frees the keys of idle clients (a key expires once its client has been
+/// idle for a period).
 pub(super) fn rate_limit(
     tx: &mut dyn Tx,
     key: &str,
     limit: u32,
     period: Duration,
     limits: &Limits,
-    now: u64,
+    now_ms: u64,
 ) -> Result<RateDecision, StoreError> {
     let limit = limit.max(1);
-    let now = now.saturating_mul(1000);
+    let now = now_ms.saturating_mul(1000);
     let period_us = u64::try_from(period.as_micros()).unwrap_or(u64::MAX).max(1);
     let interval = (period_us / u64::from(limit)).max(1);
     let stored = get_u64(tx, Table::Rates, key)?;
-    if stored.is_none() && counter(tx, RATE_COUNT)? >= limits.max_keys {
-        // Refuse rather than forget other clients' state; a sweep frees expired keys.
-        return Ok(RateDecision {
-            allowed: false,
-            remaining: 0,
-            reset_secs: secs_ceil(period_us),
-            retry_after_secs: 1,
-        });
+    let family = rate_family(key);
+    let mut record = true;
+    if stored.is_none() && counter(tx, family)? >= limits.max_keys {
+        if family != SERVER_RATE_COUNT {
+            return Err(StoreError::Full {
+                family: "rate-limit keys",
+                limit: limits.max_keys,
+            });
+        }
+        warn_server_keys_full(limits, now_ms);
+        record = false;
     }
     let tat = stored.unwrap_or(now).max(now);
     // The burst tolerance lets exactly `limit` requests through at once.
@@ -362,9 +408,11 @@ pub(super) fn rate_limit(
         });
     }
     let new_tat = tat.saturating_add(interval);
-    put_u64(tx, Table::Rates, key, new_tat)?;
-    if stored.is_none() {
-        add_counter(tx, RATE_COUNT, 1)?;
+    if record {
+        put_u64(tx, Table::Rates, key, new_tat)?;
+        if stored.is_none() {
+            add_counter(tx, family, 1)?;
+        }
     }
     let used = (new_tat - now).div_ceil(interval);
     Ok(RateDecision {
@@ -430,7 +478,7 @@ pub(super) fn sweep(tx: &mut dyn Tx, limits: &Limits, now: u64) -> Result<u64, S
             .unwrap_or(0);
         if tat <= now.saturating_mul(1000) {
             tx.delete(Table::Rates, &key)?;
-            add_counter(tx, RATE_COUNT, -1)?;
+            add_counter(tx, rate_family(&key), -1)?;
             removed += 1;
         }
     }
