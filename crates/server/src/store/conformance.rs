@@ -22,6 +22,7 @@ use std::time::{Duration, SystemTime};
 /// Fields drop in order: the store closes before its directory is removed.
 pub(super) struct Fixture {
     store: Arc<dyn Store>,
+    inspect: Arc<dyn Inspect>,
     clock: Arc<ManualClock>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -35,18 +36,109 @@ impl Fixture {
     fn advance(&self, by: Duration) {
         self.clock.advance(by);
     }
+
+    /// What the store holds, checked for consistency: every counter equals what it counts.
+    #[track_caller]
+    fn census(&self) -> Census {
+        let c = self.inspect.census();
+        c.assert_consistent();
+        c
+    }
+}
+
+/// A store's raw content, read from its engine past the [`Store`] interface.
+trait Inspect: Send + Sync {
+    fn census(&self) -> Census;
+}
+
+/// Entries per table, the counters, and what the counters should be.
+#[derive(Debug, Default)]
+struct Census {
+    /// Entries per table.
+    entries: BTreeMap<Table, u64>,
+    /// Stored counters.
+    counters: BTreeMap<String, u64>,
+    /// What each counter should be, from the entries.
+    expected: BTreeMap<String, u64>,
+}
+
+impl Census {
+    fn entries(&self, table: Table) -> u64 {
+        self.entries.get(&table).copied().unwrap_or(0)
+    }
+
+    #[track_caller]
+    fn assert_consistent(&self) {
+        let stored: BTreeMap<&str, u64> = self
+            .expected
+            .keys()
+            .map(|k| (k.as_str(), self.counters.get(k).copied().unwrap_or(0)))
+            .collect();
+        let expected: BTreeMap<&str, u64> = self
+            .expected
+            .iter()
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect();
+        assert_eq!(stored, expected, "counters against entries: {self:?}");
+    }
+}
+
+impl<E: Engine> Inspect for KvStore<E> {
+    fn census(&self) -> Census {
+        const ALL: usize = 1_000_000;
+        self.engine
+            .read(&mut |tx| {
+                let mut c = Census::default();
+                let mut tables = BTreeMap::new();
+                for t in Table::ALL {
+                    let rows = tx.scan(t, None, ALL)?;
+                    c.entries.insert(t, rows.len() as u64);
+                    tables.insert(t, rows);
+                }
+                for (k, v) in &tables[&Table::Counters] {
+                    if let Ok(n) = std::str::from_utf8(v).unwrap_or("").parse() {
+                        c.counters.insert(k.clone(), n);
+                    }
+                }
+                let n = |t: Table| tables[&t].len() as u64;
+                let server = tables[&Table::Rates]
+                    .iter()
+                    .filter(|(k, _)| k.starts_with(SERVER_RATE_PREFIX))
+                    .count() as u64;
+                let bytes: usize = tables[&Table::Bodies].iter().map(|(_, v)| v.len()).sum();
+                for (name, value) in [
+                    (ops::RESOURCE_COUNT, n(Table::Resources)),
+                    (ops::JOB_COUNT, n(Table::Jobs)),
+                    (ops::SEQUENCE_COUNT, n(Table::Sequences)),
+                    (ops::RATE_COUNT, n(Table::Rates) - server),
+                    (ops::SERVER_RATE_COUNT, server),
+                    (ops::BYTES_USED, bytes as u64),
+                ] {
+                    c.expected.insert(name.to_owned(), value);
+                }
+                Ok(c)
+            })
+            .expect("census")
+    }
 }
 
 /// Where every fixture's clock starts: a fixed instant (2025-06-15T14:13:20.250Z), so runs are
 /// reproducible; the quarter second checks that second-resolution dates truncate.
 const START_MS: u64 = 1_750_000_000_250;
 
+/// Entries per sweep transaction in the fixtures: tiny, so that every sweep test crosses
+/// batch boundaries.
+const TEST_SWEEP_BATCH: usize = 3;
+
 /// A store over `engine` on a fresh manual clock.
 fn fixture<E: Engine>(engine: E, limits: Limits, dir: Option<tempfile::TempDir>) -> Fixture {
     let clock = Arc::new(ManualClock::new(START_MS));
-    let store = Arc::new(KvStore::with_clock(engine, limits, clock.clone()));
+    let store = Arc::new(
+        KvStore::with_clock(engine, limits, clock.clone()).with_sweep_batch(TEST_SWEEP_BATCH),
+    );
     Fixture {
-        store,
+        store: store.clone(),
+        inspect: store,
         clock,
         _dir: dir,
     }
@@ -1341,6 +1433,100 @@ macro_rules! conformance_tests {
                 );
             }
 
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sweep_frees_expired_keys_while_others_write() {
+                use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+                const OLD: usize = 20;
+                let hour = Duration::from_secs(3600);
+                let s = store(Limits {
+                    max_keys: 100_000,
+                    ..short_ttls()
+                })
+                .await;
+                // Expired state in every family (sorting before the writers' keys, which a
+                // pass may not reach: see a_sweep_pass_is_bounded_and_the_next_resumes).
+                for n in 0..OLD {
+                    let k = format!("a-old{n:02}");
+                    created(upsert(&*s, &k, new("x")).await);
+                    assert_eq!(
+                        s.delete_resource(&k, none()).await.unwrap(),
+                        DeleteOutcome::Deleted
+                    );
+                    s.submit_job(job(&*s, &k, 0)).await.unwrap();
+                    assert_eq!(step(&*s, &k, &[200], n).await, answer(0, 200));
+                    assert!(s.rate_limit(&k, 1, TTL).await.unwrap().allowed);
+                }
+                s.advance(TTL);
+                // Writers add new keys to every family (and keep touching a live one) as fast
+                // as they can, all through the sweep.
+                let stop = Arc::new(AtomicBool::new(false));
+                let progress = Arc::new(AtomicU64::new(0));
+                let writers: Vec<_> = (0..4)
+                    .map(|w| {
+                        let (st, stop, progress) =
+                            (s.shared(), Arc::clone(&stop), Arc::clone(&progress));
+                        tokio::spawn(async move {
+                            let mut made = 0u64;
+                            while !stop.load(Ordering::SeqCst) {
+                                let k = format!("w{w}-{made}");
+                                assert!(st.rate_limit(&k, 5, hour).await.unwrap().allowed);
+                                let server = format!("{SERVER_RATE_PREFIX}{k}");
+                                assert!(st.rate_limit(&server, 5, hour).await.unwrap().allowed);
+                                assert_eq!(
+                                    st.submit_job(job(&*st, &k, 60_000)).await.unwrap(),
+                                    JobOutcome::Accepted
+                                );
+                                assert_eq!(
+                                    st.sequence_step(&k, vec![200], attempt("GET", 0))
+                                        .await
+                                        .unwrap(),
+                                    answer(0, 200)
+                                );
+                                created(
+                                    st.write_resource(&k, new("y"), WriteMode::Upsert, none())
+                                        .await
+                                        .unwrap(),
+                                );
+                                st.rate_limit("hot", u32::MAX, SECOND).await.unwrap();
+                                made += 1;
+                                progress.fetch_add(1, Ordering::SeqCst);
+                                // The memory engine never waits: let the scheduler in.
+                                tokio::task::yield_now().await;
+                            }
+                            made
+                        })
+                    })
+                    .collect();
+                // Wait (for a condition, not a time) until every writer is under way.
+                while progress.load(Ordering::SeqCst) < 8 {
+                    tokio::task::yield_now().await;
+                }
+                let removed = s
+                    .sweep()
+                    .await
+                    .expect("a sweep is never starved by writers");
+                stop.store(true, Ordering::SeqCst);
+                let mut made = 0;
+                for w in writers {
+                    made += w.await.expect("writer");
+                }
+                assert!(made >= 8);
+                // Every expired entry went, nothing else did.
+                assert_eq!(removed, 4 * OLD as u64);
+                assert_eq!(s.sweep().await.unwrap(), 0);
+                let census = s.census();
+                assert_eq!(census.entries(Table::Tombstones), 0);
+                assert_eq!(census.entries(Table::Jobs), made);
+                assert_eq!(census.entries(Table::Sequences), made);
+                assert_eq!(census.entries(Table::Resources), made);
+                assert_eq!(census.entries(Table::Rates), 2 * made + 1);
+                for n in 0..OLD {
+                    let k = format!("a-old{n:02}");
+                    assert_eq!(s.resource(&k).await.unwrap(), Lookup::Missing);
+                    assert_eq!(s.job(&k).await.unwrap(), None);
+                }
+            }
+
             // ---- quotas: families apart ----
 
             #[tokio::test]
@@ -1695,6 +1881,42 @@ async fn embedded_survives_a_reopen() {
     );
     created(upsert(&s, "d", sized(48)).await);
     assert_eq!(upsert(&s, "e", sized(0)).await, WriteOutcome::TooManyKeys);
+}
+
+/// A sweep's pass over a table is bounded by what the counters said the table held (twice
+/// that, plus a batch), so that writers adding keys ahead of it cannot keep it going forever;
+/// the next sweep resumes where a cut-short pass stopped. Here the counter undercounts (as
+/// keys written without one would), so the passes are cut short.
+#[tokio::test]
+async fn a_sweep_pass_is_bounded_and_the_next_resumes() {
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let s = KvStore::with_clock(MemoryEngine::new(), Limits::default(), clock.clone())
+        .with_sweep_batch(3);
+    for n in 0..10 {
+        assert!(
+            s.rate_limit(&format!("k{n}"), 1, SECOND)
+                .await
+                .unwrap()
+                .allowed
+        );
+    }
+    s.engine
+        .transact(&mut |tx| tx.put(Table::Counters, ops::RATE_COUNT, b"1"))
+        .unwrap();
+    clock.advance(SECOND);
+    // 2 x 1 + 3 entries; then 2 x 0 + 3 (the counter saturated at 0); then the last 2.
+    let sweeps = [
+        s.sweep().await.unwrap(),
+        s.sweep().await.unwrap(),
+        s.sweep().await.unwrap(),
+        s.sweep().await.unwrap(),
+    ];
+    assert_eq!(sweeps, [5, 3, 2, 0]);
+    let left = s
+        .engine
+        .read(&mut |tx| tx.scan(Table::Rates, None, 100))
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 /// GCRA at a fixed clock, for rates a wall clock cannot test: exactly `limit` requests pass

@@ -436,6 +436,11 @@ pub trait Tx {
     fn put(&mut self, table: Table, key: &str, value: &[u8]) -> Result<(), StoreError>;
     /// Removes a value; whether it was there.
     fn delete(&mut self, table: Table, key: &str) -> Result<bool, StoreError>;
+    /// Removes a value without telling whether it was there (an engine may then skip reading
+    /// it first).
+    fn remove(&mut self, table: Table, key: &str) -> Result<(), StoreError> {
+        self.delete(table, key).map(drop)
+    }
     /// Up to `limit` entries with keys after `after` (exclusive), ascending.
     fn scan(
         &mut self,
@@ -470,6 +475,18 @@ pub trait Engine: Send + Sync + std::fmt::Debug + 'static {
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
         self.transact(f)
+    }
+    /// Up to `limit` entries of `table` with keys after `after`, ascending, read outside any
+    /// transaction: each entry was current at some moment during the call, but together they
+    /// need not be one snapshot, and reading them never conflicts with a writer. For finding
+    /// candidates (the sweep's expired entries) that a transaction then checks again.
+    fn peek(
+        &self,
+        table: Table,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.read(&mut |tx| tx.scan(table, after, limit))
     }
 }
 
@@ -529,12 +546,19 @@ pub(crate) fn read_only() -> StoreError {
     StoreError::Engine("write in a read-only transaction".to_owned())
 }
 
+/// Entries a sweep examines per transaction: small, so that a batch commits quickly even while
+/// other requests keep writing (on Redis, a long transaction would keep conflicting with them).
+const SWEEP_BATCH: usize = 128;
+
 /// A [`Store`] over any [`Engine`].
 #[derive(Debug)]
 pub struct KvStore<E: Engine> {
     engine: Arc<E>,
     limits: Limits,
     clock: Arc<dyn Clock>,
+    sweep_batch: usize,
+    /// Per expiring table, where the next sweep resumes (after a pass was cut short).
+    sweep_from: std::sync::Mutex<std::collections::BTreeMap<Table, String>>,
 }
 
 impl<E: Engine> KvStore<E> {
@@ -550,7 +574,23 @@ impl<E: Engine> KvStore<E> {
             engine: Arc::new(engine),
             limits,
             clock,
+            sweep_batch: SWEEP_BATCH,
+            sweep_from: Default::default(),
         }
+    }
+
+    /// Where the next sweep of `table` starts: after this key, or from the start.
+    fn sweep_cursor(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<Table, String>> {
+        self.sweep_from
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Sweeps in batches of `n` entries (tests use tiny ones, to cross batch boundaries).
+    #[cfg(test)]
+    pub(crate) fn with_sweep_batch(mut self, n: usize) -> KvStore<E> {
+        self.sweep_batch = n.max(1);
+        self
     }
 
     /// Runs a read-write transaction (on the blocking pool for engines that do I/O).
@@ -574,18 +614,26 @@ impl<E: Engine> KvStore<E> {
         mut f: impl FnMut(&mut dyn Tx) -> Result<R, StoreError> + Send + 'static,
         mode: Mode,
     ) -> Result<R, StoreError> {
-        let engine = Arc::clone(&self.engine);
-        let mut go = move || match mode {
+        self.on_engine(move |engine| match mode {
             Mode::Read => engine.read(&mut f),
             Mode::Write => engine.transact(&mut f),
             Mode::Volatile => engine.transact_volatile(&mut f),
-        };
+        })
+        .await
+    }
+
+    /// Runs `go` with the engine (on the blocking pool for engines that do I/O).
+    async fn on_engine<R: Send + 'static>(
+        &self,
+        go: impl FnOnce(&E) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let engine = Arc::clone(&self.engine);
         if E::BLOCKING {
-            tokio::task::spawn_blocking(go)
+            tokio::task::spawn_blocking(move || go(&engine))
                 .await
                 .map_err(|e| StoreError::Engine(format!("store task failed: {e}")))?
         } else {
-            go()
+            go(&engine)
         }
     }
 }
@@ -689,8 +737,61 @@ impl<E: Engine> Store for KvStore<E> {
         self.run(move |tx| ops::set_maintenance(tx, on)).await
     }
 
+    /// Pages through each expiring table with [`Engine::peek`] (no transaction, so no
+    /// conflict with writers), and removes the entries that look expired in one small
+    /// transaction per page, which checks each again before removing it and moves the
+    /// counters with it. A page commits (or conflicts and reruns) on its own, so a busy store
+    /// delays a sweep by a few reruns of one small batch, never starves it.
+    ///
+    /// A pass over a table examines at most twice the entries its counters say it held at the
+    /// start, plus one batch: writers adding keys ahead of the cursor cannot keep a sweep going
+    /// forever. A pass cut short that way leaves its cursor for the next sweep to resume from.
     async fn sweep(&self) -> Result<u64, StoreError> {
-        let (limits, now) = (self.limits, self.now_ms());
-        self.run(move |tx| ops::sweep(tx, &limits, now)).await
+        let (limits, now, batch) = (self.limits, self.now_ms(), self.sweep_batch);
+        let counters = self
+            .on_engine(|e| e.peek(Table::Counters, None, 1024))
+            .await?;
+        let mut removed = 0;
+        for table in ops::EXPIRING {
+            let mut budget = ops::sweep_bound(table, &counters)
+                .saturating_mul(2)
+                .saturating_add(batch as u64);
+            let mut after = self.sweep_cursor().get(&table).cloned();
+            loop {
+                if !E::BLOCKING {
+                    // Nothing above waits on I/O: let the runtime's other tasks run.
+                    tokio::task::yield_now().await;
+                }
+                let want = batch.min(usize::try_from(budget).unwrap_or(usize::MAX));
+                let from = after.clone();
+                let page = self
+                    .on_engine(move |e| e.peek(table, from.as_deref(), want))
+                    .await?;
+                budget -= page.len() as u64;
+                let expired: Vec<String> = page
+                    .iter()
+                    .filter(|(k, v)| ops::expired(table, k, v, &limits, now))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                if !expired.is_empty() {
+                    removed += self
+                        .run(move |tx| ops::sweep_keys(tx, table, &expired, &limits, now))
+                        .await?;
+                }
+                if page.len() < want {
+                    // The end of the table: the next sweep starts from the beginning.
+                    self.sweep_cursor().remove(&table);
+                    break;
+                }
+                after = page.into_iter().next_back().map(|(k, _)| k);
+                if budget == 0 {
+                    if let Some(key) = after {
+                        self.sweep_cursor().insert(table, key);
+                    }
+                    break;
+                }
+            }
+        }
+        Ok(removed)
     }
 }

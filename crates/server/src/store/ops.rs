@@ -5,14 +5,22 @@ use super::precondition::{Outcome, Validators};
 use super::*;
 use std::hash::{Hash, Hasher};
 
-const RESOURCE_COUNT: &str = "resources";
-const JOB_COUNT: &str = "jobs";
-const SEQUENCE_COUNT: &str = "sequences";
+pub(super) const RESOURCE_COUNT: &str = "resources";
+pub(super) const JOB_COUNT: &str = "jobs";
+pub(super) const SEQUENCE_COUNT: &str = "sequences";
 /// On-demand rate-limit keys (every key but the server-wide limiter's).
-const RATE_COUNT: &str = "rates";
+pub(super) const RATE_COUNT: &str = "rates";
 /// The server-wide limiter's keys ([`SERVER_RATE_PREFIX`]).
-const SERVER_RATE_COUNT: &str = "server-rates";
-const BYTES_USED: &str = "bytes";
+pub(super) const SERVER_RATE_COUNT: &str = "server-rates";
+pub(super) const BYTES_USED: &str = "bytes";
+
+/// The tables whose entries expire, in the order a sweep visits them.
+pub(super) const EXPIRING: [Table; 4] = [
+    Table::Tombstones,
+    Table::Jobs,
+    Table::Sequences,
+    Table::Rates,
+];
 
 fn decode<T: serde::de::DeserializeOwned>(key: &str, raw: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(raw).map_err(|e| StoreError::Corrupt {
@@ -428,59 +436,84 @@ fn secs_ceil(us: u64) -> u64 {
     us.div_ceil(1_000_000)
 }
 
-pub(super) fn sweep(tx: &mut dyn Tx, limits: &Limits, now: u64) -> Result<u64, StoreError> {
-    let scan_limit = usize::try_from(limits.max_keys)
-        .unwrap_or(usize::MAX)
-        .saturating_mul(2)
-        .max(1);
+fn parse_u64(raw: &[u8]) -> Option<u64> {
+    std::str::from_utf8(raw).ok()?.parse().ok()
+}
+
+/// Whether the entry `key` = `raw` of an [`EXPIRING`] table has expired at `now` (an
+/// unreadable one counts as expired, so that a sweep frees its key).
+pub(super) fn expired(table: Table, key: &str, raw: &[u8], limits: &Limits, now: u64) -> bool {
+    match table {
+        Table::Tombstones => parse_u64(raw).unwrap_or(0) <= now,
+        Table::Jobs => decode::<Job>(key, raw).map_or(true, |j| job_expired(&j, limits, now)),
+        Table::Sequences => {
+            decode::<Sequence>(key, raw).map_or(true, |s| sequence_expired(&s, limits, now))
+        }
+        // A key whose TAT has passed holds no state a fresh key would not have.
+        Table::Rates => parse_u64(raw).unwrap_or(0) <= now.saturating_mul(1000),
+        _ => false,
+    }
+}
+
+/// How many entries `table` held, by the counters (`counters`: the Counters table): what
+/// bounds a sweep's pass over it.
+pub(super) fn sweep_bound(table: Table, counters: &[(String, Vec<u8>)]) -> u64 {
+    let count = |name: &str| {
+        counters
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| parse_u64(v))
+            .unwrap_or(0)
+    };
+    match table {
+        // Not counted: no bound.
+        Table::Tombstones => u64::MAX,
+        Table::Jobs => count(JOB_COUNT),
+        Table::Sequences => count(SEQUENCE_COUNT),
+        Table::Rates => count(RATE_COUNT).saturating_add(count(SERVER_RATE_COUNT)),
+        _ => 0,
+    }
+}
+
+/// One batch of a sweep: removes those of `keys` (in `table`) that are still there and still
+/// expired at `now`, and moves the counters; returns how many it removed. The counters are
+/// read last, which keeps the window in which a concurrent new key conflicts with the batch
+/// short.
+pub(super) fn sweep_keys(
+    tx: &mut dyn Tx,
+    table: Table,
+    keys: &[String],
+    limits: &Limits,
+    now: u64,
+) -> Result<u64, StoreError> {
     let mut removed = 0;
-    // Tombstones are not bounded by max_keys, so page through all of them: a single bounded
-    // scan would stop at the first live ones and never reach expired ones after them.
-    let mut after: Option<String> = None;
-    loop {
-        let page = tx.scan(Table::Tombstones, after.as_deref(), scan_limit)?;
-        for (key, raw) in &page {
-            let expires: u64 = std::str::from_utf8(raw)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            if expires <= now {
-                tx.delete(Table::Tombstones, key)?;
-                removed += 1;
+    let mut deltas: std::collections::BTreeMap<&'static str, i64> = Default::default();
+    for key in keys {
+        let Some(raw) = tx.get(table, key)? else {
+            continue;
+        };
+        if !expired(table, key, &raw, limits, now) {
+            continue;
+        }
+        tx.remove(table, key)?;
+        removed += 1;
+        let family = match table {
+            // Tombstones hold no key of a family.
+            Table::Tombstones => continue,
+            Table::Jobs => JOB_COUNT,
+            Table::Sequences => SEQUENCE_COUNT,
+            Table::Rates => rate_family(key),
+            other => {
+                return Err(StoreError::Engine(format!(
+                    "{} entries do not expire",
+                    other.name()
+                )));
             }
-        }
-        if page.len() < scan_limit {
-            break;
-        }
-        after = page.into_iter().next_back().map(|(k, _)| k);
+        };
+        *deltas.entry(family).or_default() -= 1;
     }
-    for (key, raw) in tx.scan(Table::Jobs, None, scan_limit)? {
-        let expired = decode::<Job>(&key, &raw).map_or(true, |j| job_expired(&j, limits, now));
-        if expired {
-            tx.delete(Table::Jobs, &key)?;
-            add_counter(tx, JOB_COUNT, -1)?;
-            removed += 1;
-        }
-    }
-    for (key, raw) in tx.scan(Table::Sequences, None, scan_limit)? {
-        let expired =
-            decode::<Sequence>(&key, &raw).map_or(true, |s| sequence_expired(&s, limits, now));
-        if expired {
-            tx.delete(Table::Sequences, &key)?;
-            add_counter(tx, SEQUENCE_COUNT, -1)?;
-            removed += 1;
-        }
-    }
-    for (key, raw) in tx.scan(Table::Rates, None, scan_limit)? {
-        let tat: u64 = std::str::from_utf8(&raw)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        if tat <= now.saturating_mul(1000) {
-            tx.delete(Table::Rates, &key)?;
-            add_counter(tx, rate_family(&key), -1)?;
-            removed += 1;
-        }
+    for (name, delta) in deltas {
+        add_counter(tx, name, delta)?;
     }
     Ok(removed)
 }
