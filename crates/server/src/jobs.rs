@@ -167,6 +167,15 @@ pub(crate) async fn submit(app: &App, req: &Request) -> Reply {
                 HeaderValue::from(app.cfg.store_full_retry_after),
             );
         }
+        Ok(JobOutcome::QuotaFull { used, limit }) => {
+            let detail = format!(
+                "the store is full ({used} of {limit} bytes, --max-store-bytes); retry later"
+            );
+            return app.error(req, 413, &detail).with_header(
+                header::RETRY_AFTER,
+                HeaderValue::from(app.cfg.store_full_retry_after),
+            );
+        }
         Err(e) => return app.store_failed(req, e),
     }
     let monitor = monitor_path(&job.id);

@@ -60,6 +60,8 @@ struct Census {
     counters: BTreeMap<String, u64>,
     /// What each counter should be, from the entries.
     expected: BTreeMap<String, u64>,
+    /// Attempt records that belong to no stored attempt of a stored sequence.
+    stray_attempts: Vec<String>,
 }
 
 impl Census {
@@ -80,6 +82,11 @@ impl Census {
             .map(|(k, v)| (k.as_str(), *v))
             .collect();
         assert_eq!(stored, expected, "counters against entries: {self:?}");
+        assert!(
+            self.stray_attempts.is_empty(),
+            "attempts left behind: {:?}",
+            self.stray_attempts
+        );
     }
 }
 
@@ -105,9 +112,16 @@ impl<E: Engine> Inspect for KvStore<E> {
                     .iter()
                     .filter(|(k, _)| k.starts_with(SERVER_RATE_PREFIX))
                     .count() as u64;
-                let bytes: usize = tables[&Table::Bodies].iter().map(|(_, v)| v.len()).sum();
+                let bytes: usize = tables[&Table::Bodies]
+                    .iter()
+                    .chain(&tables[&Table::Jobs])
+                    .map(|(_, v)| v.len())
+                    .sum();
                 for (name, value) in [
-                    (ops::RESOURCE_COUNT, n(Table::Resources)),
+                    (
+                        ops::RESOURCE_COUNT,
+                        n(Table::Resources) + n(Table::Tombstones),
+                    ),
                     (ops::JOB_COUNT, n(Table::Jobs)),
                     (ops::SEQUENCE_COUNT, n(Table::Sequences)),
                     (ops::RATE_COUNT, n(Table::Rates) - server),
@@ -116,6 +130,18 @@ impl<E: Engine> Inspect for KvStore<E> {
                 ] {
                     c.expected.insert(name.to_owned(), value);
                 }
+                let mut wanted = std::collections::BTreeSet::new();
+                for (k, v) in &tables[&Table::Sequences] {
+                    let head: ops::Head = serde_json::from_slice(v).expect("sequence head");
+                    for i in head.first()..head.served {
+                        wanted.insert(ops::attempt_key(k, i));
+                    }
+                }
+                c.stray_attempts = tables[&Table::Attempts]
+                    .iter()
+                    .filter(|(k, _)| !wanted.contains(k))
+                    .map(|(k, _)| k.escape_debug().to_string())
+                    .collect();
                 Ok(c)
             })
             .expect("census")
@@ -872,17 +898,21 @@ macro_rules! conformance_tests {
                 assert_eq!(s.resource("d").await.unwrap(), Lookup::Missing);
                 // Replacing an existing key is no new key.
                 replaced(upsert(&*s, "a", new("a2")).await);
-                // Deleting frees a key; the tombstone does not take it.
+                // Deleting leaves a tombstone, which holds the key until it expires and is
+                // swept (see tombstones_count_toward_max_keys_until_they_expire).
                 assert_eq!(
                     s.delete_resource("a", none()).await.unwrap(),
                     DeleteOutcome::Deleted
                 );
+                assert_eq!(upsert(&*s, "d", new("d")).await, WriteOutcome::TooManyKeys);
+                s.advance(Limits::default().tombstone_ttl);
+                assert_eq!(s.sweep().await.unwrap(), 1);
                 created(upsert(&*s, "d", new("d")).await);
                 assert_eq!(upsert(&*s, "e", new("e")).await, WriteOutcome::TooManyKeys);
                 assert_eq!(
                     upsert(&*s, "a", new("a")).await,
                     WriteOutcome::TooManyKeys,
-                    "a tombstoned name is a new key"
+                    "a name whose tombstone was swept is a new key"
                 );
             }
 
@@ -1180,7 +1210,10 @@ macro_rules! conformance_tests {
                 step(&*s, "k", &[503, 200], 0).await;
                 assert!(s.sequence("k").await.unwrap().is_some());
                 s.advance(TTL - MS);
-                assert!(s.sequence("k").await.unwrap().is_some(), "kept for its TTL");
+                assert!(
+                    s.sequence("k").await.unwrap().is_some(),
+                    "kept for its TTL"
+                );
                 s.advance(MS);
                 assert_eq!(s.sequence("k").await.unwrap(), None);
                 assert_eq!(
@@ -1344,9 +1377,7 @@ macro_rules! conformance_tests {
                 // The counters went down with the keys: each family takes max_keys new keys again.
                 for n in 3..6 {
                     assert_eq!(
-                        s.submit_job(job(&*s, &format!("j{n}"), 60_000))
-                            .await
-                            .unwrap(),
+                        s.submit_job(job(&*s, &format!("j{n}"), 60_000)).await.unwrap(),
                         JobOutcome::Accepted,
                         "job {n}"
                     );
@@ -1386,13 +1417,14 @@ macro_rules! conformance_tests {
 
             #[tokio::test]
             async fn sweep_removes_every_expired_tombstone() {
-                // Tombstones are not keys under max_keys: there may be many more of them.
+                // More tombstones than fit in one sweep batch: every batch is swept.
+                let names = ["a", "b", "c", "d", "e", "f", "g"];
                 let s = store(Limits {
-                    max_keys: 1,
+                    max_keys: names.len() as u64,
                     ..short_ttls()
                 })
                 .await;
-                for name in ["a", "b", "c", "d", "e", "f", "g"] {
+                for name in names {
                     created(upsert(&*s, name, new(name)).await);
                     assert_eq!(
                         s.delete_resource(name, none()).await.unwrap(),
@@ -1402,6 +1434,9 @@ macro_rules! conformance_tests {
                 s.advance(TTL);
                 assert_eq!(s.sweep().await.unwrap(), 7);
                 assert_eq!(s.sweep().await.unwrap(), 0);
+                for name in ["n1", "n2", "n3", "n4", "n5", "n6", "n7"] {
+                    created(upsert(&*s, name, new(name)).await);
+                }
             }
 
             #[tokio::test]
@@ -1501,10 +1536,7 @@ macro_rules! conformance_tests {
                 while progress.load(Ordering::SeqCst) < 8 {
                     tokio::task::yield_now().await;
                 }
-                let removed = s
-                    .sweep()
-                    .await
-                    .expect("a sweep is never starved by writers");
+                let removed = s.sweep().await.expect("a sweep is never starved by writers");
                 stop.store(true, Ordering::SeqCst);
                 let mut made = 0;
                 for w in writers {
@@ -1527,7 +1559,7 @@ macro_rules! conformance_tests {
                 }
             }
 
-            // ---- quotas: families apart ----
+            // ---- quotas: families apart, nothing unaccounted ----
 
             #[tokio::test]
             async fn server_rate_keys_have_a_quota_of_their_own() {
@@ -1538,13 +1570,7 @@ macro_rules! conformance_tests {
                 .await;
                 let minute = Duration::from_secs(60);
                 let full = |r: Result<RateDecision, StoreError>| {
-                    matches!(
-                        r,
-                        Err(StoreError::Full {
-                            family: "rate-limit keys",
-                            limit: 2
-                        })
-                    )
+                    matches!(r, Err(StoreError::Full { family: "rate-limit keys", limit: 2 }))
                 };
                 // Fresh on-demand keys fill their own family...
                 for k in ["on-demand:a", "on-demand:b"] {
@@ -1563,42 +1589,138 @@ macro_rules! conformance_tests {
                     assert!(d.allowed && d.remaining == 1, "{d:?}");
                 }
                 // Clients already tracked stay limited; the on-demand family is still full.
-                assert!(
-                    s.rate_limit("server:10.0.0.1", 2, minute)
-                        .await
-                        .unwrap()
-                        .allowed
-                );
-                assert!(
-                    !s.rate_limit("server:10.0.0.1", 2, minute)
-                        .await
-                        .unwrap()
-                        .allowed
-                );
+                assert!(s.rate_limit("server:10.0.0.1", 2, minute).await.unwrap().allowed);
+                assert!(!s.rate_limit("server:10.0.0.1", 2, minute).await.unwrap().allowed);
                 assert!(full(s.rate_limit("on-demand:c", 1, minute).await));
+                s.census();
                 // Once idle keys are swept, the new client is tracked (and limited) too.
                 s.advance(minute);
                 assert_eq!(s.sweep().await.unwrap(), 4);
                 for _ in 0..2 {
-                    assert!(
-                        s.rate_limit("server:10.0.0.3", 2, minute)
-                            .await
-                            .unwrap()
-                            .allowed
-                    );
+                    assert!(s.rate_limit("server:10.0.0.3", 2, minute).await.unwrap().allowed);
                 }
-                assert!(
-                    !s.rate_limit("server:10.0.0.3", 2, minute)
-                        .await
-                        .unwrap()
-                        .allowed
+                assert!(!s.rate_limit("server:10.0.0.3", 2, minute).await.unwrap().allowed);
+                assert!(s.rate_limit("on-demand:c", 1, minute).await.unwrap().allowed);
+                s.census();
+            }
+
+            #[tokio::test]
+            async fn job_results_count_toward_max_store_bytes() {
+                let big = |s: &dyn Store, id: &str| Job {
+                    result: JobResult {
+                        status: 200,
+                        body: serde_json::json!({ "data": "x".repeat(1000) }),
+                    },
+                    ..job(s, id, 60_000)
+                };
+                let probe = store(Limits::default()).await;
+                let size = serde_json::to_vec(&big(&*probe, "j1")).unwrap().len() as u64;
+                assert!(size > 1000);
+                let limit = size + 100;
+                let s = store(Limits {
+                    max_store_bytes: limit,
+                    ..short_ttls()
+                })
+                .await;
+                assert_eq!(s.submit_job(big(&*s, "j1")).await.unwrap(), JobOutcome::Accepted);
+                // The job's bytes leave room for 100 bytes of resources, no more...
+                assert_eq!(
+                    upsert(&*s, "a", sized(101)).await,
+                    WriteOutcome::QuotaFull { used: size, limit }
                 );
-                assert!(
-                    s.rate_limit("on-demand:c", 1, minute)
-                        .await
-                        .unwrap()
-                        .allowed
+                created(upsert(&*s, "a", sized(100)).await);
+                // ...and no room for another job.
+                assert_eq!(
+                    s.submit_job(big(&*s, "j2")).await.unwrap(),
+                    JobOutcome::QuotaFull {
+                        used: size + 100,
+                        limit
+                    }
                 );
+                assert_eq!(s.job("j2").await.unwrap(), None, "a refused job is not stored");
+                s.census();
+                // Expired and swept, a job gives its bytes back.
+                s.advance(TTL);
+                assert_eq!(s.sweep().await.unwrap(), 1);
+                assert_eq!(s.submit_job(big(&*s, "j2")).await.unwrap(), JobOutcome::Accepted);
+                // Cancelling rewrites the record ("cancelled":true is a byte shorter).
+                assert!(s.cancel_job("j2").await.unwrap());
+                created(upsert(&*s, "b", sized(1)).await);
+                assert_eq!(
+                    upsert(&*s, "c", sized(1)).await,
+                    WriteOutcome::QuotaFull { used: limit, limit }
+                );
+                s.census();
+            }
+
+            #[tokio::test]
+            async fn tombstones_count_toward_max_keys_until_they_expire() {
+                let s = store(Limits {
+                    max_keys: 2,
+                    ..short_ttls()
+                })
+                .await;
+                created(upsert(&*s, "a", new("a")).await);
+                created(upsert(&*s, "b", new("b")).await);
+                assert_eq!(
+                    s.delete_resource("a", none()).await.unwrap(),
+                    DeleteOutcome::Deleted
+                );
+                assert_eq!(
+                    upsert(&*s, "c", new("c")).await,
+                    WriteOutcome::TooManyKeys,
+                    "a's tombstone holds its key"
+                );
+                // Recreating the deleted name trades its tombstone for the resource.
+                created(upsert(&*s, "a", new("a2")).await);
+                assert_eq!(upsert(&*s, "c", new("c")).await, WriteOutcome::TooManyKeys);
+                assert_eq!(
+                    s.delete_resource("a", none()).await.unwrap(),
+                    DeleteOutcome::Deleted
+                );
+                s.census();
+                s.advance(TTL - MS);
+                assert_eq!(s.sweep().await.unwrap(), 0);
+                assert_eq!(upsert(&*s, "c", new("c")).await, WriteOutcome::TooManyKeys);
+                s.advance(MS);
+                assert_eq!(s.sweep().await.unwrap(), 1);
+                created(upsert(&*s, "c", new("c")).await);
+                assert_eq!(upsert(&*s, "d", new("d")).await, WriteOutcome::TooManyKeys);
+                s.census();
+            }
+
+            #[tokio::test]
+            async fn sequence_attempts_go_with_their_sequence() {
+                let s = store(Limits {
+                    max_attempts: 3,
+                    ..short_ttls()
+                })
+                .await;
+                for n in 0..5 {
+                    step(&*s, "k", &[503, 200], n).await;
+                }
+                assert_eq!(s.census().entries(Table::Attempts), 3, "only the last 3 kept");
+                // Another list of codes starts over, without the old run's attempts.
+                step(&*s, "k", &[429, 200], 5).await;
+                assert_eq!(s.census().entries(Table::Attempts), 1);
+                let seq = s.sequence("k").await.unwrap().unwrap();
+                assert_eq!(seq.attempts.len(), 1);
+                assert_eq!(seq.attempts[0].headers, attempt("GET", 5).headers);
+                assert!(s.reset_sequence("k").await.unwrap());
+                assert_eq!(s.census().entries(Table::Attempts), 0);
+                // Expired: restarted without the old attempts, or swept with them.
+                step(&*s, "k", &[503, 200], 6).await;
+                step(&*s, "k", &[503, 200], 7).await;
+                step(&*s, "gone", &[503, 200], 8).await;
+                s.advance(TTL);
+                step(&*s, "k", &[503, 200], 9).await;
+                let seq = s.sequence("k").await.unwrap().unwrap();
+                assert_eq!(
+                    (seq.served, seq.attempts.len(), seq.attempts[0].code),
+                    (1, 1, 503)
+                );
+                assert_eq!(s.sweep().await.unwrap(), 1, "\"gone\"");
+                assert_eq!(s.census().entries(Table::Attempts), 1);
             }
 
             // ---- concurrency: every operation is one atomic transaction ----
@@ -1820,9 +1942,15 @@ async fn embedded_survives_a_reopen() {
     let clock = Arc::new(ManualClock::new(START_MS));
     let open =
         |limits| KvStore::with_clock(EmbeddedEngine::open(&path).unwrap(), limits, clock.clone());
+    // The job's record, once cancelled, takes `job_bytes` of the store.
+    let cancelled = Job {
+        cancelled: true,
+        ..job_at(START_MS, "j", 60_000)
+    };
+    let job_bytes = serde_json::to_vec(&cancelled).unwrap().len() as u64;
     let limits = Limits {
-        max_keys: 3,
-        max_store_bytes: 100,
+        max_keys: 4,
+        max_store_bytes: 100 + job_bytes,
         ..Limits::default()
     };
     let (a, b) = {
@@ -1871,16 +1999,113 @@ async fn embedded_survives_a_reopen() {
             .allowed,
         "rate state survives"
     );
-    // Counters survive: 52 of 100 bytes used, 2 of 3 resource keys.
+    // Counters survive: 52 bytes of resources and the job's of 100 + the job's, 3 of 4 keys
+    // (two resources and a tombstone).
     assert_eq!(
         upsert(&s, "d", sized(49)).await,
         WriteOutcome::QuotaFull {
-            used: 52,
-            limit: 100
+            used: 52 + job_bytes,
+            limit: 100 + job_bytes
         }
     );
     created(upsert(&s, "d", sized(48)).await);
     assert_eq!(upsert(&s, "e", sized(0)).await, WriteOutcome::TooManyKeys);
+}
+
+/// A memory engine that counts the bytes each transaction writes (keys and values).
+#[derive(Debug, Default)]
+struct Metered {
+    inner: MemoryEngine,
+    written: std::sync::atomic::AtomicU64,
+}
+
+struct MeteredTx<'a> {
+    inner: &'a mut dyn Tx,
+    written: &'a std::sync::atomic::AtomicU64,
+}
+
+impl Tx for MeteredTx<'_> {
+    fn get(&mut self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(table, key)
+    }
+    fn put(&mut self, table: Table, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        let n = (key.len() + value.len()) as u64;
+        self.written
+            .fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+        self.inner.put(table, key, value)
+    }
+    fn delete(&mut self, table: Table, key: &str) -> Result<bool, StoreError> {
+        self.inner.delete(table, key)
+    }
+    fn scan(
+        &mut self,
+        table: Table,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.inner.scan(table, after, limit)
+    }
+}
+
+impl Engine for Metered {
+    const KIND: &'static str = "metered";
+    const BLOCKING: bool = false;
+
+    fn transact<R>(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        self.inner.transact(&mut |tx| {
+            f(&mut MeteredTx {
+                inner: tx,
+                written: &self.written,
+            })
+        })
+    }
+
+    fn read<R>(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        self.inner.read(f)
+    }
+}
+
+/// A sequence step writes the same few bytes — its head and one attempt — however many
+/// attempts the sequence has recorded, not the whole growing record.
+#[tokio::test]
+async fn a_sequence_step_writes_the_same_bytes_however_long_the_sequence() {
+    let s = KvStore::new(Metered::default(), Limits::default());
+    let written = || s.engine.written.load(std::sync::atomic::Ordering::SeqCst);
+    // The largest attempt a request can record: 8 headers of 256 characters.
+    let big = Attempt {
+        headers: (0..8)
+            .map(|i| (format!("header-{i}"), "v".repeat(256)))
+            .collect(),
+        ..attempt("GET", 0)
+    };
+    let one_attempt = serde_json::to_vec(&big).unwrap().len() as u64;
+    let max = Limits::default().max_attempts;
+    let mut per_step = Vec::new();
+    for _ in 0..max + 50 {
+        let before = written();
+        let answer = s
+            .sequence_step("k", vec![503, 200], big.clone())
+            .await
+            .unwrap();
+        assert!(matches!(answer, SequenceStep::Answer { .. }));
+        per_step.push(written() - before);
+    }
+    for (n, bytes) in per_step.iter().enumerate().skip(1) {
+        assert!(
+            *bytes < one_attempt + 200,
+            "step {n} wrote {bytes} bytes; one attempt is {one_attempt}"
+        );
+    }
+    let seq = s.sequence("k").await.unwrap().unwrap();
+    assert_eq!(seq.served, max as u64 + 50);
+    assert_eq!(seq.attempts.len(), max);
+    assert!(seq.attempts.iter().all(|a| a.headers == big.headers));
 }
 
 /// A sweep's pass over a table is bounded by what the counters said the table held (twice

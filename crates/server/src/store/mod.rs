@@ -63,11 +63,13 @@ pub enum StoreError {
 /// Limits on what is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Total bytes of resource content (`--max-store-bytes`); past it, writes get 413 + Retry-After.
+    /// Total bytes of resource content and stored jobs (each job's record, result included)
+    /// (`--max-store-bytes`); past it, writes get 413 + Retry-After.
     pub max_store_bytes: u64,
     /// Keys per family (`--max-keys`); past it, 507. The families, each with its own quota:
-    /// resources, jobs, sequences, on-demand rate-limit keys, and the server-wide limiter's
-    /// keys (which never refuse: see [`SERVER_RATE_PREFIX`]).
+    /// resources (live ones and tombstones until they are swept), jobs, sequences, on-demand
+    /// rate-limit keys, and the server-wide limiter's keys (which never refuse: see
+    /// [`SERVER_RATE_PREFIX`]).
     pub max_keys: u64,
     /// How long a deleted resource answers 410 (`--tombstone-ttl`).
     pub tombstone_ttl: Duration,
@@ -256,6 +258,13 @@ pub enum JobOutcome {
     Accepted,
     /// `--max-keys` jobs are stored already (507).
     TooManyKeys,
+    /// Storing it would pass `--max-store-bytes` (413 with Retry-After).
+    QuotaFull {
+        /// Bytes used now.
+        used: u64,
+        /// The limit.
+        limit: u64,
+    },
 }
 
 /// One request a sequence answered.
@@ -400,11 +409,14 @@ pub enum Table {
     Rates,
     /// counter name → value (decimal).
     Counters,
+    /// `{sequence key}\0{attempt number, 20 digits}` → `Attempt` (JSON): a sequence's recent
+    /// attempts, one record each, so that a step writes one attempt, not all of them.
+    Attempts,
 }
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 7] = [
+    pub const ALL: [Table; 8] = [
         Table::Resources,
         Table::Bodies,
         Table::Tombstones,
@@ -412,6 +424,7 @@ impl Table {
         Table::Sequences,
         Table::Rates,
         Table::Counters,
+        Table::Attempts,
     ];
 
     /// The table's name in a backend.
@@ -424,6 +437,7 @@ impl Table {
             Table::Sequences => "sequences",
             Table::Rates => "rates",
             Table::Counters => "counters",
+            Table::Attempts => "attempts",
         }
     }
 }
