@@ -153,6 +153,11 @@ impl From<StoreError> for Problem {
                 ),
             )
             .retry_later(),
+            StoreError::Full { family, limit } => Problem::new(
+                507,
+                format!("the store holds its maximum number of {family} ({limit}, --max-keys)"),
+            )
+            .retry_later(),
             other => Problem::internal(other),
         }
     }

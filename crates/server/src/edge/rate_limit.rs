@@ -3,7 +3,7 @@
 
 use crate::ctx::Ctx;
 use crate::problem::Problem;
-use crate::store::RateDecision;
+use crate::store::{RateDecision, SERVER_RATE_PREFIX};
 use crate::wire::reply::Reply;
 use crate::wire::request::Request;
 use http::header::{self, HeaderName, HeaderValue};
@@ -92,7 +92,7 @@ pub(crate) async fn server(ctx: &Ctx, req: &Request) -> Result<Option<RateLimite
     let Some((limit, period)) = ctx.cfg.rate_limit else {
         return Ok(None);
     };
-    let key = format!("server:{}", client_key(ctx, req));
+    let key = format!("{SERVER_RATE_PREFIX}{}", client_key(ctx, req));
     let decision = ctx.store.rate_limit(&key, limit, period).await?;
     let limited = RateLimited {
         name: "server",

@@ -5,7 +5,7 @@
 use crate::content::params::{self, Bare, is_json};
 use crate::ctx::Ctx;
 use crate::problem::Problem;
-use crate::store::{Job, JobOutcome, JobResult, JobState, now_ms};
+use crate::store::{Job, JobOutcome, JobResult, JobState};
 use crate::wire::reply::{Reply, known};
 use crate::wire::request::Request;
 use http::Method;
@@ -139,7 +139,7 @@ pub(crate) async fn submit(ctx: &Ctx, req: &Request) -> Result<Reply, Problem> {
     let (duration_ms, result) = parse(ctx, req)?;
     let job = Job {
         id: format!("{:016x}", fastrand::u64(..)),
-        submitted_ms: now_ms(),
+        submitted_ms: ctx.store.now_ms(),
         duration_ms,
         result,
         cancelled: false,
@@ -152,6 +152,12 @@ pub(crate) async fn submit(ctx: &Ctx, req: &Request) -> Result<Reply, Problem> {
                 ctx.cfg.limits.max_keys
             );
             return Err(Problem::new(507, detail).retry_later());
+        }
+        JobOutcome::QuotaFull { used, limit } => {
+            let detail = format!(
+                "the store is full ({used} of {limit} bytes, --max-store-bytes); retry later"
+            );
+            return Err(Problem::new(413, detail).retry_later());
         }
     }
     let monitor = monitor_path(&job.id);
@@ -173,7 +179,7 @@ pub(crate) async fn monitor(ctx: &Ctx, req: &Request, id: &str) -> Result<Reply,
     if req.method == Method::DELETE {
         // A finished job cannot be cancelled: its result stands (409, pointing at it).
         let job = ctx.store.job(id).await?.ok_or_else(|| no_job(id))?;
-        if job.state(now_ms()) == JobState::Done {
+        if job.state(ctx.store.now_ms()) == JobState::Done {
             let target = format!("/jobs/{id}/result");
             return Err(Problem::new(
                 409,
@@ -190,7 +196,7 @@ pub(crate) async fn monitor(ctx: &Ctx, req: &Request, id: &str) -> Result<Reply,
         };
     }
     let job = ctx.store.job(id).await?.ok_or_else(|| no_job(id))?;
-    let now = now_ms();
+    let now = ctx.store.now_ms();
     let state = job.state(now);
     let end = job.submitted_ms + job.duration_ms;
     let body = json!({
@@ -217,7 +223,7 @@ pub(crate) async fn monitor(ctx: &Ctx, req: &Request, id: &str) -> Result<Reply,
 /// `GET /jobs/{id}/result`: the result once done.
 pub(crate) async fn result(ctx: &Ctx, id: &str) -> Result<Reply, Problem> {
     let job = ctx.store.job(id).await?.ok_or_else(|| no_job(id))?;
-    let now = now_ms();
+    let now = ctx.store.now_ms();
     match job.state(now) {
         JobState::Done => Ok(Reply::json(job.result.status, job.result.body.to_string())),
         JobState::Cancelled => Err(Problem::new(

@@ -56,16 +56,20 @@ impl Tx for MemTx<'_> {
         };
         let mut out = Vec::new();
         let mut keys: Vec<String> = self
-            .data
+            .journal
+            .writes
             .range((lower.clone(), Bound::Unbounded))
             .take_while(|((t, _), _)| *t == table)
             .map(|((_, k), _)| k.clone())
             .collect();
+        // Buffered deletes hide at most that many stored keys, so the first `limit` live keys
+        // are among this many stored ones: a scan costs its page, not the rest of the table.
+        let enough = limit.saturating_add(keys.len());
         keys.extend(
-            self.journal
-                .writes
+            self.data
                 .range((lower, Bound::Unbounded))
                 .take_while(|((t, _), _)| *t == table)
+                .take(enough)
                 .map(|((_, k), _)| k.clone()),
         );
         keys.sort();

@@ -7,7 +7,11 @@
 //! [`embedded`] as a redb write transaction (durable when it commits), [`redis`] as an optimistic
 //! `WATCH`/`MULTI`/`EXEC` transaction shared by every instance. Every backend therefore
 //! has exactly the same behaviour, and one conformance suite tests them all.
+//!
+//! Time is an input: every operation reads the store's [`clock::Clock`] (the system clock in
+//! production, a [`clock::ManualClock`] in tests), never the wall clock directly.
 
+pub mod clock;
 #[cfg(test)]
 mod conformance;
 pub mod embedded;
@@ -23,6 +27,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clock::Clock;
 
 /// A store failure that is not a normal outcome.
 #[derive(Debug, thiserror::Error)]
@@ -42,14 +48,28 @@ pub enum StoreError {
     /// The store cannot be reached (Redis down); retry later.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// A new key would pass `--max-keys` for its family (507 with Retry-After). Returned by
+    /// [`Store::rate_limit`] for a new on-demand key; the other families answer with their
+    /// own `TooManyKeys` outcome.
+    #[error("the store holds its maximum number of {family} ({limit}, --max-keys)")]
+    Full {
+        /// The family that is full, plural (`rate-limit keys`).
+        family: &'static str,
+        /// `--max-keys`.
+        limit: u64,
+    },
 }
 
 /// Limits on what is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Total bytes of resource content (`--max-store-bytes`); past it, writes get 413 + Retry-After.
+    /// Total bytes of resource content and stored jobs (each job's record, result included)
+    /// (`--max-store-bytes`); past it, writes get 413 + Retry-After.
     pub max_store_bytes: u64,
-    /// Keys per family — resources, jobs, sequences, rate-limit keys (`--max-keys`); past it, 507.
+    /// Keys per family (`--max-keys`); past it, 507. The families, each with its own quota:
+    /// resources (live ones and tombstones until they are swept), jobs, sequences, on-demand
+    /// rate-limit keys, and the server-wide limiter's keys (which never refuse: see
+    /// [`SERVER_RATE_PREFIX`]).
     pub max_keys: u64,
     /// How long a deleted resource answers 410 (`--tombstone-ttl`).
     pub tombstone_ttl: Duration,
@@ -74,7 +94,15 @@ impl Default for Limits {
     }
 }
 
-/// Milliseconds since the Unix epoch.
+/// Rate-limit keys starting with this belong to the server-wide limiter (`--rate-limit`).
+/// They have a quota of their own, apart from the on-demand `/rate-limit` keys, so that no
+/// number of other keys can make the server-wide limiter refuse a client. When that quota is
+/// full too, a new server-wide client is let through without being recorded (fail open, with
+/// a warning in the log) until a sweep frees keys: see `ops::rate_limit`.
+pub const SERVER_RATE_PREFIX: &str = "server:";
+
+/// Milliseconds since the Unix epoch, by the system clock. Stores read their own
+/// [`Store::now_ms`] instead.
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -230,6 +258,13 @@ pub enum JobOutcome {
     Accepted,
     /// `--max-keys` jobs are stored already (507).
     TooManyKeys,
+    /// Storing it would pass `--max-store-bytes` (413 with Retry-After).
+    QuotaFull {
+        /// Bytes used now.
+        used: u64,
+        /// The limit.
+        limit: u64,
+    },
 }
 
 /// One request a sequence answered.
@@ -294,6 +329,13 @@ pub struct RateDecision {
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// A short name for logs and `/health` (`memory`, `embedded`, `redis`).
     fn kind(&self) -> &'static str;
+    /// The store's time, ms since the epoch: what its operations take as "now". Whoever
+    /// interprets what the store returns against the time (a job's [`Job::state`], its
+    /// `submitted_ms`) reads it here, so that a store on a [`clock::ManualClock`] is
+    /// consistent end to end. The system clock unless the store says otherwise.
+    fn now_ms(&self) -> u64 {
+        now_ms()
+    }
     /// Reads a resource.
     async fn resource(&self, name: &str) -> Result<Lookup, StoreError>;
     /// Lists resources (names ascending, at most `limit`).
@@ -330,7 +372,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn sequence(&self, key: &str) -> Result<Option<Sequence>, StoreError>;
     /// Forgets a sequence; `false` if there was none.
     async fn reset_sequence(&self, key: &str) -> Result<bool, StoreError>;
-    /// Counts one request against `limit` per `period` for `key`.
+    /// Counts one request against `limit` per `period` for `key`. A new key past `--max-keys`
+    /// is [`StoreError::Full`], except for the server-wide limiter's keys
+    /// ([`SERVER_RATE_PREFIX`]), which are let through.
     async fn rate_limit(
         &self,
         key: &str,
@@ -365,11 +409,14 @@ pub enum Table {
     Rates,
     /// counter name → value (decimal).
     Counters,
+    /// `{sequence key}\0{attempt number, 20 digits}` → `Attempt` (JSON): a sequence's recent
+    /// attempts, one record each, so that a step writes one attempt, not all of them.
+    Attempts,
 }
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 7] = [
+    pub const ALL: [Table; 8] = [
         Table::Resources,
         Table::Bodies,
         Table::Tombstones,
@@ -377,6 +424,7 @@ impl Table {
         Table::Sequences,
         Table::Rates,
         Table::Counters,
+        Table::Attempts,
     ];
 
     /// The table's name in a backend.
@@ -389,6 +437,7 @@ impl Table {
             Table::Sequences => "sequences",
             Table::Rates => "rates",
             Table::Counters => "counters",
+            Table::Attempts => "attempts",
         }
     }
 }
@@ -401,6 +450,11 @@ pub trait Tx {
     fn put(&mut self, table: Table, key: &str, value: &[u8]) -> Result<(), StoreError>;
     /// Removes a value; whether it was there.
     fn delete(&mut self, table: Table, key: &str) -> Result<bool, StoreError>;
+    /// Removes a value without telling whether it was there (an engine may then skip reading
+    /// it first).
+    fn remove(&mut self, table: Table, key: &str) -> Result<(), StoreError> {
+        self.delete(table, key).map(drop)
+    }
     /// Up to `limit` entries with keys after `after` (exclusive), ascending.
     fn scan(
         &mut self,
@@ -435,6 +489,18 @@ pub trait Engine: Send + Sync + std::fmt::Debug + 'static {
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
         self.transact(f)
+    }
+    /// Up to `limit` entries of `table` with keys after `after`, ascending, read outside any
+    /// transaction: each entry was current at some moment during the call, but together they
+    /// need not be one snapshot, and reading them never conflicts with a writer. For finding
+    /// candidates (the sweep's expired entries) that a transaction then checks again.
+    fn peek(
+        &self,
+        table: Table,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.read(&mut |tx| tx.scan(table, after, limit))
     }
 }
 
@@ -494,20 +560,51 @@ pub(crate) fn read_only() -> StoreError {
     StoreError::Engine("write in a read-only transaction".to_owned())
 }
 
+/// Entries a sweep examines per transaction: small, so that a batch commits quickly even while
+/// other requests keep writing (on Redis, a long transaction would keep conflicting with them).
+const SWEEP_BATCH: usize = 128;
+
 /// A [`Store`] over any [`Engine`].
 #[derive(Debug)]
 pub struct KvStore<E: Engine> {
     engine: Arc<E>,
     limits: Limits,
+    clock: Arc<dyn Clock>,
+    sweep_batch: usize,
+    /// Per expiring table, where the next sweep resumes (after a pass was cut short).
+    sweep_from: std::sync::Mutex<std::collections::BTreeMap<Table, String>>,
 }
 
 impl<E: Engine> KvStore<E> {
-    /// A store over `engine`.
+    /// A store over `engine`, on the system clock.
     pub fn new(engine: E, limits: Limits) -> KvStore<E> {
+        KvStore::with_clock(engine, limits, Arc::new(clock::SystemClock))
+    }
+
+    /// A store over `engine` whose operations all read `clock` (a [`clock::ManualClock`] in
+    /// tests).
+    pub fn with_clock(engine: E, limits: Limits, clock: Arc<dyn Clock>) -> KvStore<E> {
         KvStore {
             engine: Arc::new(engine),
             limits,
+            clock,
+            sweep_batch: SWEEP_BATCH,
+            sweep_from: Default::default(),
         }
+    }
+
+    /// Where the next sweep of `table` starts: after this key, or from the start.
+    fn sweep_cursor(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<Table, String>> {
+        self.sweep_from
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Sweeps in batches of `n` entries (tests use tiny ones, to cross batch boundaries).
+    #[cfg(test)]
+    pub(crate) fn with_sweep_batch(mut self, n: usize) -> KvStore<E> {
+        self.sweep_batch = n.max(1);
+        self
     }
 
     /// Runs a read-write transaction (on the blocking pool for engines that do I/O).
@@ -531,18 +628,26 @@ impl<E: Engine> KvStore<E> {
         mut f: impl FnMut(&mut dyn Tx) -> Result<R, StoreError> + Send + 'static,
         mode: Mode,
     ) -> Result<R, StoreError> {
-        let engine = Arc::clone(&self.engine);
-        let mut go = move || match mode {
+        self.on_engine(move |engine| match mode {
             Mode::Read => engine.read(&mut f),
             Mode::Write => engine.transact(&mut f),
             Mode::Volatile => engine.transact_volatile(&mut f),
-        };
+        })
+        .await
+    }
+
+    /// Runs `go` with the engine (on the blocking pool for engines that do I/O).
+    async fn on_engine<R: Send + 'static>(
+        &self,
+        go: impl FnOnce(&E) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let engine = Arc::clone(&self.engine);
         if E::BLOCKING {
-            tokio::task::spawn_blocking(go)
+            tokio::task::spawn_blocking(move || go(&engine))
                 .await
                 .map_err(|e| StoreError::Engine(format!("store task failed: {e}")))?
         } else {
-            go()
+            go(&engine)
         }
     }
 }
@@ -553,10 +658,13 @@ impl<E: Engine> Store for KvStore<E> {
         E::KIND
     }
 
+    fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
     async fn resource(&self, name: &str) -> Result<Lookup, StoreError> {
-        let name = name.to_owned();
-        self.view(move |tx| ops::resource(tx, &name, now_ms()))
-            .await
+        let (name, now) = (name.to_owned(), self.now_ms());
+        self.view(move |tx| ops::resource(tx, &name, now)).await
     }
 
     async fn list_resources(&self, limit: usize) -> Result<Vec<ResourceMeta>, StoreError> {
@@ -570,11 +678,9 @@ impl<E: Engine> Store for KvStore<E> {
         mode: WriteMode,
         conditions: Conditions,
     ) -> Result<WriteOutcome, StoreError> {
-        let (name, limits) = (name.to_owned(), self.limits);
-        self.run(move |tx| {
-            ops::write_resource(tx, &name, &new, mode, &conditions, &limits, now_ms())
-        })
-        .await
+        let (name, limits, now) = (name.to_owned(), self.limits, self.now_ms());
+        self.run(move |tx| ops::write_resource(tx, &name, &new, mode, &conditions, &limits, now))
+            .await
     }
 
     async fn delete_resource(
@@ -582,8 +688,8 @@ impl<E: Engine> Store for KvStore<E> {
         name: &str,
         conditions: Conditions,
     ) -> Result<DeleteOutcome, StoreError> {
-        let (name, limits) = (name.to_owned(), self.limits);
-        self.run(move |tx| ops::delete_resource(tx, &name, &conditions, &limits, now_ms()))
+        let (name, limits, now) = (name.to_owned(), self.limits, self.now_ms());
+        self.run(move |tx| ops::delete_resource(tx, &name, &conditions, &limits, now))
             .await
     }
 
@@ -593,14 +699,13 @@ impl<E: Engine> Store for KvStore<E> {
     }
 
     async fn job(&self, id: &str) -> Result<Option<Job>, StoreError> {
-        let (id, limits) = (id.to_owned(), self.limits);
-        self.view(move |tx| ops::job(tx, &id, &limits, now_ms()))
-            .await
+        let (id, limits, now) = (id.to_owned(), self.limits, self.now_ms());
+        self.view(move |tx| ops::job(tx, &id, &limits, now)).await
     }
 
     async fn cancel_job(&self, id: &str) -> Result<bool, StoreError> {
-        let (id, limits) = (id.to_owned(), self.limits);
-        self.run(move |tx| ops::cancel_job(tx, &id, &limits, now_ms()))
+        let (id, limits, now) = (id.to_owned(), self.limits, self.now_ms());
+        self.run(move |tx| ops::cancel_job(tx, &id, &limits, now))
             .await
     }
 
@@ -610,20 +715,20 @@ impl<E: Engine> Store for KvStore<E> {
         codes: Vec<u16>,
         attempt: Attempt,
     ) -> Result<SequenceStep, StoreError> {
-        let (key, limits) = (key.to_owned(), self.limits);
-        self.run(move |tx| ops::sequence_step(tx, &key, &codes, attempt.clone(), &limits, now_ms()))
+        let (key, limits, now) = (key.to_owned(), self.limits, self.now_ms());
+        self.run(move |tx| ops::sequence_step(tx, &key, &codes, attempt.clone(), &limits, now))
             .await
     }
 
     async fn sequence(&self, key: &str) -> Result<Option<Sequence>, StoreError> {
-        let (key, limits) = (key.to_owned(), self.limits);
-        self.view(move |tx| ops::sequence(tx, &key, &limits, now_ms()))
+        let (key, limits, now) = (key.to_owned(), self.limits, self.now_ms());
+        self.view(move |tx| ops::sequence(tx, &key, &limits, now))
             .await
     }
 
     async fn reset_sequence(&self, key: &str) -> Result<bool, StoreError> {
-        let (key, limits) = (key.to_owned(), self.limits);
-        self.run(move |tx| ops::reset_sequence(tx, &key, &limits, now_ms()))
+        let (key, limits, now) = (key.to_owned(), self.limits, self.now_ms());
+        self.run(move |tx| ops::reset_sequence(tx, &key, &limits, now))
             .await
     }
 
@@ -633,9 +738,8 @@ impl<E: Engine> Store for KvStore<E> {
         limit: u32,
         period: Duration,
     ) -> Result<RateDecision, StoreError> {
-        let (key, limits) = (key.to_owned(), self.limits);
-        let decide =
-            move |tx: &mut dyn Tx| ops::rate_limit(tx, &key, limit, period, &limits, now_ms());
+        let (key, limits, now) = (key.to_owned(), self.limits, self.now_ms());
+        let decide = move |tx: &mut dyn Tx| ops::rate_limit(tx, &key, limit, period, &limits, now);
         self.exec(decide, Mode::Volatile).await
     }
 
@@ -647,8 +751,61 @@ impl<E: Engine> Store for KvStore<E> {
         self.run(move |tx| ops::set_maintenance(tx, on)).await
     }
 
+    /// Pages through each expiring table with [`Engine::peek`] (no transaction, so no
+    /// conflict with writers), and removes the entries that look expired in one small
+    /// transaction per page, which checks each again before removing it and moves the
+    /// counters with it. A page commits (or conflicts and reruns) on its own, so a busy store
+    /// delays a sweep by a few reruns of one small batch, never starves it.
+    ///
+    /// A pass over a table examines at most twice the entries its counters say it held at the
+    /// start, plus one batch: writers adding keys ahead of the cursor cannot keep a sweep going
+    /// forever. A pass cut short that way leaves its cursor for the next sweep to resume from.
     async fn sweep(&self) -> Result<u64, StoreError> {
-        let limits = self.limits;
-        self.run(move |tx| ops::sweep(tx, &limits, now_ms())).await
+        let (limits, now, batch) = (self.limits, self.now_ms(), self.sweep_batch);
+        let counters = self
+            .on_engine(|e| e.peek(Table::Counters, None, 1024))
+            .await?;
+        let mut removed = 0;
+        for table in ops::EXPIRING {
+            let mut budget = ops::sweep_bound(table, &counters)
+                .saturating_mul(2)
+                .saturating_add(batch as u64);
+            let mut after = self.sweep_cursor().get(&table).cloned();
+            loop {
+                if !E::BLOCKING {
+                    // Nothing above waits on I/O: let the runtime's other tasks run.
+                    tokio::task::yield_now().await;
+                }
+                let want = batch.min(usize::try_from(budget).unwrap_or(usize::MAX));
+                let from = after.clone();
+                let page = self
+                    .on_engine(move |e| e.peek(table, from.as_deref(), want))
+                    .await?;
+                budget -= page.len() as u64;
+                let expired: Vec<String> = page
+                    .iter()
+                    .filter(|(k, v)| ops::expired(table, k, v, &limits, now))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                if !expired.is_empty() {
+                    removed += self
+                        .run(move |tx| ops::sweep_keys(tx, table, &expired, &limits, now))
+                        .await?;
+                }
+                if page.len() < want {
+                    // The end of the table: the next sweep starts from the beginning.
+                    self.sweep_cursor().remove(&table);
+                    break;
+                }
+                after = page.into_iter().next_back().map(|(k, _)| k);
+                if budget == 0 {
+                    if let Some(key) = after {
+                        self.sweep_cursor().insert(table, key);
+                    }
+                    break;
+                }
+            }
+        }
+        Ok(removed)
     }
 }

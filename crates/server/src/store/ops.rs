@@ -5,11 +5,24 @@ use super::precondition::{Outcome, Validators};
 use super::*;
 use std::hash::{Hash, Hasher};
 
-const RESOURCE_COUNT: &str = "resources";
-const JOB_COUNT: &str = "jobs";
-const SEQUENCE_COUNT: &str = "sequences";
-const RATE_COUNT: &str = "rates";
-const BYTES_USED: &str = "bytes";
+/// Resources and tombstones: a tombstone holds its name's key until a sweep removes it.
+pub(super) const RESOURCE_COUNT: &str = "resources";
+pub(super) const JOB_COUNT: &str = "jobs";
+pub(super) const SEQUENCE_COUNT: &str = "sequences";
+/// On-demand rate-limit keys (every key but the server-wide limiter's).
+pub(super) const RATE_COUNT: &str = "rates";
+/// The server-wide limiter's keys ([`SERVER_RATE_PREFIX`]).
+pub(super) const SERVER_RATE_COUNT: &str = "server-rates";
+/// Resource content plus stored job records.
+pub(super) const BYTES_USED: &str = "bytes";
+
+/// The tables whose entries expire, in the order a sweep visits them.
+pub(super) const EXPIRING: [Table; 4] = [
+    Table::Tombstones,
+    Table::Jobs,
+    Table::Sequences,
+    Table::Rates,
+];
 
 fn decode<T: serde::de::DeserializeOwned>(key: &str, raw: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(raw).map_err(|e| StoreError::Corrupt {
@@ -131,7 +144,10 @@ pub(super) fn write_resource(
             limit: limits.max_store_bytes,
         });
     }
-    if current.is_none() && counter(tx, RESOURCE_COUNT)? >= limits.max_keys {
+    // A tombstone (live or expired, until swept) already holds the name's key: recreating
+    // the name trades one for the other.
+    let tombstone = current.is_none() && tx.get(Table::Tombstones, name)?.is_some();
+    if current.is_none() && !tombstone && counter(tx, RESOURCE_COUNT)? >= limits.max_keys {
         return Ok(WriteOutcome::TooManyKeys);
     }
     let version = current.as_ref().map_or(0, |m| m.version) + 1;
@@ -145,11 +161,15 @@ pub(super) fn write_resource(
     };
     tx.put(Table::Resources, name, &encode(&meta))?;
     tx.put(Table::Bodies, name, &new.body)?;
-    tx.delete(Table::Tombstones, name)?;
+    if tombstone {
+        tx.remove(Table::Tombstones, name)?;
+    }
     put_u64(tx, Table::Counters, BYTES_USED, after)?;
     Ok(match current {
         None => {
-            add_counter(tx, RESOURCE_COUNT, 1)?;
+            if !tombstone {
+                add_counter(tx, RESOURCE_COUNT, 1)?;
+            }
             WriteOutcome::Created(meta)
         }
         Some(_) => WriteOutcome::Replaced(meta),
@@ -176,8 +196,9 @@ pub(super) fn delete_resource(
     tx.delete(Table::Resources, name)?;
     tx.delete(Table::Bodies, name)?;
     let expires = now.saturating_add(limits.tombstone_ttl.as_millis() as u64);
+    // The tombstone takes over the resource's key (RESOURCE_COUNT is unchanged) until a
+    // sweep removes it.
     put_u64(tx, Table::Tombstones, name, expires)?;
-    add_counter(tx, RESOURCE_COUNT, -1)?;
     add_counter(tx, BYTES_USED, -(current.size as i64))?;
     Ok(DeleteOutcome::Deleted)
 }
@@ -188,19 +209,55 @@ fn job_expired(job: &Job, limits: &Limits, now: u64) -> bool {
         .saturating_add(limits.job_ttl.as_millis() as u64)
 }
 
+/// Moves the bytes counter from `old` to `new` bytes for one stored value.
+fn resize(tx: &mut dyn Tx, old: usize, new: usize) -> Result<(), StoreError> {
+    if old != new {
+        add_counter(tx, BYTES_USED, new as i64 - old as i64)?;
+    }
+    Ok(())
+}
+
+/// Stores a job. Its record (the result, up to 1 MiB, and a little metadata) counts toward
+/// `--max-store-bytes` until a sweep removes the expired job.
 pub(super) fn submit_job(
     tx: &mut dyn Tx,
     job: &Job,
     limits: &Limits,
 ) -> Result<JobOutcome, StoreError> {
-    if counter(tx, JOB_COUNT)? >= limits.max_keys {
+    let old = tx.get(Table::Jobs, &job.id)?;
+    if old.is_none() && counter(tx, JOB_COUNT)? >= limits.max_keys {
         return Ok(JobOutcome::TooManyKeys);
     }
-    if tx.get(Table::Jobs, &job.id)?.is_none() {
+    let raw = encode(job);
+    let old_size = old.as_ref().map_or(0, Vec::len) as u64;
+    let new_size = raw.len() as u64;
+    let used = counter(tx, BYTES_USED)?;
+    if new_size > old_size && used - old_size.min(used) + new_size > limits.max_store_bytes {
+        return Ok(JobOutcome::QuotaFull {
+            used,
+            limit: limits.max_store_bytes,
+        });
+    }
+    tx.put(Table::Jobs, &job.id, &raw)?;
+    resize(tx, old_size as usize, raw.len())?;
+    if old.is_none() {
         add_counter(tx, JOB_COUNT, 1)?;
     }
-    tx.put(Table::Jobs, &job.id, &encode(job))?;
     Ok(JobOutcome::Accepted)
+}
+
+/// The live job `id` and its stored size.
+fn live_job(
+    tx: &mut dyn Tx,
+    id: &str,
+    limits: &Limits,
+    now: u64,
+) -> Result<Option<(Job, usize)>, StoreError> {
+    let Some(raw) = tx.get(Table::Jobs, id)? else {
+        return Ok(None);
+    };
+    let job: Job = decode(id, &raw)?;
+    Ok((!job_expired(&job, limits, now)).then_some((job, raw.len())))
 }
 
 pub(super) fn job(
@@ -209,11 +266,7 @@ pub(super) fn job(
     limits: &Limits,
     now: u64,
 ) -> Result<Option<Job>, StoreError> {
-    let job: Option<Job> = tx
-        .get(Table::Jobs, id)?
-        .map(|raw| decode(id, &raw))
-        .transpose()?;
-    Ok(job.filter(|j| !job_expired(j, limits, now)))
+    Ok(live_job(tx, id, limits, now)?.map(|(j, _)| j))
 }
 
 pub(super) fn cancel_job(
@@ -222,7 +275,7 @@ pub(super) fn cancel_job(
     limits: &Limits,
     now: u64,
 ) -> Result<bool, StoreError> {
-    let Some(mut j) = job(tx, id, limits, now)? else {
+    let Some((mut j, size)) = live_job(tx, id, limits, now)? else {
         return Ok(false);
     };
     if j.state(now) != JobState::Running {
@@ -230,14 +283,59 @@ pub(super) fn cancel_job(
         return Ok(true);
     }
     j.cancelled = true;
-    tx.put(Table::Jobs, id, &encode(&j))?;
+    let raw = encode(&j);
+    tx.put(Table::Jobs, id, &raw)?;
+    resize(tx, size, raw.len())?;
     Ok(true)
 }
 
-fn sequence_expired(s: &Sequence, limits: &Limits, now: u64) -> bool {
-    now >= s
-        .touched_ms
-        .saturating_add(limits.sequence_ttl.as_millis() as u64)
+/// A sequence as stored: everything but its attempts, which are records of their own in
+/// [`Table::Attempts`], so that a step writes this small value and one attempt — not every
+/// recorded attempt again.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct Head {
+    codes: Vec<u16>,
+    /// Requests answered in this run; attempt `n` (0-based) is stored under `n`.
+    pub(super) served: u64,
+    touched_ms: u64,
+    /// The oldest attempt still stored. `None` in values written before attempts were
+    /// stored apart: those kept theirs inline (ignored now), so none is stored apart.
+    #[serde(default)]
+    first: Option<u64>,
+}
+
+impl Head {
+    /// The stored attempts are `first()..served`.
+    pub(super) fn first(&self) -> u64 {
+        self.first.unwrap_or(self.served).min(self.served)
+    }
+
+    fn expired(&self, limits: &Limits, now: u64) -> bool {
+        now >= self
+            .touched_ms
+            .saturating_add(limits.sequence_ttl.as_millis() as u64)
+    }
+}
+
+/// Where attempt `n` of sequence `key` is stored: after `key` and a NUL (which sorts before
+/// every other character, so one sequence's attempts are contiguous), zero-padded to sort in
+/// order.
+pub(super) fn attempt_key(key: &str, n: u64) -> String {
+    format!("{key}\0{n:020}")
+}
+
+fn head(tx: &mut dyn Tx, key: &str) -> Result<Option<Head>, StoreError> {
+    tx.get(Table::Sequences, key)?
+        .map(|raw| decode(key, &raw))
+        .transpose()
+}
+
+/// Removes every stored attempt of `head`.
+fn drop_attempts(tx: &mut dyn Tx, key: &str, head: &Head) -> Result<(), StoreError> {
+    for n in head.first()..head.served {
+        tx.remove(Table::Attempts, &attempt_key(key, n))?;
+    }
+    Ok(())
 }
 
 pub(super) fn sequence_step(
@@ -253,22 +351,22 @@ pub(super) fn sequence_step(
             "a sequence needs at least one code".to_owned(),
         ));
     }
-    let stored: Option<Sequence> = tx
-        .get(Table::Sequences, key)?
-        .map(|raw| decode(key, &raw))
-        .transpose()?;
+    let stored = head(tx, key)?;
     let existed = stored.is_some();
     let mut seq = match stored {
-        Some(s) if s.codes == codes && !sequence_expired(&s, limits, now) => s,
-        _ => {
+        Some(s) if s.codes == codes && !s.expired(limits, now) => s,
+        old => {
             if !existed && counter(tx, SEQUENCE_COUNT)? >= limits.max_keys {
                 return Ok(SequenceStep::TooManyKeys);
             }
-            Sequence {
+            if let Some(old) = &old {
+                drop_attempts(tx, key, old)?;
+            }
+            Head {
                 codes: codes.to_vec(),
                 served: 0,
                 touched_ms: now,
-                attempts: VecDeque::new(),
+                first: Some(0),
             }
         }
     };
@@ -276,15 +374,25 @@ pub(super) fn sequence_step(
         .unwrap_or(usize::MAX)
         .min(codes.len() - 1);
     let code = codes[step];
-    seq.served += 1;
-    seq.touched_ms = now;
     attempt.step = step;
     attempt.code = code;
     attempt.at_ms = now;
-    seq.attempts.push_back(attempt);
-    while seq.attempts.len() > limits.max_attempts {
-        seq.attempts.pop_front();
+    let mut first = seq.first();
+    let n = seq.served;
+    seq.served += 1;
+    seq.touched_ms = now;
+    let keep = limits.max_attempts as u64;
+    if keep > 0 {
+        tx.put(Table::Attempts, &attempt_key(key, n), &encode(&attempt))?;
+    } else {
+        first = seq.served;
     }
+    // Normally one: the attempt that fell out of the window.
+    while seq.served - first > keep {
+        tx.remove(Table::Attempts, &attempt_key(key, first))?;
+        first += 1;
+    }
+    seq.first = Some(first);
     tx.put(Table::Sequences, key, &encode(&seq))?;
     if !existed {
         add_counter(tx, SEQUENCE_COUNT, 1)?;
@@ -298,11 +406,38 @@ pub(super) fn sequence(
     limits: &Limits,
     now: u64,
 ) -> Result<Option<Sequence>, StoreError> {
-    let s: Option<Sequence> = tx
-        .get(Table::Sequences, key)?
-        .map(|raw| decode(key, &raw))
-        .transpose()?;
-    Ok(s.filter(|s| !sequence_expired(s, limits, now)))
+    let Some(head) = head(tx, key)? else {
+        return Ok(None);
+    };
+    if head.expired(limits, now) {
+        return Ok(None);
+    }
+    let start = head
+        .first()
+        .max(head.served.saturating_sub(limits.max_attempts as u64));
+    let mut attempts = VecDeque::new();
+    if start < head.served {
+        let after = match start {
+            0 => format!("{key}\0"),
+            n => attempt_key(key, n - 1),
+        };
+        let want = usize::try_from(head.served - start).unwrap_or(usize::MAX);
+        for (k, raw) in tx.scan(Table::Attempts, Some(&after), want)? {
+            let n = k
+                .strip_prefix(key)
+                .and_then(|rest| rest.strip_prefix('\0'))
+                .and_then(|digits| digits.parse::<u64>().ok());
+            if n.is_some_and(|n| (start..head.served).contains(&n)) {
+                attempts.push_back(decode(&k, &raw)?);
+            }
+        }
+    }
+    Ok(Some(Sequence {
+        codes: head.codes,
+        served: head.served,
+        touched_ms: head.touched_ms,
+        attempts,
+    }))
 }
 
 /// Removes the sequence (an expired or unreadable one too, freeing its key); `true` only if
@@ -313,14 +448,46 @@ pub(super) fn reset_sequence(
     limits: &Limits,
     now: u64,
 ) -> Result<bool, StoreError> {
-    let live = tx
-        .get(Table::Sequences, key)?
-        .and_then(|raw| decode::<Sequence>(key, &raw).ok())
-        .is_some_and(|s| !sequence_expired(&s, limits, now));
-    if tx.delete(Table::Sequences, key)? {
-        add_counter(tx, SEQUENCE_COUNT, -1)?;
+    let Some(raw) = tx.get(Table::Sequences, key)? else {
+        return Ok(false);
+    };
+    let stored = decode::<Head>(key, &raw).ok();
+    let live = stored.as_ref().is_some_and(|h| !h.expired(limits, now));
+    if let Some(h) = &stored {
+        drop_attempts(tx, key, h)?;
     }
+    tx.remove(Table::Sequences, key)?;
+    add_counter(tx, SEQUENCE_COUNT, -1)?;
     Ok(live)
+}
+
+/// The counter of the family a rate-limit key belongs to.
+fn rate_family(key: &str) -> &'static str {
+    if key.starts_with(SERVER_RATE_PREFIX) {
+        SERVER_RATE_COUNT
+    } else {
+        RATE_COUNT
+    }
+}
+
+/// When the server-wide limiter last warned that its keys are full (ms on the store clock),
+/// so that the warning comes at most once a minute, not once a request.
+static SERVER_FULL_WARNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn warn_server_keys_full(limits: &Limits, now: u64) {
+    use std::sync::atomic::Ordering;
+    let last = SERVER_FULL_WARNED.load(Ordering::Relaxed);
+    if (last == 0 || now.saturating_sub(last) >= 60_000)
+        && SERVER_FULL_WARNED
+            .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(
+            max_keys = limits.max_keys,
+            "the server-wide rate limiter tracks --max-keys clients already: new clients pass \
+             unlimited until a sweep frees the keys of idle ones"
+        );
+    }
 }
 
 /// GCRA (the generic cell rate algorithm): one stored number per key, the theoretical arrival
@@ -328,27 +495,41 @@ pub(super) fn reset_sequence(
 /// high rates. A request passes if it arrives no earlier than `TAT - (limit - 1) × interval`;
 /// each pass moves the TAT one interval on. So `limit` requests pass at once, and then one per
 /// interval.
+///
+/// Keys come in two families with separate `--max-keys` quotas: the server-wide limiter's
+/// ([`SERVER_RATE_PREFIX`]) and every other (on-demand) key, so that neither can fill the
+/// other's. A new on-demand key past the quota is [`StoreError::Full`] (507), never a made-up
+/// refusal. A new server-wide key past the quota **fails open**: it passes, unrecorded, and
+/// a warning is logged. Refusing would let any client lock every new client out for as long
+/// as the keys live (the bug this replaces), and evicting another client's state would have
+/// to scan for a victim on the hot path; failing open gives a new client no more than it
+/// gets anyway — every new key starts with a full burst — and clients already tracked stay
+/// limited. A sweep frees the keys of idle clients (a key expires once its client has been
+/// idle for a period).
 pub(super) fn rate_limit(
     tx: &mut dyn Tx,
     key: &str,
     limit: u32,
     period: Duration,
     limits: &Limits,
-    now: u64,
+    now_ms: u64,
 ) -> Result<RateDecision, StoreError> {
     let limit = limit.max(1);
-    let now = now.saturating_mul(1000);
+    let now = now_ms.saturating_mul(1000);
     let period_us = u64::try_from(period.as_micros()).unwrap_or(u64::MAX).max(1);
     let interval = (period_us / u64::from(limit)).max(1);
     let stored = get_u64(tx, Table::Rates, key)?;
-    if stored.is_none() && counter(tx, RATE_COUNT)? >= limits.max_keys {
-        // Refuse rather than forget other clients' state; a sweep frees expired keys.
-        return Ok(RateDecision {
-            allowed: false,
-            remaining: 0,
-            reset_secs: secs_ceil(period_us),
-            retry_after_secs: 1,
-        });
+    let family = rate_family(key);
+    let mut record = true;
+    if stored.is_none() && counter(tx, family)? >= limits.max_keys {
+        if family != SERVER_RATE_COUNT {
+            return Err(StoreError::Full {
+                family: "rate-limit keys",
+                limit: limits.max_keys,
+            });
+        }
+        warn_server_keys_full(limits, now_ms);
+        record = false;
     }
     let tat = stored.unwrap_or(now).max(now);
     // The burst tolerance lets exactly `limit` requests through at once.
@@ -362,9 +543,11 @@ pub(super) fn rate_limit(
         });
     }
     let new_tat = tat.saturating_add(interval);
-    put_u64(tx, Table::Rates, key, new_tat)?;
-    if stored.is_none() {
-        add_counter(tx, RATE_COUNT, 1)?;
+    if record {
+        put_u64(tx, Table::Rates, key, new_tat)?;
+        if stored.is_none() {
+            add_counter(tx, family, 1)?;
+        }
     }
     let used = (new_tat - now).div_ceil(interval);
     Ok(RateDecision {
@@ -380,59 +563,89 @@ fn secs_ceil(us: u64) -> u64 {
     us.div_ceil(1_000_000)
 }
 
-pub(super) fn sweep(tx: &mut dyn Tx, limits: &Limits, now: u64) -> Result<u64, StoreError> {
-    let scan_limit = usize::try_from(limits.max_keys)
-        .unwrap_or(usize::MAX)
-        .saturating_mul(2)
-        .max(1);
+fn parse_u64(raw: &[u8]) -> Option<u64> {
+    std::str::from_utf8(raw).ok()?.parse().ok()
+}
+
+/// Whether the entry `key` = `raw` of an [`EXPIRING`] table has expired at `now` (an
+/// unreadable one counts as expired, so that a sweep frees its key).
+pub(super) fn expired(table: Table, key: &str, raw: &[u8], limits: &Limits, now: u64) -> bool {
+    match table {
+        Table::Tombstones => parse_u64(raw).unwrap_or(0) <= now,
+        Table::Jobs => decode::<Job>(key, raw).map_or(true, |j| job_expired(&j, limits, now)),
+        Table::Sequences => decode::<Head>(key, raw).map_or(true, |h| h.expired(limits, now)),
+        // A key whose TAT has passed holds no state a fresh key would not have.
+        Table::Rates => parse_u64(raw).unwrap_or(0) <= now.saturating_mul(1000),
+        _ => false,
+    }
+}
+
+/// How many entries `table` held, by the counters (`counters`: the Counters table): what
+/// bounds a sweep's pass over it.
+pub(super) fn sweep_bound(table: Table, counters: &[(String, Vec<u8>)]) -> u64 {
+    let count = |name: &str| {
+        counters
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| parse_u64(v))
+            .unwrap_or(0)
+    };
+    match table {
+        // Resources and tombstones share their count: an upper bound for tombstones.
+        Table::Tombstones => count(RESOURCE_COUNT),
+        Table::Jobs => count(JOB_COUNT),
+        Table::Sequences => count(SEQUENCE_COUNT),
+        Table::Rates => count(RATE_COUNT).saturating_add(count(SERVER_RATE_COUNT)),
+        _ => 0,
+    }
+}
+
+/// One batch of a sweep: removes those of `keys` (in `table`) that are still there and still
+/// expired at `now`, with whatever they hold (a job's bytes, a sequence's attempts), and
+/// moves the counters; returns how many it removed. The counters are read last, which keeps
+/// the window in which a concurrent new key conflicts with the batch short.
+pub(super) fn sweep_keys(
+    tx: &mut dyn Tx,
+    table: Table,
+    keys: &[String],
+    limits: &Limits,
+    now: u64,
+) -> Result<u64, StoreError> {
     let mut removed = 0;
-    // Tombstones are not bounded by max_keys, so page through all of them: a single bounded
-    // scan would stop at the first live ones and never reach expired ones after them.
-    let mut after: Option<String> = None;
-    loop {
-        let page = tx.scan(Table::Tombstones, after.as_deref(), scan_limit)?;
-        for (key, raw) in &page {
-            let expires: u64 = std::str::from_utf8(raw)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            if expires <= now {
-                tx.delete(Table::Tombstones, key)?;
-                removed += 1;
+    let mut deltas: std::collections::BTreeMap<&'static str, i64> = Default::default();
+    for key in keys {
+        let Some(raw) = tx.get(table, key)? else {
+            continue;
+        };
+        if !expired(table, key, &raw, limits, now) {
+            continue;
+        }
+        tx.remove(table, key)?;
+        removed += 1;
+        let family = match table {
+            Table::Tombstones => RESOURCE_COUNT,
+            Table::Jobs => {
+                *deltas.entry(BYTES_USED).or_default() -= raw.len() as i64;
+                JOB_COUNT
             }
-        }
-        if page.len() < scan_limit {
-            break;
-        }
-        after = page.into_iter().next_back().map(|(k, _)| k);
+            Table::Sequences => {
+                if let Ok(h) = decode::<Head>(key, &raw) {
+                    drop_attempts(tx, key, &h)?;
+                }
+                SEQUENCE_COUNT
+            }
+            Table::Rates => rate_family(key),
+            other => {
+                return Err(StoreError::Engine(format!(
+                    "{} entries do not expire",
+                    other.name()
+                )));
+            }
+        };
+        *deltas.entry(family).or_default() -= 1;
     }
-    for (key, raw) in tx.scan(Table::Jobs, None, scan_limit)? {
-        let expired = decode::<Job>(&key, &raw).map_or(true, |j| job_expired(&j, limits, now));
-        if expired {
-            tx.delete(Table::Jobs, &key)?;
-            add_counter(tx, JOB_COUNT, -1)?;
-            removed += 1;
-        }
-    }
-    for (key, raw) in tx.scan(Table::Sequences, None, scan_limit)? {
-        let expired =
-            decode::<Sequence>(&key, &raw).map_or(true, |s| sequence_expired(&s, limits, now));
-        if expired {
-            tx.delete(Table::Sequences, &key)?;
-            add_counter(tx, SEQUENCE_COUNT, -1)?;
-            removed += 1;
-        }
-    }
-    for (key, raw) in tx.scan(Table::Rates, None, scan_limit)? {
-        let tat: u64 = std::str::from_utf8(&raw)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        if tat <= now.saturating_mul(1000) {
-            tx.delete(Table::Rates, &key)?;
-            add_counter(tx, RATE_COUNT, -1)?;
-            removed += 1;
-        }
+    for (name, delta) in deltas {
+        add_counter(tx, name, delta)?;
     }
     Ok(removed)
 }

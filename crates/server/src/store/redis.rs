@@ -249,6 +249,62 @@ impl Engine for RedisEngine {
     ) -> Result<R, StoreError> {
         self.run(f, true)
     }
+
+    /// `ZRANGEBYLEX` on the table's index, then `MGET` of the values, neither watched: no
+    /// transaction, so nothing a writer does can make it fail or run again. A key removed
+    /// between the two commands is left out.
+    fn peek(
+        &self,
+        table: Table,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (mut conn, _) = self.connection(false)?;
+        let keys: Vec<String> = match redis::cmd("ZRANGEBYLEX")
+            .arg(index_key(&self.ns, table))
+            .arg(lex_min(after))
+            .arg("+")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query(&mut conn)
+        {
+            Ok(k) => k,
+            Err(e) => return Err(self.failed(&e)),
+        };
+        if keys.is_empty() {
+            self.give_back(conn);
+            return Ok(Vec::new());
+        }
+        let value_keys: Vec<Vec<u8>> = keys.iter().map(|k| value_key(&self.ns, table, k)).collect();
+        let values: Vec<Option<Vec<u8>>> =
+            match redis::cmd("MGET").arg(&value_keys).query(&mut conn) {
+                Ok(v) => v,
+                Err(e) => return Err(self.failed(&e)),
+            };
+        self.give_back(conn);
+        Ok(keys
+            .into_iter()
+            .zip(values)
+            .filter_map(|(k, v)| Some((k, v?)))
+            .collect())
+    }
+}
+
+/// The `ZRANGEBYLEX` lower bound for keys after `after` (exclusive), or from the start.
+fn lex_min(after: Option<&str>) -> Vec<u8> {
+    match after {
+        Some(a) => {
+            let mut m = Vec::with_capacity(a.len() + 1);
+            m.push(b'(');
+            m.extend_from_slice(a.as_bytes());
+            m
+        }
+        None => b"-".to_vec(),
+    }
 }
 
 /// The hash-tagged key prefix: `{prefix}`, unless the prefix already holds a hash tag.
@@ -385,6 +441,11 @@ impl Tx for RedisTx<'_> {
         Ok(existed)
     }
 
+    fn remove(&mut self, table: Table, key: &str) -> Result<(), StoreError> {
+        // Blind: no round trip (and no WATCH) to learn what is not asked.
+        self.journal.delete(table, key)
+    }
+
     fn scan(
         &mut self,
         table: Table,
@@ -405,15 +466,7 @@ impl Tx for RedisTx<'_> {
         // Buffered deletes may hide up to that many stored keys, so fetch as many more: the
         // first `limit` live keys are then all among those fetched.
         let want = limit.saturating_add(buffered.len());
-        let min = match after {
-            Some(a) => {
-                let mut m = Vec::with_capacity(a.len() + 1);
-                m.push(b'(');
-                m.extend_from_slice(a.as_bytes());
-                m
-            }
-            None => b"-".to_vec(),
-        };
+        let min = lex_min(after);
         let r = redis::pipe()
             .cmd("WATCH")
             .arg(index_key(self.ns, table))

@@ -457,6 +457,48 @@ async fn rate_limit_key_header_separates_clients() {
     assert!(retry_after_secs(&r) >= 1);
 }
 
+/// On-demand keys and the server-wide limiter's have separate `--max-keys` quotas: fresh
+/// `?key=` values past the quota get 507 (not a made-up 429), and never make the server-wide
+/// limiter refuse anyone — not even a new client once its own quota is full (it fails open).
+#[tokio::test]
+async fn on_demand_keys_past_max_keys_get_507_and_never_block_the_server_limiter() {
+    let server = TestServer::start_with(|c| {
+        c.limits.max_keys = 2;
+        c.rate_limit = Some((3, Duration::from_secs(60)));
+        c.rate_limit_key = Some(http::HeaderName::from_static("x-client"));
+    })
+    .await;
+    for key in ["a", "b"] {
+        let r = server
+            .get(
+                &format!("/rate-limit/5/1m?key={key}"),
+                &[("X-Client", "c1")],
+            )
+            .await;
+        assert_eq!(r.status, 200, "{key}:\n{}", r.head);
+    }
+    let r = server
+        .get("/rate-limit/5/1m?key=c", &[("X-Client", "c1")])
+        .await;
+    assert_eq!(r.status, 507, "a new key past --max-keys:\n{}", r.head);
+    assert!(retry_after_secs(&r) >= 1);
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("--max-keys")),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    // The server-wide limiter tracks c1 and c2 (its quota is then full), and lets c3 in.
+    for client in ["c2", "c3"] {
+        let r = server.get("/status/204", &[("X-Client", client)]).await;
+        assert_eq!(r.status, 204, "{client}:\n{}", r.head);
+    }
+    // c1 has spent its 3 (two 200s and the 507 above): it is still limited.
+    let r = server.get("/status/204", &[("X-Client", "c1")]).await;
+    assert_eq!(r.status, 429, "{}", r.head);
+}
+
 #[tokio::test]
 async fn on_demand_rate_limit_admits_exactly_n_per_key() {
     let server = TestServer::start().await;

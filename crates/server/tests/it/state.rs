@@ -1019,13 +1019,16 @@ async fn too_many_keys_is_507() {
         507,
     );
     problem(&call(&s, "GET", "/resources/k3", &[], b"").await, 404);
-    // Existing keys can still be replaced; a delete makes room.
+    // Existing keys can still be replaced.
     assert_eq!(put(&s, "k1", "text/plain", b"one").await.status, 204);
+    // A delete leaves a tombstone (410), which holds the key until it expires and is swept;
+    // the deleted name itself can be created again.
     assert_eq!(
         call(&s, "DELETE", "/resources/k2", &[], b"").await.status,
         204
     );
-    create(&s, "k3", "text/plain", b"3").await;
+    problem(&put(&s, "k3", "text/plain", b"3").await, 507);
+    create(&s, "k2", "text/plain", b"2").await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1083,6 +1086,75 @@ async fn job_is_202_then_running_then_303_to_its_result() {
     assert_eq!(result.status, 201, "{}", result.head);
     assert_eq!(result.must("content-type"), "application/json");
     assert_eq!(result.json(), json!({"x":1}));
+}
+
+/// A job runs by the store's clock, end to end: on a manual clock, it reads "running" for
+/// exactly its duration whatever the wall clock does, then 303.
+#[tokio::test]
+async fn a_job_runs_by_the_store_clock() {
+    use statuslab_server::store::clock::ManualClock;
+    use statuslab_server::store::{KvStore, Limits, memory::MemoryEngine};
+    let clock = Arc::new(ManualClock::new(1_750_000_000_000));
+    let store = KvStore::with_clock(MemoryEngine::new(), Limits::default(), clock.clone());
+    let s = CustomServer::start(Arc::new(store)).await;
+    let get = |path: String| {
+        let host = s.host();
+        async move {
+            let mut conn = Conn::connect(s.addr).await;
+            conn.send(&request("GET", &path, &host, &[], b"")).await;
+            conn.read_exchange(false).await
+        }
+    };
+    let mut conn = Conn::connect(s.addr).await;
+    conn.send(&request(
+        "POST",
+        "/jobs",
+        &s.host(),
+        &[("Content-Type", "application/json")],
+        br#"{"duration":"800ms"}"#,
+    ))
+    .await;
+    let accepted = conn.read_exchange(false).await;
+    assert_eq!(accepted.status, 202, "{}", accepted.head);
+    let monitor = accepted.must("location").to_owned();
+    clock.advance(Duration::from_millis(799));
+    let running = get(monitor.clone()).await;
+    assert_eq!(running.status, 200, "{}", running.head);
+    assert_eq!(running.json()["state"], "running", "{}", running.text());
+    assert_eq!(running.json()["remaining_ms"], 1, "{}", running.text());
+    clock.advance(Duration::from_millis(1));
+    let done = get(monitor.clone()).await;
+    assert_eq!(done.status, 303, "{}\n{}", done.head, done.text());
+    assert_eq!(get(format!("{monitor}/result")).await.status, 200);
+    // Expired by the store's clock (--job-ttl, 24 h): gone.
+    clock.advance(Duration::from_secs(24 * 3600));
+    assert_eq!(get(monitor).await.status, 404);
+}
+
+/// A job's result counts toward --max-store-bytes: one that does not fit is 413 with
+/// Retry-After, and stores nothing.
+#[tokio::test]
+async fn a_job_past_max_store_bytes_is_413() {
+    let s = TestServer::start_with(|c| c.limits.max_store_bytes = 1000).await;
+    let big = json!({"duration": "1s", "result": {"body": {"data": "x".repeat(1000)}}});
+    let r = call(
+        &s,
+        "POST",
+        "/jobs",
+        &[("Content-Type", "application/json")],
+        big.to_string().as_bytes(),
+    )
+    .await;
+    let detail = problem(&r, 413);
+    assert!(detail.contains("--max-store-bytes"), "{detail}");
+    assert!(r.must("retry-after").parse::<u32>().is_ok());
+    // A small one fits, and then takes its share from resources.
+    submit(
+        &s,
+        &json!({"duration": "1s", "result": {"body": {"data": "x".repeat(800)}}}),
+    )
+    .await;
+    problem(&put(&s, "r", "text/plain", &[b'x'; 200]).await, 413);
 }
 
 #[tokio::test]
