@@ -134,10 +134,10 @@ pub struct ServeArgs {
     /// Folder of the embedded store.
     #[arg(long, env = "STATUSLAB_DATA_DIR", default_value = "./statuslab-data")]
     pub data_dir: PathBuf,
-    /// Total bytes of stored resources, 1 to 1TiB; past it, writes get 413 with Retry-After.
+    /// Total bytes of stored resources and job results, 1 to 1TiB; past it, writes get 413 with Retry-After.
     #[arg(long, env = "STATUSLAB_MAX_STORE_BYTES", value_name = "SIZE", default_value = "256MiB", value_parser = size_in(1, TIB))]
     pub max_store_bytes: usize,
-    /// Keys per family (resources, jobs, sequences, rate-limit keys); past it, 507.
+    /// Keys per family (resources and their tombstones, jobs, sequences, on-demand rate-limit keys); past it, 507.
     #[arg(long, env = "STATUSLAB_MAX_KEYS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub max_keys: u64,
     /// How long a deleted resource answers 410 Gone.
