@@ -205,6 +205,14 @@ mod tests {
         ));
     }
 
+    /// Found by `props::negotiation_agrees_with_accepts`: `accepts` read `q=` but not `Q=`.
+    #[test]
+    fn quality_names_are_case_insensitive() {
+        let v = HeaderValue::from_static("*/*;Q=0");
+        assert_eq!(Format::negotiate(Some(&v), Format::Text), None);
+        assert!(!accepts(Some(&v), "text/plain"));
+    }
+
     #[test]
     fn qvalues() {
         assert_eq!(parse_q("0.5"), Some(500));
@@ -283,14 +291,6 @@ pub(crate) mod props {
                     .collect::<Vec<_>>()
                     .join(";")
             })
-    }
-
-    /// Found by `negotiation_agrees_with_accepts`: `accepts` read `q=` but not `Q=`.
-    #[test]
-    fn quality_names_are_case_insensitive() {
-        let v = HeaderValue::from_static("*/*;Q=0");
-        assert_eq!(Format::negotiate(Some(&v), Format::Text), None);
-        assert!(!accepts(Some(&v), "text/plain"));
     }
 
     #[cfg(test)]
