@@ -820,7 +820,7 @@ async fn linger<T: AsyncRead + Unpin>(io: &mut T) {
 }
 
 /// Properties of the head parser, shared by the property tests below and the `request_head`
-/// fuzz target (through `crate::fuzzing`).
+/// fuzz target (through the `fuzzing` module in lib.rs).
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod props {
     use super::*;
