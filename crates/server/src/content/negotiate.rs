@@ -205,6 +205,14 @@ mod tests {
         ));
     }
 
+    /// Found by `props::negotiation_agrees_with_accepts`: `accepts` read `q=` but not `Q=`.
+    #[test]
+    fn quality_names_are_case_insensitive() {
+        let v = HeaderValue::from_static("*/*;Q=0");
+        assert_eq!(Format::negotiate(Some(&v), Format::Text), None);
+        assert!(!accepts(Some(&v), "text/plain"));
+    }
+
     #[test]
     fn qvalues() {
         assert_eq!(parse_q("0.5"), Some(500));
@@ -218,7 +226,7 @@ mod tests {
 }
 
 /// Properties of content negotiation, shared by the property tests below and the
-/// `header_values` fuzz target (through `crate::fuzzing`).
+/// `header_values` fuzz target (through the `fuzzing` module in lib.rs).
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod props {
     use super::*;
@@ -283,14 +291,6 @@ pub(crate) mod props {
                     .collect::<Vec<_>>()
                     .join(";")
             })
-    }
-
-    /// Found by `negotiation_agrees_with_accepts`: `accepts` read `q=` but not `Q=`.
-    #[test]
-    fn quality_names_are_case_insensitive() {
-        let v = HeaderValue::from_static("*/*;Q=0");
-        assert_eq!(Format::negotiate(Some(&v), Format::Text), None);
-        assert!(!accepts(Some(&v), "text/plain"));
     }
 
     #[cfg(test)]

@@ -85,7 +85,7 @@ mod tests {
 }
 
 /// Properties of duration parameters, shared by the property tests below and the `params`
-/// fuzz target (through `crate::fuzzing`).
+/// fuzz target (through the `fuzzing` module in lib.rs).
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod props {
     use super::*;

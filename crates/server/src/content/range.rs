@@ -183,7 +183,7 @@ mod tests {
 }
 
 /// Properties of `Range` parsing, shared by the property tests below and the `range` fuzz
-/// target (through `crate::fuzzing`).
+/// target (through the `fuzzing` module in lib.rs).
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod props {
     use super::*;

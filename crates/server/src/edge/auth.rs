@@ -144,7 +144,7 @@ mod tests {
 }
 
 /// Properties of credential parsing, shared by the property tests below and the
-/// `header_values` fuzz target (through `crate::fuzzing`).
+/// `header_values` fuzz target (through the `fuzzing` module in lib.rs).
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod props {
     use super::*;

@@ -33,7 +33,8 @@ use methods::{ANY, IMPLEMENTED, READ};
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
-/// The route families' parser properties, for the fuzz targets' entry points (`crate::fuzzing`).
+/// The route families' parser properties, for the fuzz targets' entry points (the `fuzzing`
+/// module in lib.rs).
 #[cfg(feature = "fuzzing")]
 pub(crate) use self::{
     on_demand::props as on_demand_props, resources::props as resources_props,

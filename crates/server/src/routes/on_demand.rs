@@ -793,7 +793,7 @@ mod tests {
 }
 
 /// Properties of the on-demand parameters, shared by the property tests below and the
-/// `params` and `header_values` fuzz targets (through `crate::fuzzing`).
+/// `params` and `header_values` fuzz targets (through the `fuzzing` module in lib.rs).
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod props {
     use super::*;

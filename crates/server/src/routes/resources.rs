@@ -451,7 +451,7 @@ mod tests {
 }
 
 /// Properties of JSON merge patch, shared by the property tests below and the `merge_patch`
-/// fuzz target (through `crate::fuzzing`).
+/// fuzz target (through the `fuzzing` module in lib.rs).
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod props {
     use super::*;

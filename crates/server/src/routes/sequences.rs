@@ -195,7 +195,7 @@ fn step_json(code: u16) -> serde_json::Value {
 }
 
 /// Properties of sequence code lists, shared by the property tests below and the `params`
-/// fuzz target (through `crate::fuzzing`).
+/// fuzz target (through the `fuzzing` module in lib.rs).
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod props {
     use super::*;

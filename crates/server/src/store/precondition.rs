@@ -338,7 +338,7 @@ mod tests {
 }
 
 /// Properties of precondition parsing and evaluation, shared by the property tests below and
-/// the `conditions` fuzz target (through `crate::fuzzing`).
+/// the `conditions` fuzz target (through the `fuzzing` module in lib.rs).
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod props {
     use super::*;

@@ -983,7 +983,7 @@ pub(crate) async fn linger<T: AsyncRead + Unpin>(mut io: T) {
 }
 
 /// Properties of the head parser, shared by the property tests below and the `request_head`
-/// fuzz target (through `crate::fuzzing`).
+/// fuzz target (through the `fuzzing` module in lib.rs).
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod props {
     use super::*;
@@ -1068,38 +1068,6 @@ pub(crate) mod props {
     use proptest::collection::vec;
     #[cfg(test)]
     use proptest::prelude::*;
-
-    /// Found by the properties below: answers that depended on how the head was split.
-    #[test]
-    fn split_heads_get_the_whole_heads_answer() {
-        // A method longer than 7 bytes counted against the target: a dribbled line got 414.
-        let head = format!("PROPFIND /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(99));
-        check_head(head.as_bytes(), HEADER_SLOTS, 100);
-        assert!(matches!(
-            decide(head.as_bytes(), HEADER_SLOTS, 100),
-            Some(Ok(_))
-        ));
-        // httparse refuses `HTTP/2` before `.0` arrives: that was 400, the whole line 505.
-        assert!(decide(b"GET / HTTP/2", HEADER_SLOTS, 100).is_none());
-        assert_eq!(
-            decide(b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", HEADER_SLOTS, 100),
-            Some(Err(505))
-        );
-        // Empty lines before the request line, and bare LF endings, kept 505 from the line.
-        assert_eq!(
-            decide(b"\r\nGET / HTTP/1.2\nHost: x\n\n", HEADER_SLOTS, 100),
-            Some(Err(505))
-        );
-    }
-
-    /// Found by `hosts_and_ports`: `Authority::port` hides a port past 65535.
-    #[test]
-    fn host_ports_past_u16_are_refused() {
-        assert!(!valid_host(b"a:65536"));
-        assert!(valid_host(b"a:65535"));
-        assert!(valid_host(b"[::1]:8080"));
-        assert!(!valid_host(b"[::1]:80800"));
-    }
 
     #[cfg(test)]
     fn eol() -> impl Strategy<Value = &'static str> {
@@ -1235,5 +1203,45 @@ pub(crate) mod props {
         fn any_host_bytes(v in vec(any::<u8>(), 0..40)) {
             check_host(&v);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `parse_head` answers: `Some(0)` for a head, a refusal's code, `None` to read on.
+    fn answer(buf: &[u8]) -> Option<u16> {
+        match parse_head(buf, HEADER_SLOTS) {
+            Ok(Some(_)) => Some(0),
+            Ok(None) => None,
+            Err(HeadError::Reject(code, _)) => Some(code),
+            Err(HeadError::Close) => Some(1),
+        }
+    }
+
+    /// Found by the `props` properties: answers that depended on how the head was split.
+    #[test]
+    fn split_heads_get_the_whole_heads_answer() {
+        // A method longer than 7 bytes counted against the target: a dribbled line got 414.
+        let head = format!("PROPFIND /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(99));
+        props::check_head(head.as_bytes(), HEADER_SLOTS, 100);
+        let line_and_cr = head.find('\n').expect("a line");
+        assert!(check_request_line(&head.as_bytes()[..line_and_cr], 100).is_ok());
+        // httparse refuses `HTTP/2` before `.0` arrives: that was 400, the whole line 505.
+        assert_eq!(answer(b"GET / HTTP/2"), None);
+        assert_eq!(answer(b"GET / HTTP/2.0\r\nHost: x\r\n\r\n"), Some(505));
+        // Empty lines before the request line, and bare LF endings, kept 505 from the line.
+        assert_eq!(answer(b"\r\nGET / HTTP/1.2\nHost: x\n\n"), Some(505));
+        assert_eq!(answer(b"GET / HTTP/1.1x\r\n\r\n"), Some(400));
+    }
+
+    /// Found by `props::hosts_and_ports`: `Authority::port` hides a port past 65535.
+    #[test]
+    fn host_ports_past_u16_are_refused() {
+        assert!(!valid_host(b"a:65536"));
+        assert!(valid_host(b"a:65535"));
+        assert!(valid_host(b"[::1]:8080"));
+        assert!(!valid_host(b"[::1]:80800"));
     }
 }
