@@ -18,7 +18,7 @@ pub(crate) async fn maintenance(ctx: &Ctx, req: &Request) -> Result<Reply, Probl
     };
     auth::require(ctx, req, needed)?;
     if req.method == Method::PUT || req.method == Method::DELETE {
-        let on = req.method == Method::PUT;
+        let on = req.method == Method::PUT && wanted(req)?;
         ctx.store.set_maintenance(on).await?;
         ctx.edge.set_maintenance(on);
         tracing::warn!(on, "maintenance mode switched");
@@ -26,4 +26,23 @@ pub(crate) async fn maintenance(ctx: &Ctx, req: &Request) -> Result<Reply, Probl
     }
     let on = ctx.store.maintenance().await?;
     Ok(Reply::json(200, json!({ "maintenance": on }).to_string()))
+}
+
+/// What a `PUT` asks for: on without content, or `{"maintenance": true|false}`; anything else
+/// is refused rather than read as "on".
+fn wanted(req: &Request) -> Result<bool, Problem> {
+    if req.body.is_empty() {
+        return Ok(true);
+    }
+    let doc: serde_json::Value = serde_json::from_slice(&req.body)
+        .map_err(|e| Problem::new(400, format!("the body is not JSON: {e}")))?;
+    match doc.get("maintenance") {
+        Some(serde_json::Value::Bool(on)) if doc.as_object().is_some_and(|o| o.len() == 1) => {
+            Ok(*on)
+        }
+        _ => Err(Problem::new(
+            422,
+            r#"the body must be {"maintenance": true} or {"maintenance": false}"#,
+        )),
+    }
 }

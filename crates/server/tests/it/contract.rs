@@ -278,3 +278,50 @@ async fn deleting_a_finished_job_is_a_conflict() {
     assert!(deleted.must("location").ends_with("/result"));
     assert_eq!(server.get(&monitor, &[]).await.status, 303);
 }
+
+/// `PUT /admin/maintenance` honours its body: `{"maintenance": false}` switches it off, and a
+/// body it cannot read is refused rather than taken as "on".
+#[tokio::test]
+async fn maintenance_put_honours_its_body() {
+    let server = TestServer::start_with(|c| {
+        c.tokens = vec![statuslab_server::Token {
+            secret: "root".to_owned(),
+            scope: statuslab_server::Scope::Admin,
+        }];
+    })
+    .await;
+    let host = server.host();
+    let auth = [("Authorization", "Bearer root")];
+    let put = |body: &'static [u8]| request("PUT", "/admin/maintenance", &host, &auth, body);
+    assert_eq!(
+        server
+            .exchange(&put(br#"{"maintenance": true}"#))
+            .await
+            .status,
+        204
+    );
+    assert_eq!(server.get("/status/200", &[]).await.status, 503);
+    assert_eq!(
+        server
+            .exchange(&put(br#"{"maintenance": false}"#))
+            .await
+            .status,
+        204
+    );
+    assert_eq!(server.get("/status/200", &[]).await.status, 200);
+    assert_eq!(server.exchange(&put(b"on please")).await.status, 400);
+    assert_eq!(
+        server
+            .exchange(&put(br#"{"maintenance": "yes"}"#))
+            .await
+            .status,
+        422
+    );
+    assert_eq!(
+        server.get("/status/200", &[]).await.status,
+        200,
+        "refused bodies change nothing"
+    );
+    assert_eq!(server.exchange(&put(b"")).await.status, 204, "no body: on");
+    assert_eq!(server.get("/status/200", &[]).await.status, 503);
+}
