@@ -10,6 +10,7 @@ mod list;
 mod live;
 mod project_files;
 mod redis;
+mod secrets;
 mod serve;
 
 use clap::Parser;
