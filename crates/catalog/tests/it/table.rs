@@ -86,15 +86,46 @@ fn catalog_lists_every_table_row_and_200() {
     );
 }
 
-/// The repository's copy of the table must equal the shared specification's, where that exists
-/// (in CI `shared/` sits beside the clone; without it the repository copy is authoritative).
+/// The shared specification's copy of the table (`shared/spec/status-codes.tsv` beside the
+/// repository, where CI puts it).
+fn shared_spec_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/spec/status-codes.tsv")
+}
+
+/// Whether this run is CI's (`CI` set to anything but empty, `0` or `false`).
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
+}
+
+/// The repository's copy of the table must equal the shared specification's. The repository's
+/// copy is compared with the compiled table first, always; then the specification: in CI (where
+/// `shared/` sits beside the clone) a missing specification fails the test, elsewhere it is
+/// noted and the repository copy is authoritative.
 #[test]
 fn repository_table_equals_shared_spec() {
-    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/spec/status-codes.tsv");
+    // Always: the compiled table is the repository's file, row for row.
+    let ours_rows = table_rows();
+    assert_eq!(
+        table().len(),
+        ours_rows.len(),
+        "compiled rows vs the repository file"
+    );
+    check(table().iter().zip(&ours_rows), |(g, w)| {
+        same("code", &g.code, &w.code)?;
+        same("message", g.message, w.message.as_str())?;
+        same("description", g.description, w.description.as_str())
+    });
+
+    let shared = shared_spec_path();
     if !shared.exists() {
+        assert!(
+            !in_ci(),
+            "{} is missing, and CI (CI is set) must compare the table with the shared \
+             specification: lay shared/ beside the clone",
+            shared.display()
+        );
         println!(
-            "note: {} not found; the repository copy is authoritative",
+            "note: {} not found; the repository copy is authoritative (CI fails here)",
             shared.display()
         );
         return;
@@ -108,5 +139,30 @@ fn repository_table_equals_shared_spec() {
         shared.display(),
         ours.len(),
         theirs.len()
+    );
+    // And the compiled table is the specification's rows (same bytes, but said row by row).
+    let text = String::from_utf8(theirs).expect("the specification is UTF-8");
+    let spec: Vec<(u16, &str, &str)> = text
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let cols: Vec<&str> = l.split('\t').collect();
+            assert_eq!(cols.len(), 3, "three columns in the specification's {l:?}");
+            (cols[0].parse().expect("code"), cols[1], cols[2])
+        })
+        .collect();
+    assert_eq!(
+        table().len(),
+        spec.len(),
+        "compiled rows vs the specification"
+    );
+    check(
+        table().iter().zip(&spec),
+        |(g, (code, message, description))| {
+            same("code", &g.code, code)?;
+            same("message", g.message, *message)?;
+            same("description", g.description, *description)
+        },
     );
 }

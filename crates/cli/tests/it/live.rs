@@ -149,14 +149,19 @@ impl Served {
 
     /// Sends SIGTERM with the system's `kill`.
     pub(crate) fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends the signal `name` (`TERM`, `INT`) with the system's `kill`.
+    pub(crate) fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .arg("-TERM")
+            .arg(format!("-{name}"))
             .arg(self.pid().to_string())
             .status()
-            .expect("run kill -TERM");
+            .unwrap_or_else(|e| panic!("run kill -{name}: {e}"));
         assert!(
             status.success(),
-            "kill -TERM {} failed: {status}",
+            "kill -{name} {} failed: {status}",
             self.pid()
         );
     }

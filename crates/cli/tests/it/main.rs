@@ -1,6 +1,7 @@
 //! Integration tests of the `statuslab` command line, one binary: the built executable (exit
 //! codes, stdout, stderr) and the in-process API (`statuslab::run`).
 
+mod configuration;
 mod crash;
 mod errors;
 mod explain;
@@ -10,6 +11,7 @@ mod live;
 mod probe;
 mod project_files;
 mod redis;
+mod secrets;
 mod serve;
 
 use clap::Parser;

@@ -1,19 +1,21 @@
-//! `--store redis://…`: three `statuslab serve` processes on one Redis behave as one server, and
-//! a Redis outage gives 503s (on-demand routes keep working) until Redis is back.
+//! `--store redis://…`: three `statuslab serve` processes on one Redis behave as one server (state,
+//! maintenance mode, the store limits, the server-wide rate limit and the TTL sweep are shared),
+//! and a Redis outage gives 503s (on-demand routes keep working) until Redis is back.
 //!
 //! Each test starts its own `redis-server` on a free loopback port, without persistence. A
-//! missing `redis-server` fails the tests: `scripts/test.sh` installs it.
+//! missing `redis-server` fails the tests, never skips them: `scripts/test.sh` installs it (and,
+//! with `STATUSLAB_REQUIRE_REDIS` set, as CI does, refuses to run without it).
 
-use crate::live::{Served, fetch};
+use crate::live::{Conn, Served, fetch};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A `redis-server` child process, killed when dropped.
-struct Redis {
+pub(crate) struct Redis {
     child: Option<Child>,
-    port: u16,
+    pub(crate) port: u16,
     /// More `redis-server` arguments (TLS, a password).
     extra: Vec<String>,
 }
@@ -27,12 +29,12 @@ fn free_port() -> u16 {
 
 impl Redis {
     /// Starts `redis-server` on a free loopback port and waits until it answers PING.
-    fn start() -> Redis {
+    pub(crate) fn start() -> Redis {
         Redis::start_with(Vec::new())
     }
 
     /// Starts it with more arguments.
-    fn start_with(extra: Vec<String>) -> Redis {
+    pub(crate) fn start_with(extra: Vec<String>) -> Redis {
         let mut redis = Redis {
             child: None,
             port: free_port(),
@@ -52,12 +54,7 @@ impl Redis {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "redis-server is needed by the Redis tests and could not be started ({e}): \
-                     run scripts/test-deps.sh (apt-get install redis-server) or scripts/test.sh"
-                )
-            });
+            .unwrap_or_else(|e| panic!("{}", missing_redis(&e)));
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.answers() {
@@ -81,7 +78,7 @@ impl Redis {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
@@ -300,4 +297,337 @@ fn rediss_with_a_password_from_the_environment_or_the_url() {
     assert!(r.text().contains("uthentication"), "{}", r.text());
     assert!(!r.text().contains("wrong"), "the password is never shown");
     drop(redis);
+}
+
+/// Why the Redis tests cannot run: they fail (never skip) without `redis-server`, and say so
+/// loudly when `STATUSLAB_REQUIRE_REDIS` (set by scripts/test.sh and CI) demands them.
+fn missing_redis(e: &std::io::Error) -> String {
+    let required = std::env::var_os("STATUSLAB_REQUIRE_REDIS").is_some_and(|v| !v.is_empty());
+    format!(
+        "redis-server is needed by the Redis tests and could not be started ({e}){}: run \
+         scripts/test-deps.sh (apt-get install redis-server) or scripts/test.sh",
+        if required {
+            "; STATUSLAB_REQUIRE_REDIS is set, so these tests must run"
+        } else {
+            ""
+        }
+    )
+}
+
+/// One command to Redis over RESP, its reply's first line (`:1`, `+OK`, `-ERR …`).
+fn redis_command(redis: &Redis, args: &[&str]) -> String {
+    use std::io::{BufRead, BufReader};
+    let mut s = TcpStream::connect(("127.0.0.1", redis.port)).expect("connect to redis-server");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("read timeout");
+    let mut msg = format!("*{}\r\n", args.len());
+    for a in args {
+        msg.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(msg.as_bytes()).expect("write to redis-server");
+    let mut line = String::new();
+    BufReader::new(s)
+        .read_line(&mut line)
+        .expect("read from redis-server");
+    line.trim_end().to_owned()
+}
+
+/// `statuslab serve` on `redis` with a prefix and more flags.
+fn serve_with(redis: &Redis, prefix: &str, extra: &[&str]) -> Served {
+    let url = redis.url();
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--no-access-log",
+        "--store",
+        url.as_str(),
+        "--redis-prefix",
+        prefix,
+    ];
+    args.extend_from_slice(extra);
+    Served::start(&args, &[])
+}
+
+/// Polls `target` on `addr` until it answers `want`, for up to `within`; the time it took.
+#[track_caller]
+fn await_status(addr: std::net::SocketAddr, target: &str, want: u16, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let got = fetch(addr, "GET", target, b"").status;
+        if got == want {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "{addr}{target} still answers {got}, not {want}, after {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One request for [`concurrently`]: address, method, target, headers, content.
+type Call = (
+    std::net::SocketAddr,
+    &'static str,
+    String,
+    Vec<(&'static str, String)>,
+    Vec<u8>,
+);
+
+/// Runs `requests` at once (one thread each) and returns their statuses in order.
+fn concurrently(requests: Vec<Call>) -> Vec<u16> {
+    let threads: Vec<_> = requests
+        .into_iter()
+        .map(|(addr, method, target, headers, body)| {
+            std::thread::spawn(move || {
+                let headers: Vec<(&str, &str)> =
+                    headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+                let mut conn = Conn::open(addr).expect("connect");
+                conn.request(method, &target, &headers, &body)
+                    .unwrap_or_else(|e| panic!("{method} {target}: {e}"))
+                    .status
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .map(|t| t.join().expect("client thread"))
+        .collect()
+}
+
+/// Maintenance switched on through one instance reaches the others within their one-second
+/// refresh (and `/health` stays exempt); switched off through another, it ends everywhere.
+#[test]
+fn maintenance_switched_on_one_instance_reaches_every_instance() {
+    let redis = Redis::start();
+    let token = ["--token", "maint-admin:admin"];
+    let servers: Vec<Served> = (0..3)
+        .map(|_| serve_with(&redis, "maint", &token))
+        .collect();
+    let [a, b, c] = [servers[0].addr, servers[1].addr, servers[2].addr];
+    let auth = [("Authorization", "Bearer maint-admin")];
+    for addr in [a, b, c] {
+        assert_eq!(fetch(addr, "GET", "/status/200", b"").status, 200);
+    }
+
+    let r = Conn::open(a)
+        .expect("connect")
+        .request("PUT", "/admin/maintenance", &auth, b"")
+        .expect("PUT /admin/maintenance");
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(
+        fetch(a, "GET", "/status/200", b"").status,
+        503,
+        "at once where switched"
+    );
+    // The store has it at once, whichever instance is asked.
+    let r = Conn::open(b)
+        .expect("connect")
+        .request("GET", "/admin/maintenance", &auth, b"")
+        .expect("GET /admin/maintenance");
+    assert_eq!(crate::json(&r.text())["maintenance"], true, "{r:?}");
+    // The others follow within their refresh (each second; 5 s allows a busy machine).
+    for addr in [b, c] {
+        let took = await_status(addr, "/status/200", 503, Duration::from_secs(5));
+        eprintln!("maintenance on reached {addr} after {took:?}");
+        let r = fetch(addr, "GET", "/status/200", b"");
+        assert!(r.header("retry-after").is_some(), "{r:?}");
+        assert_eq!(
+            fetch(addr, "GET", "/health", b"").status,
+            200,
+            "/health is exempt"
+        );
+    }
+
+    let r = Conn::open(c)
+        .expect("connect")
+        .request("DELETE", "/admin/maintenance", &auth, b"")
+        .expect("DELETE /admin/maintenance");
+    assert_eq!(r.status, 204, "{r:?}");
+    for addr in [c, a, b] {
+        let took = await_status(addr, "/status/200", 200, Duration::from_secs(5));
+        eprintln!("maintenance off reached {addr} after {took:?}");
+    }
+}
+
+/// `--max-keys` and `--max-store-bytes` hold over all instances together: concurrent creates
+/// through three instances fill the store exactly to the limit, and no instance lets one more in.
+#[test]
+fn store_limits_hold_over_the_union_of_instances() {
+    let redis = Redis::start();
+    let limits = ["--max-keys", "5", "--max-store-bytes", "1000"];
+    let servers: Vec<Served> = (0..3)
+        .map(|_| serve_with(&redis, "limits", &limits))
+        .collect();
+    let addr = |i: usize| servers[i % 3].addr;
+
+    // Keys: 12 concurrent creates of 10 bytes; exactly 5 fit.
+    let got = concurrently(
+        (0..12)
+            .map(|i| {
+                (
+                    addr(i),
+                    "PUT",
+                    format!("/resources/k{i}"),
+                    vec![],
+                    vec![b'k'; 10],
+                )
+            })
+            .collect(),
+    );
+    assert_eq!(got.iter().filter(|&&s| s == 201).count(), 5, "{got:?}");
+    assert!(got.iter().all(|&s| s == 201 || s == 507), "{got:?}");
+    for i in 0..3 {
+        let r = fetch(addr(i), "PUT", &format!("/resources/more{i}"), b"x");
+        assert_eq!(r.status, 507, "a sixth key through instance {i}: {r:?}");
+    }
+    // Sequences count separately, to the same limit, over all instances too.
+    let got = concurrently(
+        (0..9)
+            .map(|i| {
+                (
+                    addr(i),
+                    "GET",
+                    format!("/sequence/q{i}/200"),
+                    vec![],
+                    vec![],
+                )
+            })
+            .collect(),
+    );
+    assert_eq!(got.iter().filter(|&&s| s == 200).count(), 5, "{got:?}");
+    assert!(got.iter().all(|&s| s == 200 || s == 507), "{got:?}");
+    // A delete through one instance frees a key for another.
+    let created: Vec<usize> = (0..12)
+        .filter(|i| fetch(addr(0), "GET", &format!("/resources/k{i}"), b"").status == 200)
+        .collect();
+    assert_eq!(created.len(), 5, "{created:?}");
+    for (n, i) in created.iter().enumerate() {
+        let r = fetch(addr(n + 1), "DELETE", &format!("/resources/k{i}"), b"");
+        assert_eq!(r.status, 204, "{r:?}");
+    }
+
+    // Bytes: 10 concurrent creates of 300 bytes against 1000; exactly 3 fit.
+    let got = concurrently(
+        (0..10)
+            .map(|i| {
+                (
+                    addr(i),
+                    "PUT",
+                    format!("/resources/b{i}"),
+                    vec![],
+                    vec![b'b'; 300],
+                )
+            })
+            .collect(),
+    );
+    assert_eq!(got.iter().filter(|&&s| s == 201).count(), 3, "{got:?}");
+    assert!(got.iter().all(|&s| s == 201 || s == 413), "{got:?}");
+    // 100 bytes are left: 100 fit through one instance, then 1 more byte fits through none.
+    let r = fetch(addr(1), "PUT", "/resources/last", &[b'l'; 100]);
+    assert_eq!(r.status, 201, "the last 100 bytes: {r:?}");
+    for i in 0..3 {
+        let r = fetch(addr(i), "PUT", &format!("/resources/over{i}"), b"x");
+        assert_eq!(r.status, 413, "one byte over through instance {i}: {r:?}");
+        assert!(r.header("retry-after").is_some(), "{r:?}");
+    }
+}
+
+/// `--rate-limit N/PERIOD` is one budget per client over every instance: of 36 concurrent
+/// requests through three instances exactly N pass; another client key has its own budget.
+#[test]
+fn server_wide_rate_limit_admits_exactly_n_over_all_instances() {
+    let redis = Redis::start();
+    let flags = ["--rate-limit", "12/1h", "--rate-limit-key", "X-Client"];
+    let servers: Vec<Served> = (0..3)
+        .map(|_| serve_with(&redis, "server-rate", &flags))
+        .collect();
+    let got = concurrently(
+        (0..36)
+            .map(|i| {
+                let headers = vec![("X-Client", "alpha".to_owned())];
+                (
+                    servers[i % 3].addr,
+                    "GET",
+                    "/status/200".to_owned(),
+                    headers,
+                    vec![],
+                )
+            })
+            .collect(),
+    );
+    assert_eq!(
+        got.iter().filter(|&&s| s == 200).count(),
+        12,
+        "exactly 12 of 36 pass: {got:?}"
+    );
+    assert!(got.iter().all(|&s| s == 200 || s == 429), "{got:?}");
+    for s in &servers {
+        let r = Conn::open(s.addr)
+            .expect("connect")
+            .request("GET", "/status/200", &[("X-Client", "alpha")], b"")
+            .expect("GET");
+        assert_eq!(r.status, 429, "{r:?}");
+        assert!(r.header("retry-after").is_some(), "{r:?}");
+        let r = Conn::open(s.addr)
+            .expect("connect")
+            .request(
+                "GET",
+                "/status/200",
+                &[("X-Client", format!("beta-{}", s.addr.port()).as_str())],
+                b"",
+            )
+            .expect("GET");
+        assert_eq!(r.status, 200, "another client's budget: {r:?}");
+    }
+}
+
+/// Short `--sequence-ttl` and `--tombstone-ttl`: expired sequences still hold their keys until
+/// a sweep (any instance's) removes them; then new sequences fit again, and the expired
+/// tombstone's Redis key is gone.
+#[test]
+fn the_ttl_sweep_frees_keys_so_new_ones_fit() {
+    let redis = Redis::start();
+    let flags = [
+        "--max-keys",
+        "3",
+        "--sequence-ttl",
+        "1s",
+        "--tombstone-ttl",
+        "1s",
+    ];
+    let a = serve_with(&redis, "ttl", &flags);
+    let b = serve_with(&redis, "ttl", &flags);
+    for (i, addr) in [a.addr, b.addr, a.addr].into_iter().enumerate() {
+        let r = fetch(addr, "GET", &format!("/sequence/s{i}/200"), b"");
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    assert_eq!(fetch(b.addr, "GET", "/sequence/s3/200", b"").status, 507);
+    assert_eq!(fetch(a.addr, "PUT", "/resources/gone", b"x").status, 201);
+    assert_eq!(fetch(b.addr, "DELETE", "/resources/gone", b"").status, 204);
+    assert_eq!(fetch(a.addr, "GET", "/resources/gone", b"").status, 410);
+    let tombstone = "{ttl}:tombstones:gone";
+    assert_eq!(redis_command(&redis, &["EXISTS", tombstone]), ":1");
+
+    std::thread::sleep(Duration::from_millis(1500));
+    // Expired: the tombstone no longer answers 410, but until a sweep the expired sequences
+    // still count (the instances' own sweeps ran at their start, the next is a minute away).
+    assert_eq!(fetch(a.addr, "GET", "/resources/gone", b"").status, 404);
+    assert_eq!(redis_command(&redis, &["EXISTS", tombstone]), ":1");
+    assert_eq!(fetch(a.addr, "GET", "/sequence/s3/200", b"").status, 507);
+
+    // A new instance sweeps at start, for all of them.
+    let c = serve_with(&redis, "ttl", &flags);
+    let took = await_status(b.addr, "/sequence/s3/200", 200, Duration::from_secs(10));
+    eprintln!("keys freed {took:?} after the third instance started");
+    for (i, addr) in [(4, a.addr), (5, c.addr)] {
+        let r = fetch(addr, "GET", &format!("/sequence/s{i}/200"), b"");
+        assert_eq!(r.status, 200, "s{i} fits again: {r:?}");
+    }
+    assert_eq!(
+        fetch(b.addr, "GET", "/sequence/s6/200", b"").status,
+        507,
+        "three new keys fill the store again"
+    );
+    assert_eq!(redis_command(&redis, &["EXISTS", tombstone]), ":0");
 }

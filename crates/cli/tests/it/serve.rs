@@ -20,6 +20,16 @@ fn no_panic(log: &str) -> Result<(), String> {
 /// connection is closed, and the process exits 0 within the grace period.
 #[test]
 fn sigterm_finishes_in_flight_requests_then_exits_0() {
+    finishes_in_flight_requests_then_exits_0("TERM");
+}
+
+/// SIGINT (Ctrl-C) the same way as SIGTERM.
+#[test]
+fn sigint_finishes_in_flight_requests_then_exits_0() {
+    finishes_in_flight_requests_then_exits_0("INT");
+}
+
+fn finishes_in_flight_requests_then_exits_0(signal: &str) {
     let dir = tempfile::tempdir().expect("temporary data dir");
     let grace = format!("{}s", GRACE.as_secs());
     let mut served = Served::start(
@@ -46,7 +56,7 @@ fn sigterm_finishes_in_flight_requests_then_exits_0() {
     // Let the server read the request and start its sleep before the signal.
     std::thread::sleep(Duration::from_millis(300));
     let signalled = Instant::now();
-    served.terminate();
+    served.signal(signal);
 
     let r = busy
         .receive(false)
@@ -67,12 +77,19 @@ fn sigterm_finishes_in_flight_requests_then_exits_0() {
     let log = served.final_log();
     let status = status.unwrap_or_else(|| {
         panic!(
-            "still running {:?} after SIGTERM (grace {GRACE:?}); stderr:\n{log}",
+            "still running {:?} after SIG{signal} (grace {GRACE:?}); stderr:\n{log}",
             signalled.elapsed()
         )
     });
-    eprintln!("SIGTERM to exit: {:?}, exit {status}", signalled.elapsed());
-    assert_eq!(status.code(), Some(0), "exit after SIGTERM; stderr:\n{log}");
+    eprintln!(
+        "SIG{signal} to exit: {:?}, exit {status}",
+        signalled.elapsed()
+    );
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit after SIG{signal}; stderr:\n{log}"
+    );
     no_panic(&log).unwrap();
     // Access logging is on by default: the delayed request was logged.
     assert!(
@@ -415,7 +432,12 @@ fn switch_variables_refuse_other_values() {
 }
 
 /// Runs `statuslab serve ARGS` to completion (it must not start serving).
-fn refused(args: &[&str], envs: &[(&str, &str)], code: i32, names: &str) -> Result<(), String> {
+pub(crate) fn refused(
+    args: &[&str],
+    envs: &[(&str, &str)],
+    code: i32,
+    names: &str,
+) -> Result<(), String> {
     let mut cmd = live::command();
     cmd.arg("serve").args(args).envs(envs.iter().copied());
     let out = assert_cmd::Command::from_std(cmd)
@@ -734,33 +756,101 @@ fn startup_line_names_the_scheme_served() {
     assert_eq!(tls.scheme, "https", "{}", tls.log());
 }
 
-/// With `--log-format json` every line of the log is one JSON object, the start-up line too.
+/// With `--log-format json` every line of the log is one JSON object: the start-up line, the
+/// access log of answered and refused requests (404, 405, 401, 503, malformed requests), the
+/// warnings of an unreachable store, debug and trace lines, and the shutdown.
 #[test]
 fn json_log_is_json_from_the_first_line() {
+    // Redis on a port nobody listens on: the store is unreachable, which the log reports.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let store = format!("redis://127.0.0.1:{closed}");
     let mut served = live::Served::start(
         &[
             "--listen",
             "127.0.0.1:0",
             "--store",
-            "memory",
+            &store,
             "--log-format",
             "json",
+            "--log-level",
+            "debug,statuslab=trace,statuslab_server=trace",
+            "--token",
+            "json-admin:admin",
         ],
         &[],
     );
     let mut client = live::Conn::open(served.addr).expect("connect");
-    let answer = client
-        .request("GET", "/status/204", &[], b"")
-        .expect("an answer");
-    assert_eq!(answer.status, 204);
+    let admin = [("Authorization", "Bearer json-admin")];
+    for (method, target, headers, want) in [
+        ("GET", "/status/204", &[][..], 204),
+        ("GET", "/no/such/route", &[][..], 404),
+        ("DELETE", "/codes", &[][..], 405),
+        ("GET", "/resources", &[][..], 401),
+        ("GET", "/resources", &admin[..], 503),
+        ("GET", "/status/500", &[][..], 500),
+    ] {
+        let answer = client
+            .request(method, target, headers, b"")
+            .unwrap_or_else(|e| panic!("{method} {target}: {e}"));
+        assert_eq!(answer.status, want, "{method} {target}: {answer:?}");
+    }
+    // Malformed requests, answered by the wire layer before any route.
+    for (raw, want) in [
+        (&b"GET / HTTP/1.2\r\nHost: x\r\n\r\n"[..], "505"),
+        (&b"GET / HTTP/1.1\r\n\r\n"[..], "400"),
+    ] {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(served.addr).expect("connect");
+        s.set_read_timeout(Some(live::IO_TIMEOUT)).expect("timeout");
+        s.write_all(raw).expect("write");
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {want}")),
+            "{:?}: {answer:?}",
+            String::from_utf8_lossy(raw)
+        );
+    }
     served.terminate();
     assert!(served.wait_exit(Duration::from_secs(15)).is_some());
     let log = served.final_log();
-    assert!(log.lines().count() >= 2, "{log}");
-    for line in log.lines() {
-        let event: serde_json::Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}\n{log}"));
-        assert!(event.is_object(), "{line}");
-    }
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| {
+            let event: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}\n{log}"));
+            assert!(event.is_object(), "{line}");
+            assert!(
+                event["timestamp"].is_string() && event["level"].is_string(),
+                "no timestamp or level: {line}"
+            );
+            event
+        })
+        .collect();
     assert!(log.contains("\"statuslab listening\""), "{log}");
+    let statuses: Vec<u64> = events
+        .iter()
+        .filter(|e| e["target"] == "statuslab::access")
+        .filter_map(|e| e["status"].as_u64())
+        .collect();
+    for want in [204, 404, 405, 401, 503, 500] {
+        assert!(
+            statuses.contains(&want),
+            "no access-log event with status {want}: {statuses:?}\n{log}"
+        );
+    }
+    let levels: Vec<&str> = events.iter().filter_map(|e| e["level"].as_str()).collect();
+    for want in ["WARN", "DEBUG", "INFO"] {
+        assert!(levels.contains(&want), "no {want} event: {levels:?}\n{log}");
+    }
+    assert!(
+        events.iter().any(|e| e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("shutting down"))),
+        "no shutdown event:\n{log}"
+    );
 }
