@@ -497,7 +497,9 @@ fn store_limits_hold_over_the_union_of_instances() {
     );
     assert_eq!(got.iter().filter(|&&s| s == 200).count(), 5, "{got:?}");
     assert!(got.iter().all(|&s| s == 200 || s == 507), "{got:?}");
-    // A delete through one instance frees a key for another.
+    // A delete through one instance leaves a tombstone (410 on every instance) that keeps its
+    // key until --tombstone-ttl: a new name still finds the family full, while a deleted name
+    // can be created again through another instance.
     let created: Vec<usize> = (0..12)
         .filter(|i| fetch(addr(0), "GET", &format!("/resources/k{i}"), b"").status == 200)
         .collect();
@@ -506,8 +508,20 @@ fn store_limits_hold_over_the_union_of_instances() {
         let r = fetch(addr(n + 1), "DELETE", &format!("/resources/k{i}"), b"");
         assert_eq!(r.status, 204, "{r:?}");
     }
+    let r = fetch(addr(2), "GET", &format!("/resources/k{}", created[0]), b"");
+    assert_eq!(r.status, 410, "{r:?}");
+    let r = fetch(addr(0), "PUT", "/resources/fresh", b"x");
+    assert_eq!(r.status, 507, "tombstones hold their keys: {r:?}");
+    let r = fetch(addr(1), "PUT", &format!("/resources/k{}", created[0]), b"x");
+    assert_eq!(r.status, 201, "a deleted name is created again: {r:?}");
 
-    // Bytes: 10 concurrent creates of 300 bytes against 1000; exactly 3 fit.
+    // Bytes, on instances of their own (keys are not the limit here): 10 concurrent creates
+    // of 300 bytes against 1000; exactly 3 fit.
+    let limits = ["--max-keys", "100", "--max-store-bytes", "1000"];
+    let servers: Vec<Served> = (0..3)
+        .map(|_| serve_with(&redis, "limits-bytes", &limits))
+        .collect();
+    let addr = |i: usize| servers[i % 3].addr;
     let got = concurrently(
         (0..10)
             .map(|i| {
