@@ -1,9 +1,13 @@
-//! Crash safety of the embedded store: a write the server acknowledged (201) survives SIGKILL.
+//! Crash safety of the embedded store: a write the server acknowledged (2xx) survives SIGKILL.
 //!
 //! The real binary runs on a temporary `--data-dir`; client threads PUT fresh resources over
 //! keep-alive connections; the process is killed with SIGKILL while writes are in flight, started
 //! again on the same folder, and every acknowledged resource must read back byte for byte. This
 //! is done for two kill cycles, so recovery after a kill is itself killed and recovered.
+//!
+//! The mixed test does the same for every kind of write (replace, delete, POST, merge patch, job,
+//! sequence step, maintenance switch) beside rate-limit traffic, kills at seeded random points,
+//! and kills the following starts again while they open the store.
 //!
 //! (SIGKILL loses the process, not the machine: this shows that an acknowledgment is sent only
 //! after the write is committed, not that the commit survives a power cut.)
