@@ -437,6 +437,13 @@ impl Client {
     }
 
     /// Opens a connection (TLS included); for `http2`, checks that ALPN chose h2.
+    /// [`Self::connect`], bounded by the exchange's deadline.
+    async fn connect_until(&self, until: Instant, http2: bool) -> Result<Box<dyn Io>, String> {
+        timeout_at(until, self.connect(http2))
+            .await
+            .unwrap_or_else(|_| Err("no connection within the timeout".into()))
+    }
+
     async fn connect(&self, http2: bool) -> Result<Box<dyn Io>, String> {
         let addr = (self.target.host.as_str(), self.target.port);
         let tcp = TcpStream::connect(addr).await.map_err(|e| {
@@ -565,17 +572,9 @@ impl Client {
                 response,
             }))
         };
-        let io = match timeout_at(until, self.connect(false)).await {
-            Ok(Ok(io)) => io,
-            Ok(Err(why)) => return failed(Stop::Connect, why, false, String::new()),
-            Err(_) => {
-                return failed(
-                    Stop::Connect,
-                    "no connection within the timeout".into(),
-                    false,
-                    String::new(),
-                );
-            }
+        let io = match self.connect_until(until, false).await {
+            Ok(io) => io,
+            Err(why) => return failed(Stop::Connect, why, false, String::new()),
         };
         let (tap, record) = Tap::new(io);
         let (mut rd, mut wr) = tokio::io::split(tap);
@@ -884,17 +883,9 @@ impl Client {
                 response,
             }))
         };
-        let io = match timeout_at(until, self.connect(true)).await {
-            Ok(Ok(io)) => io,
-            Ok(Err(why)) => return failed(Stop::Connect, why, false, String::new()),
-            Err(_) => {
-                return failed(
-                    Stop::Connect,
-                    "no connection within the timeout".into(),
-                    false,
-                    String::new(),
-                );
-            }
+        let io = match self.connect_until(until, true).await {
+            Ok(io) => io,
+            Err(why) => return failed(Stop::Connect, why, false, String::new()),
         };
         let (send, conn) = match timeout_at(
             until,
