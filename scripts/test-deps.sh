@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the test suite drives besides cargo: curl, redis-server (the Redis store's tests
 # start their own), nginx (the probe's test starts its own) and Python clients
-# (requests/urllib3, websockets). Safe to run again; installs only what is missing.
+# (requests/urllib3, websockets), and chromium (the retry report's page is rendered headless).
+# Safe to run again; installs only what is missing.
 set -euo pipefail
 need_apt=()
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || need_apt+=(nginx)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

@@ -14,6 +14,7 @@ mod jobs;
 mod methods;
 mod on_demand;
 mod rate_limit;
+mod report;
 mod resources;
 mod sequences;
 mod websocket;
@@ -77,6 +78,8 @@ pub(crate) enum Handler {
     Sequence,
     /// `/sequences/{key}`: a sequence's position and recorded attempts.
     SequenceState,
+    /// `/sequences/{key}/report`: the verdict on the client that tried a sequence.
+    SequenceReport,
     /// A URL with a trailing slash: 301 to the canonical one.
     Canonical,
     /// `/basic-auth/{user}/{passwd}` (httpbin): 200 with those Basic credentials, else 401.
@@ -169,6 +172,7 @@ pub(crate) const ROUTES: &[Route] = &[
         Handler::SequenceState,
         &[Method::GET, Method::HEAD, Method::DELETE, Method::OPTIONS],
     ),
+    route("/sequences/{key}/report", Handler::SequenceReport, READ),
     route("/basic-auth/{user}/{passwd}", Handler::BasicAuth, READ),
     route(
         "/hidden-basic-auth/{user}/{passwd}",
@@ -380,6 +384,7 @@ impl App {
                 Box::pin(sequences::step(ctx, req, r.param("key"), r.param("codes"))).await
             }
             Handler::SequenceState => Box::pin(sequences::state(ctx, req, r.param("key"))).await,
+            Handler::SequenceReport => Box::pin(sequences::verdict(ctx, req, r.param("key"))).await,
             Handler::Canonical => Err(canonical(req)),
             Handler::BasicAuth => auth::basic(req, r.param("user"), r.param("passwd"), false),
             Handler::HiddenBasicAuth => auth::basic(req, r.param("user"), r.param("passwd"), true),

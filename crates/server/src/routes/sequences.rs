@@ -3,7 +3,9 @@
 //! shows where a key stands and every attempt, so a client's retry behaviour can be checked.
 
 use super::on_demand::{Options, dress, fault_reply};
+use super::report::{self, step_json};
 use super::resources::valid_name;
+use crate::content::negotiate::Format;
 use crate::ctx::Ctx;
 use crate::problem::Problem;
 use crate::store::{Attempt, Sequence, SequenceStep};
@@ -30,6 +32,53 @@ const RECORDED: &[&str] = &[
 ];
 /// Longest recorded header value.
 const MAX_RECORDED_VALUE: usize = 256;
+/// Request headers left out of an attempt's fingerprint: per-attempt bookkeeping that clients
+/// change on every repeat without changing the request.
+const BOOKKEEPING: &[&str] = &[
+    "connection",
+    "content-length",
+    "date",
+    "keep-alive",
+    "te",
+    "traceparent",
+    "tracestate",
+    "x-request-id",
+    "x-amzn-trace-id",
+    "x-retry-attempt",
+    "x-stainless-retry-count",
+    "amz-sdk-request",
+    "amz-sdk-invocation-id",
+];
+
+/// A digest of what makes a request the same request: method, target, the headers that are
+/// not bookkeeping (sorted, so their order does not matter) and the content.
+fn fingerprint(req: &Request) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(req.method.as_str());
+    h.update(b"\n");
+    h.update(req.uri.path_and_query().map_or("", |p| p.as_str()));
+    h.update(b"\n");
+    let mut fields: Vec<(&str, &[u8])> = req
+        .headers
+        .iter()
+        .filter(|(n, _)| !BOOKKEEPING.contains(&n.as_str()))
+        .map(|(n, v)| (n.as_str(), v.as_bytes()))
+        .collect();
+    fields.sort_unstable();
+    for (n, v) in fields {
+        h.update(n);
+        h.update(b":");
+        h.update(v);
+        h.update(b"\n");
+    }
+    h.update(b"\n");
+    h.update(&req.body);
+    h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 /// A sequence's steps: codes 100–599 and fault names (`503,reset,200`), faults stored as
 /// their number (900 + index).
@@ -52,7 +101,9 @@ fn parse_codes(list: &str) -> Result<Vec<u16>, String> {
     Ok(codes)
 }
 
-/// Seconds a `Retry-After` value asks for: delay-seconds, or the time until an HTTP date.
+/// Seconds a `Retry-After` value asks for: delay-seconds, or the whole seconds until an HTTP
+/// date (rounded down: a date has one-second resolution, and a client that waits until it
+/// has waited at least this long).
 fn retry_after_secs(v: &str) -> Option<u64> {
     if let Ok(secs) = v.parse() {
         return Some(secs);
@@ -61,7 +112,7 @@ fn retry_after_secs(v: &str) -> Option<u64> {
     let wait = date
         .duration_since(std::time::SystemTime::now())
         .unwrap_or_default();
-    Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+    Some(wait.as_secs())
 }
 
 /// The `Retry-After` seconds an answer carried: the request's own `retry_after` if it gave
@@ -105,6 +156,7 @@ pub(crate) async fn step(
         step: 0,
         code: 0,
         retry_after,
+        fingerprint: Some(fingerprint(req)),
     };
     let (step, code) = match ctx.store.sequence_step(key, codes.clone(), attempt).await? {
         SequenceStep::Answer { step, code } => (step, code),
@@ -149,12 +201,12 @@ pub(crate) async fn state(ctx: &Ctx, req: &Request, key: &str) -> Result<Reply, 
         .sequence(key)
         .await?
         .ok_or_else(|| no_sequence(key))?;
-    Ok(Reply::json(200, report(ctx, key, &seq).to_string()))
+    Ok(Reply::json(200, state_json(ctx, key, &seq).to_string()))
 }
 
 /// A sequence's state with, for each attempt, the wait since the previous one and whether it
 /// honoured the `Retry-After` the previous answer carried.
-fn report(ctx: &Ctx, key: &str, seq: &Sequence) -> serde_json::Value {
+fn state_json(ctx: &Ctx, key: &str, seq: &Sequence) -> serde_json::Value {
     let mut previous: Option<(&Attempt, Option<u64>)> = None;
     let attempts: Vec<_> = seq
         .attempts
@@ -186,12 +238,56 @@ fn report(ctx: &Ctx, key: &str, seq: &Sequence) -> serde_json::Value {
         "next_step": next + 1,
         "next_code": step_json(seq.codes[next]),
         "attempts": attempts,
+        "report": format!("/sequences/{key}/report"),
     })
 }
 
-/// A step as JSON: its code, or a fault's name.
-fn step_json(code: u16) -> serde_json::Value {
-    FaultKind::from_code(code).map_or_else(|| code.into(), |k| k.name().into())
+/// `GET /sequences/{key}/report`: the verdict on the client that tried the sequence — JSON,
+/// or a page with a time line for `Accept: text/html` (or `?format=html`).
+pub(crate) async fn verdict(ctx: &Ctx, req: &Request, key: &str) -> Result<Reply, Problem> {
+    valid_name("sequence key", key).map_err(|e| Problem::new(400, e))?;
+    let asked = form_urlencoded::parse(req.uri.query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "format")
+        .map(|(_, v)| v.into_owned());
+    let format = match asked {
+        Some(name) => match Format::from_name(&name) {
+            Some(f @ (Format::Json | Format::Html)) => f,
+            _ => {
+                return Err(Problem::new(
+                    400,
+                    format!("format={name:?}: the report is written as json or html"),
+                ));
+            }
+        },
+        None => match Format::negotiate(req.headers.get(http::header::ACCEPT), Format::Json) {
+            Some(Format::Html) => Format::Html,
+            Some(Format::Json | Format::Problem) => Format::Json,
+            _ => {
+                return Err(Problem::new(
+                    406,
+                    "the report is written as application/json or text/html",
+                ));
+            }
+        },
+    };
+    let seq = ctx
+        .store
+        .sequence(key)
+        .await?
+        .ok_or_else(|| no_sequence(key))?;
+    let seen: Vec<report::Seen> = seq
+        .attempts
+        .iter()
+        .map(|a| report::Seen::new(a, effective_retry_after(ctx, a)))
+        .collect();
+    let verdict = report::verdict(key, &seq.codes, &seen);
+    let reply = match format {
+        Format::Html => {
+            Reply::new(known(200)).with_body(Format::Html.content_type(), report::html(&verdict))
+        }
+        _ => Reply::json(200, verdict.to_string()),
+    };
+    Ok(reply.with_header(http::header::VARY, HeaderValue::from_static("Accept")))
 }
 
 /// Properties of sequence code lists, shared by the property tests below and the `params`

@@ -354,6 +354,7 @@ fn attempt(method: &str, n: usize) -> Attempt {
         step: usize::MAX,
         code: 0,
         retry_after: Some(7),
+        fingerprint: Some(format!("{method}{n}")),
     }
 }
 

@@ -282,6 +282,11 @@ pub struct Attempt {
     pub code: u16,
     /// `Retry-After` seconds the answer carried, if any.
     pub retry_after: Option<u64>,
+    /// What makes two requests the same — method, target, content and the headers that are
+    /// not per-attempt bookkeeping — as a short digest, so a report can tell a repeat made
+    /// unchanged from one that was modified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 /// A sequence's state.

@@ -22,6 +22,7 @@ const ROUTE_PATHS: &[&str] = &[
     "/jobs/0123456789abcdef/result",
     "/sequence/k/503,200",
     "/sequences/k",
+    "/sequences/k/report",
     "/basic-auth/u/p",
     "/hidden-basic-auth/u/p",
     "/bearer",

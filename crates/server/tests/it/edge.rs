@@ -21,7 +21,7 @@ use std::time::Duration;
 const PROCESS_LIMIT: Duration = Duration::from_secs(60);
 
 /// A sequence key no other test (or earlier run against a shared store) uses.
-fn unique(tag: &str) -> String {
+pub(crate) fn unique(tag: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -36,7 +36,7 @@ fn unique(tag: &str) -> String {
 
 /// Runs a client program asynchronously (the in-process server keeps serving), failing the
 /// test if it cannot start or runs past `PROCESS_LIMIT`.
-async fn run(program: &str, args: &[&str]) -> Output {
+pub(crate) async fn run(program: &str, args: &[&str]) -> Output {
     tokio::time::timeout(
         PROCESS_LIMIT,
         tokio::process::Command::new(program)
@@ -53,7 +53,7 @@ async fn run(program: &str, args: &[&str]) -> Output {
     })
 }
 
-fn describe(out: &Output) -> String {
+pub(crate) fn describe(out: &Output) -> String {
     format!(
         "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
         out.status.code(),
@@ -82,7 +82,7 @@ async fn curl(args: &[&str]) -> (String, String) {
 
 /// Runs `tests/clients/{script}` with python3 and parses the JSON it prints. A missing
 /// module (exit 3) fails with a pointer to scripts/test-deps.sh.
-async fn python(script: &str, args: &[&str]) -> Value {
+pub(crate) async fn python(script: &str, args: &[&str]) -> Value {
     let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "clients", script]
         .iter()
         .collect();

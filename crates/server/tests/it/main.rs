@@ -16,6 +16,7 @@ mod probe;
 mod probe_nginx;
 mod protocol;
 mod raw;
+mod report;
 mod shutdown;
 mod state;
 mod support;
