@@ -38,7 +38,8 @@ impl Mode {
 /// What a client should do next with a request, given the answer it got.
 ///
 /// Derived from the catalog's per-code guidance (see [`Mode`]), the request's method and
-/// `Idempotency-Key`, and the response's `Retry-After`.
+/// `Idempotency-Key` (a request that is not [repeatable](is_repeatable) is never repeated), and
+/// the response's `Retry-After`.
 ///
 /// ```
 /// use http::{HeaderMap, Method, StatusCode};
@@ -253,8 +254,8 @@ impl Rules {
                 Advice::RepeatAfter(d)
             }
         };
-        // Repeats other than the server's own "come back after Retry-After" might apply a
-        // request twice: only a repeatable one is sent again.
+        // Every repeat might apply the request twice (even after a 429, the server may have
+        // acted on part of it): only a repeatable one is sent again.
         let guarded = |advice: Advice| {
             if repeatable {
                 advice
@@ -262,7 +263,6 @@ impl Rules {
                 Advice::DoNotRepeat
             }
         };
-        let backoff = || guarded(retry_after.map_or(Advice::RepeatWithBackoff, wait));
         match self.guidance(status) {
             Guidance::Done
             | Guidance::Continue
@@ -278,11 +278,13 @@ impl Rules {
             Guidance::Authenticate | Guidance::ProxyAuthenticate => Advice::Authenticate,
             // The server names when the same request may come again; without a Retry-After the
             // catalog says not to repeat it unchanged.
-            Guidance::RetryAfter => retry_after.map_or(Advice::DoNotRepeat, wait),
+            Guidance::RetryAfter => guarded(retry_after.map_or(Advice::DoNotRepeat, wait)),
             Guidance::RepeatLater
             | Guidance::RetryIdempotent
             | Guidance::RetryWithTimeout
-            | Guidance::RepeatElsewhere => backoff(),
+            | Guidance::RepeatElsewhere => {
+                guarded(retry_after.map_or(Advice::RepeatWithBackoff, wait))
+            }
             // DoNotRepeat, UseProxy (clients refuse it), Upgrade (another protocol is a
             // modification), and any guidance a later catalog adds.
             _ => Advice::DoNotRepeat,

@@ -9,10 +9,12 @@ use std::time::Duration;
 pub enum Jitter {
     /// The exponential delay itself: `min(cap, base * 2^n)`.
     None,
-    /// Anywhere from zero to the exponential delay (the default).
-    #[default]
+    /// Anywhere from zero to the exponential delay: the widest spread, but a repeat may come
+    /// at once.
     Full,
-    /// Half the exponential delay plus up to the other half.
+    /// Half the exponential delay plus up to the other half (the default): spread, and never
+    /// sooner than half the delay, so a client never repeats at once.
+    #[default]
     Equal,
 }
 
@@ -40,20 +42,20 @@ pub struct Backoff {
 }
 
 impl Default for Backoff {
-    /// 100 ms base, 10 s cap, 3 attempts, full jitter.
+    /// 100 ms base, 10 s cap, 3 attempts, equal jitter.
     fn default() -> Backoff {
         Backoff::new(Duration::from_millis(100), Duration::from_secs(10))
     }
 }
 
 impl Backoff {
-    /// Backoff from `base` up to `cap`, 3 attempts, full jitter.
+    /// Backoff from `base` up to `cap`, 3 attempts, equal jitter.
     pub const fn new(base: Duration, cap: Duration) -> Backoff {
         Backoff {
             base,
             cap,
             max_attempts: 3,
-            jitter: Jitter::Full,
+            jitter: Jitter::Equal,
         }
     }
 

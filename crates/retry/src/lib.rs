@@ -6,8 +6,10 @@
 //! follow `Location`. The per-code guidance is the catalog's ([`statuslab_catalog`]): the
 //! table's where it speaks ([`Mode::Table`], the default: a 503 client "should not repeat the
 //! request without modifications"), or RFC 9110's ([`Mode::Rfc`]: 503 may be retried after
-//! `Retry-After`). Backoff repeats and repeats after connection failures are for idempotent
-//! methods only, or requests that carry an `Idempotency-Key`.
+//! `Retry-After`). Only a request that may be sent twice is ever repeated: an idempotent method
+//! (GET, HEAD, OPTIONS, PUT, DELETE, TRACE), or a POST or PATCH that carries an
+//! `Idempotency-Key`. These are the rules statuslab's retry report
+//! (`GET /sequences/{key}/report`) judges a client by.
 //!
 //! ```
 //! use http::{HeaderMap, Method, StatusCode};

@@ -134,7 +134,8 @@ fn decisions_by_code() {
         (TABLE, get(), &[], 408, RA1, RepeatAfter(SECS(1))),
         // 429: wait for Retry-After; without one, do not repeat unchanged.
         (TABLE, get(), &[], 429, RA1, RepeatAfter(SECS(1))),
-        (TABLE, post(), &[], 429, RA1, RepeatAfter(SECS(1))),
+        (TABLE, post(), &[], 429, RA1, DoNotRepeat),
+        (TABLE, post(), KEY, 429, RA1, RepeatAfter(SECS(1))),
         (TABLE, get(), &[], 429, &[], DoNotRepeat),
         // 413: the table's "after what time the client may try again".
         (TABLE, put(), &[], 413, RA1, RepeatAfter(SECS(1))),
@@ -305,7 +306,7 @@ fn retry_after_seconds_date_and_cap() {
 /// Every code 100–599 gets a decision in both modes, for safe, unsafe and keyed requests,
 /// with and without Retry-After, and the decision agrees with the catalog's guidance: it
 /// repeats only what the guidance lets be repeated unchanged, never a row the table says not
-/// to repeat unchanged, and a POST without a key only when the server named the time.
+/// to repeat unchanged, and never a POST without a key.
 #[test]
 fn every_code_follows_the_catalog() {
     let mut decided = 0;
@@ -329,11 +330,7 @@ fn every_code_follows_the_catalog() {
                         && status.advice() == Guidance::DoNotRepeat
                     {
                         Some("repeats a table row that says not to repeat unchanged")
-                    } else if advice.repeats()
-                        && req.is_empty()
-                        && method == Method::POST
-                        && guidance != Guidance::RetryAfter
-                    {
+                    } else if advice.repeats() && req.is_empty() && method == Method::POST {
                         Some("repeats a POST without an Idempotency-Key")
                     } else if code < 300 && advice != Advice::Done {
                         Some("1xx/2xx is not Done")
@@ -367,6 +364,10 @@ fn for_response_is_the_default_rules_without_a_key() {
     let m = &Method::POST;
     assert_eq!(
         Advice::for_response(m, StatusCode::TOO_MANY_REQUESTS, &answer),
+        Advice::DoNotRepeat
+    );
+    assert_eq!(
+        Advice::for_response(&Method::GET, StatusCode::TOO_MANY_REQUESTS, &answer),
         Advice::RepeatAfter(SECS(1))
     );
     assert_eq!(
@@ -451,7 +452,7 @@ fn backoff_is_exponential_capped_and_jittered() {
     assert_eq!(
         Backoff::default(),
         Backoff::new(ms(100), SECS(10))
-            .jitter(Jitter::Full)
+            .jitter(Jitter::Equal)
             .max_attempts(3)
     );
 }

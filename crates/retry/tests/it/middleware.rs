@@ -48,9 +48,10 @@ async fn waits_out_retry_after_on_429() {
     )
     .await;
     assert_eq!(got, Ok(200));
-    let record = server.record("m429").await;
-    record.assert_clean(2);
-    assert!(record.since_previous_ms(1) >= 1000, "{:#}", record.state);
+    let report = server.report("m429").await;
+    report.assert_clean(2);
+    assert_eq!(report.get("honoured_retry_after"), true, "{:#}", report.0);
+    assert!(report.since_previous_ms(1) >= 1000, "{:#}", report.0);
 }
 
 #[tokio::test]
@@ -65,7 +66,9 @@ async fn table_mode_does_not_repeat_503() {
     )
     .await;
     assert_eq!(got, Ok(503));
-    server.record("m503").await.assert_clean(1);
+    let report = server.report("m503").await;
+    report.assert_clean(1);
+    assert_eq!(report.get("gave_up_after"), 1, "{:#}", report.0);
 }
 
 #[tokio::test]
@@ -80,9 +83,9 @@ async fn rfc_mode_repeats_503_after_retry_after() {
     )
     .await;
     assert_eq!(got, Ok(200));
-    let record = server.record("n503").await;
-    record.assert_clean(2);
-    assert!(record.since_previous_ms(1) >= 1000, "{:#}", record.state);
+    let report = server.report("n503").await;
+    report.assert_only_the_rfc_503_repeat();
+    assert!(report.since_previous_ms(1) >= 1000, "{:#}", report.0);
 }
 
 #[tokio::test]
@@ -97,10 +100,12 @@ async fn backs_off_on_500_for_get() {
     )
     .await;
     assert_eq!(got, Ok(200));
-    let record = server.record("m500").await;
-    record.assert_clean(3);
-    assert!(record.since_previous_ms(1) >= 20, "{:#}", record.state);
-    assert!(record.since_previous_ms(2) >= 40, "{:#}", record.state);
+    let report = server.report("m500").await;
+    report.assert_clean(3);
+    assert_eq!(report.get("backoff"), "exponential", "{:#}", report.0);
+    assert_eq!(report.get("succeeded"), true);
+    assert!(report.since_previous_ms(1) >= 60, "{:#}", report.0);
+    assert!(report.since_previous_ms(2) >= 120, "{:#}", report.0);
 }
 
 #[tokio::test]
@@ -115,7 +120,7 @@ async fn post_after_500_only_with_a_key() {
     )
     .await;
     assert_eq!(got, Ok(500));
-    server.record("mp").await.assert_clean(1);
+    server.report("mp").await.assert_clean(1);
 
     let got = send(
         &server,
@@ -126,9 +131,9 @@ async fn post_after_500_only_with_a_key() {
     )
     .await;
     assert_eq!(got, Ok(200));
-    let record = server.record("mpk").await;
-    record.assert_clean(2);
-    assert_eq!(record.idempotency_key(1), Some("order-2"));
+    let report = server.report("mpk").await;
+    report.assert_clean(2);
+    assert_eq!(report.idempotency_key(1), Some("order-2"));
 }
 
 /// `reset` and `truncate` break the connection: GET and a keyed POST are retried, a POST
@@ -139,19 +144,19 @@ async fn connection_fault(fault: &str) {
 
     let got = send(&server, Mode::Table, Method::GET, &path("gg"), None).await;
     assert_eq!(got, Ok(200));
-    let record = server.record("gg").await;
-    record.assert_clean(2);
-    assert_eq!(record.steps(), [fault, "200"]);
+    let report = server.report("gg").await;
+    report.assert_clean(2);
+    assert_eq!(report.steps(), [fault, "200"]);
 
     let got = send(&server, Mode::Table, Method::POST, &path("gp"), None).await;
     assert!(got.is_err(), "{got:?}");
-    server.record("gp").await.assert_clean(1);
+    server.report("gp").await.assert_clean(1);
 
     let got = send(&server, Mode::Table, Method::POST, &path("gk"), Some("k-8")).await;
     assert_eq!(got, Ok(200));
-    let record = server.record("gk").await;
-    record.assert_clean(2);
-    assert_eq!(record.idempotency_key(1), Some("k-8"));
+    let report = server.report("gk").await;
+    report.assert_clean(2);
+    assert_eq!(report.idempotency_key(1), Some("k-8"));
 }
 
 #[tokio::test]
@@ -179,5 +184,24 @@ async fn streamed_content_is_left_to_the_caller() {
         .expect("the head arrives");
     assert_eq!(res.status(), 200);
     assert!(res.bytes().await.is_err());
-    server.record("gs").await.assert_clean(1);
+    server.report("gs").await.assert_clean(1);
+}
+
+/// The defaults (100 ms base, equal jitter, three attempts) never repeat at once: the report
+/// sees a backoff, not a retry storm.
+#[tokio::test]
+async fn the_defaults_are_clean() {
+    let server = TestServer::start().await;
+    let client = ClientBuilder::new(reqwest::Client::new())
+        .with(RetryMiddleware::default())
+        .build();
+    let res = client
+        .get(server.url("/sequence/md/500,500,200"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(res.status(), 200);
+    let report = server.report("md").await;
+    report.assert_clean(3);
+    assert!(report.since_previous_ms(1) >= 50, "{:#}", report.0);
 }

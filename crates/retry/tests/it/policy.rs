@@ -69,9 +69,10 @@ async fn waits_out_retry_after_on_429() {
     let path = "/sequence/t429/429,200?retry_after=1";
     let got = send(&server, policy(Mode::Table), Method::GET, path, None).await;
     assert_eq!(got, Ok(200));
-    let record = server.record("t429").await;
-    record.assert_clean(2);
-    assert!(record.since_previous_ms(1) >= 1000, "{:#}", record.state);
+    let report = server.report("t429").await;
+    report.assert_clean(2);
+    assert_eq!(report.get("honoured_retry_after"), true, "{:#}", report.0);
+    assert!(report.since_previous_ms(1) >= 1000, "{:#}", report.0);
 }
 
 #[tokio::test]
@@ -80,7 +81,9 @@ async fn table_mode_does_not_repeat_503() {
     let path = "/sequence/t503/503,200?retry_after=1";
     let got = send(&server, policy(Mode::Table), Method::GET, path, None).await;
     assert_eq!(got, Ok(503));
-    server.record("t503").await.assert_clean(1);
+    let report = server.report("t503").await;
+    report.assert_clean(1);
+    assert_eq!(report.get("gave_up_after"), 1, "{:#}", report.0);
 }
 
 #[tokio::test]
@@ -89,9 +92,9 @@ async fn rfc_mode_repeats_503_after_retry_after() {
     let path = "/sequence/r503/503,200?retry_after=1";
     let got = send(&server, policy(Mode::Rfc), Method::GET, path, None).await;
     assert_eq!(got, Ok(200));
-    let record = server.record("r503").await;
-    record.assert_clean(2);
-    assert!(record.since_previous_ms(1) >= 1000, "{:#}", record.state);
+    let report = server.report("r503").await;
+    report.assert_only_the_rfc_503_repeat();
+    assert!(report.since_previous_ms(1) >= 1000, "{:#}", report.0);
 }
 
 #[tokio::test]
@@ -100,10 +103,12 @@ async fn backs_off_on_500_for_get() {
     let path = "/sequence/t500/500,500,200";
     let got = send(&server, policy(Mode::Table), Method::GET, path, None).await;
     assert_eq!(got, Ok(200));
-    let record = server.record("t500").await;
-    record.assert_clean(3);
-    assert!(record.since_previous_ms(1) >= 20, "{:#}", record.state);
-    assert!(record.since_previous_ms(2) >= 40, "{:#}", record.state);
+    let report = server.report("t500").await;
+    report.assert_clean(3);
+    assert_eq!(report.get("backoff"), "exponential", "{:#}", report.0);
+    assert_eq!(report.get("succeeded"), true);
+    assert!(report.since_previous_ms(1) >= 60, "{:#}", report.0);
+    assert!(report.since_previous_ms(2) >= 120, "{:#}", report.0);
 }
 
 #[tokio::test]
@@ -112,7 +117,9 @@ async fn gives_up_after_its_attempts() {
     let path = "/sequence/tmax/500,500,500,200";
     let got = send(&server, policy(Mode::Table), Method::GET, path, None).await;
     assert_eq!(got, Ok(500));
-    server.record("tmax").await.assert_clean(3);
+    let report = server.report("tmax").await;
+    report.assert_clean(3);
+    assert_eq!(report.get("gave_up_after"), 3, "{:#}", report.0);
 }
 
 #[tokio::test]
@@ -127,7 +134,7 @@ async fn post_after_500_only_with_a_key() {
     )
     .await;
     assert_eq!(got, Ok(500));
-    server.record("tp").await.assert_clean(1);
+    server.report("tp").await.assert_clean(1);
 
     let path = "/sequence/tpk/500,200";
     let got = send(
@@ -139,9 +146,9 @@ async fn post_after_500_only_with_a_key() {
     )
     .await;
     assert_eq!(got, Ok(200));
-    let record = server.record("tpk").await;
-    record.assert_clean(2);
-    assert_eq!(record.idempotency_key(1), Some("order-1"));
+    let report = server.report("tpk").await;
+    report.assert_clean(2);
+    assert_eq!(report.idempotency_key(1), Some("order-1"));
 }
 
 /// `reset` and `truncate` break the connection: GET and a keyed POST are retried, a POST
@@ -153,9 +160,9 @@ async fn connection_fault(fault: &str) {
 
     let got = send(&server, policy(Mode::Table), Method::GET, &path("fg"), None).await;
     assert_eq!(got, Ok(200));
-    let record = server.record("fg").await;
-    record.assert_clean(2);
-    assert_eq!(record.steps(), [fault, "200"]);
+    let report = server.report("fg").await;
+    report.assert_clean(2);
+    assert_eq!(report.steps(), [fault, "200"]);
 
     let got = send(
         &server,
@@ -166,7 +173,7 @@ async fn connection_fault(fault: &str) {
     )
     .await;
     assert!(got.is_err(), "{got:?}");
-    server.record("fp").await.assert_clean(1);
+    server.report("fp").await.assert_clean(1);
 
     let got = send(
         &server,
@@ -177,9 +184,9 @@ async fn connection_fault(fault: &str) {
     )
     .await;
     assert_eq!(got, Ok(200));
-    let record = server.record("fk").await;
-    record.assert_clean(2);
-    assert_eq!(record.idempotency_key(1), Some("k-7"));
+    let report = server.report("fk").await;
+    report.assert_clean(2);
+    assert_eq!(report.idempotency_key(1), Some("k-7"));
 }
 
 #[tokio::test]
@@ -200,5 +207,5 @@ async fn an_empty_budget_stops_retries() {
     let policy = policy(Mode::Table).budget(budget);
     let got = send(&server, policy, Method::GET, "/sequence/tb/500,200", None).await;
     assert_eq!(got, Ok(500));
-    server.record("tb").await.assert_clean(1);
+    server.report("tb").await.assert_clean(1);
 }
