@@ -5,6 +5,9 @@
 //! connection failures only for an idempotent method or a request with an `Idempotency-Key`.
 //! A request whose body cannot be cloned (a stream) is sent once.
 //!
+//! The crate turns on no reqwest feature: TLS (`rustls`, say) and the rest are the
+//! application's choice, on its own reqwest dependency.
+//!
 //! ```
 //! use reqwest_middleware::ClientBuilder;
 //! use statuslab_retry::reqwest::RetryMiddleware;
