@@ -29,7 +29,9 @@ Routes:
   /resources[/{name}]  stored resources: 201 409 410 304 412 206 416 415 422 411 413
   /jobs[/{id}[/result]]  asynchronous jobs: 202, then 303 to the result
   /resources, /jobs with --token: 401 without a valid token, 403 when its scope is too small
+  /fault/{kind}        a connection fault: reset, empty, truncate, malformed-chunk, stall, drip, ...
   /sequence/{key}/{codes}, /sequences/{key}  per-key code sequences and their attempts
+  /sequences/{key}/report  the verdict on the client's retries (JSON, or HTML with a time line)
   /basic-auth/{u}/{p}, /bearer  200, or 401 with a challenge
   /hidden-basic-auth/{u}/{p}    200, or 404
   /rate-limit/{n}/{period}  429 with Retry-After;  /admin/maintenance  503 on/off
