@@ -5,7 +5,9 @@ use crate::Failure;
 use anyhow::Context as _;
 use clap::{ArgAction, Args, ValueEnum};
 use statuslab_server::store::Limits;
-use statuslab_server::{AccessLog, Config, Server, StoreChoice, TlsSource, Token, Upstream};
+use statuslab_server::{
+    AccessLog, AccessLogTo, Config, Server, StoreChoice, TlsSource, Token, Upstream,
+};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -29,7 +31,9 @@ Routes:
   /resources[/{name}]  stored resources: 201 409 410 304 412 206 416 415 422 411 413
   /jobs[/{id}[/result]]  asynchronous jobs: 202, then 303 to the result
   /resources, /jobs with --token: 401 without a valid token, 403 when its scope is too small
+  /fault/{kind}        a connection fault: reset, empty, truncate, malformed-chunk, stall, drip, ...
   /sequence/{key}/{codes}, /sequences/{key}  per-key code sequences and their attempts
+  /sequences/{key}/report  the verdict on the client's retries (JSON, or HTML with a time line)
   /basic-auth/{u}/{p}, /bearer  200, or 401 with a challenge
   /hidden-basic-auth/{u}/{p}    200, or 404
   /rate-limit/{n}/{period}  429 with Retry-After;  /admin/maintenance  503 on/off
@@ -197,6 +201,16 @@ pub struct ServeArgs {
     /// Do not log one line per request.
     #[arg(long, env = "STATUSLAB_NO_ACCESS_LOG", action = ArgAction::SetTrue, value_parser = parse_switch)]
     pub no_access_log: bool,
+    /// Write the access log (one line per request, in --log-format) to FILE, appending; `-` is
+    /// standard error. Lines are written in batches off the request path, at least every 250 ms
+    /// and all of them at shutdown.
+    #[arg(
+        long,
+        env = "STATUSLAB_ACCESS_LOG",
+        value_name = "FILE",
+        default_value = "-"
+    )]
+    pub access_log: PathBuf,
 }
 
 impl ServeArgs {
@@ -303,6 +317,12 @@ impl ServeArgs {
             } else {
                 AccessLog::On
             },
+            access_log_to: if self.access_log.as_os_str() == "-" {
+                AccessLogTo::Stderr
+            } else {
+                AccessLogTo::File(self.access_log.clone())
+            },
+            access_log_json: self.log_format == LogFormat::Json,
             ..Config::default()
         })
     }
@@ -600,7 +620,11 @@ fn size_in(
 
 pub(crate) fn serve(args: ServeArgs) -> Result<(), Failure> {
     init_tracing(&args)?;
-    let config = args.config()?;
+    let mut config = args.config()?;
+    // `--log-level warn` (or a filter that leaves out statuslab::access) silences it too.
+    if !tracing::enabled!(target: "statuslab::access", tracing::Level::INFO) {
+        config.access_log = AccessLog::Off;
+    }
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
     if let Some(n) = args.workers {

@@ -21,14 +21,24 @@ pub enum StoreChoice {
     },
 }
 
-/// How request lines are logged.
+/// Whether request lines are logged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AccessLog {
-    /// One tracing event per request (target `statuslab::access`).
+    /// One line per request (target `statuslab::access`), written in batches off the hot path.
     #[default]
     On,
-    /// No per-request events.
+    /// No per-request lines.
     Off,
+}
+
+/// Where access-log lines go.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AccessLogTo {
+    /// Standard error, beside the rest of the log.
+    #[default]
+    Stderr,
+    /// A file, appended to (created if missing).
+    File(PathBuf),
 }
 
 /// Everything `statuslab serve` can be told.
@@ -68,6 +78,10 @@ pub struct Config {
     pub max_buffered_bodies: usize,
     /// Per-request logging.
     pub access_log: AccessLog,
+    /// Where access-log lines go (`--access-log`).
+    pub access_log_to: AccessLogTo,
+    /// Access-log lines as JSON objects (with `--log-format json`) rather than text.
+    pub access_log_json: bool,
     /// Where state lives.
     pub store: StoreChoice,
     /// Limits on stored state.
@@ -234,6 +248,8 @@ impl Default for Config {
             send_timeout: Duration::from_secs(60),
             max_buffered_bodies: 256 * 1024 * 1024,
             access_log: AccessLog::On,
+            access_log_to: AccessLogTo::Stderr,
+            access_log_json: false,
             store: StoreChoice::Embedded(PathBuf::from("statuslab-data")),
             limits: Limits::default(),
             max_job_duration: Duration::from_secs(3600),

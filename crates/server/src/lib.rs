@@ -26,7 +26,7 @@ mod routes;
 pub mod store;
 mod wire;
 
-pub use config::{AccessLog, Config, Scope, StoreChoice, TlsSource, Token, Upstream};
+pub use config::{AccessLog, AccessLogTo, Config, Scope, StoreChoice, TlsSource, Token, Upstream};
 pub use content::negotiate::Format;
 pub use content::range;
 pub use routes::{App, REPRESENTATION_LEN};
@@ -81,9 +81,13 @@ impl Server {
             Some(source) => Some(wire::tls::acceptor(source).map_err(std::io::Error::other)?),
             None => None,
         };
+        let access_log = match cfg.access_log {
+            AccessLog::On => Some(routes::start_access_log(&cfg)?),
+            AccessLog::Off => None,
+        };
         Ok(Server {
             listener,
-            app: Arc::new(App::new(cfg, store)),
+            app: Arc::new(App::new(cfg, store).with_access_log(access_log)),
             tls,
         })
     }
@@ -196,6 +200,8 @@ impl Server {
         {
             tracing::warn!(grace = ?cfg.shutdown_grace, "in-flight requests still running at the end of the grace period");
         }
+        // Every line of the requests answered above reaches the access log's destination.
+        app.close_access_log();
         for (task, result) in background {
             if let Err(panic) = result {
                 return Err(std::io::Error::other(format!("{task} panicked: {panic}")));

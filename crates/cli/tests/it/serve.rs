@@ -859,3 +859,67 @@ fn json_log_is_json_from_the_first_line() {
         "no shutdown event:\n{log}"
     );
 }
+
+/// `--access-log FILE`: every answered request has its line in the file once the server has
+/// shut down cleanly (lines are written in batches, off the request path), in the JSON format
+/// with `--log-format json`; the rest of the log stays on standard error.
+#[test]
+fn access_log_file_gets_every_line_by_shutdown() {
+    let dir = tempfile::tempdir().expect("temporary dir");
+    let file = dir.path().join("access.log");
+    let file_arg = file.to_str().expect("UTF-8 temp path");
+    for format in ["text", "json"] {
+        let _ = std::fs::remove_file(&file);
+        let mut served = Served::start(
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--store",
+                "memory",
+                "--access-log",
+                file_arg,
+                "--log-format",
+                format,
+            ],
+            &[],
+        );
+        let mut c = Conn::open(served.addr).expect("connect");
+        for i in 0..500 {
+            let r = c
+                .request("GET", &format!("/status/{}", 200 + i % 7), &[], b"")
+                .expect("GET");
+            assert_eq!(r.status, 200 + i % 7);
+        }
+        drop(c);
+        served.terminate();
+        assert_eq!(
+            served
+                .wait_exit(Duration::from_secs(20))
+                .and_then(|s| s.code()),
+            Some(0)
+        );
+        let log = served.final_log();
+        assert!(
+            !log.contains("statuslab::access"),
+            "{format}: access lines on stderr:\n{log}"
+        );
+        let text = std::fs::read_to_string(&file).expect("the access log file");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 500, "{format}:\n{text}");
+        for (i, line) in lines.iter().enumerate() {
+            let path = format!("/status/{}", 200 + i % 7);
+            match format {
+                "json" => {
+                    let v: serde_json::Value = serde_json::from_str(line).expect("JSON");
+                    assert_eq!(v["path"], path.as_str(), "{line}");
+                    assert_eq!(v["target"], "statuslab::access", "{line}");
+                }
+                _ => assert!(
+                    line.contains(" INFO statuslab::access: ")
+                        && line.contains(&format!("path=\"{path}\"")),
+                    "{line}"
+                ),
+            }
+        }
+    }
+}

@@ -19,7 +19,7 @@ mod resources;
 mod sequences;
 mod websocket;
 
-use crate::config::{AccessLog, Config};
+use crate::config::Config;
 use crate::ctx::Ctx;
 use crate::edge::{self, RateLimited, Slot};
 use crate::gateway;
@@ -210,6 +210,7 @@ const EXPOSE: &str = "Retry-After, Location, Content-Range, Allow, WWW-Authentic
 #[derive(Debug)]
 pub struct App {
     pub(crate) ctx: Ctx,
+    access_log: Option<access_log::AccessLog>,
     router: matchit::Router<usize>,
     allow: Vec<HeaderValue>,
     pages: catalog::Pages,
@@ -258,9 +259,23 @@ impl App {
             .collect();
         App {
             ctx: Ctx::new(cfg, store),
+            access_log: None,
             router,
             allow,
             pages: catalog::Pages::new(),
+        }
+    }
+
+    /// Logs each answered request to `log` (started with [`start_access_log`]).
+    pub(crate) fn with_access_log(mut self, log: Option<access_log::AccessLog>) -> App {
+        self.access_log = log;
+        self
+    }
+
+    /// Writes the access log's pending lines and stops its writer.
+    pub(crate) fn close_access_log(&self) {
+        if let Some(log) = &self.access_log {
+            log.close();
         }
     }
 
@@ -470,10 +485,15 @@ impl Service for App {
     }
 
     fn completed(&self, req: &Request, reply: &Reply, started: Instant) {
-        if self.ctx.cfg.access_log == AccessLog::On {
-            access_log::log(req, reply, started);
+        if let Some(log) = &self.access_log {
+            log.log(req, reply, started);
         }
     }
+}
+
+/// Opens the configured access-log destination and starts its writer thread.
+pub(crate) fn start_access_log(cfg: &Config) -> std::io::Result<access_log::AccessLog> {
+    access_log::AccessLog::start(&cfg.access_log_to, cfg.access_log_json)
 }
 
 /// Routes whose every method needs a bearer token when tokens are configured.

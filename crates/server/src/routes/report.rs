@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use statuslab_catalog::Status;
 use std::fmt::Write as _;
 
-/// Gaps shorter than this are a retry "at once": no backoff at all.
+/// Gaps shorter than this are a repeat "at once": no backoff at all.
 pub(crate) const IMMEDIATE_MS: u64 = 50;
 /// A model fits when the gaps stray from it by at most this share on average; beyond it the
 /// gaps had jitter.
@@ -324,24 +324,25 @@ pub(crate) fn verdict(key: &str, codes: &[u16], seen: &[Seen]) -> Value {
         }));
     }
     let shape = backoff(&gaps);
-    // Retrying at once after a failure that named no wait: nothing in the table asks for it,
-    // and it is how retry storms start.
-    if shape.is_some_and(|(b, _)| b == Backoff::None) {
-        let after_failure = seen
-            .windows(2)
-            .any(|w| w[0].outcome() != Outcome::Success && w[0].retry_after.is_none());
-        if after_failure {
-            let longest = gaps.iter().max().copied().unwrap_or(0);
-            let failed = seen
-                .iter()
-                .find(|s| s.outcome() != Outcome::Success)
-                .map_or(0, |s| s.code);
-            findings.push(format!(
-                "The client retried at once (no gap longer than {longest} ms) after {}: without a wait it adds load to a server that is failing; {}",
-                answer_phrase(failed),
-                row(failed)
-            ));
-        }
+    // Repeating at once, again and again, after failures that named no wait: nothing in the
+    // table asks for it, and it is how retry storms start. (One immediate repeat — a fresh
+    // connection after a stale one was reset — is common practice and not a finding.)
+    let storm: Vec<&[Seen]> = seen
+        .windows(2)
+        .filter(|w| {
+            w[0].outcome() != Outcome::Success
+                && w[0].retry_after.is_none()
+                && w[1].at_ms.saturating_sub(w[0].at_ms) < IMMEDIATE_MS
+        })
+        .collect();
+    if storm.len() >= 2 {
+        let failed = storm[0][0].code;
+        findings.push(format!(
+            "The client repeated at once {} times (each within {IMMEDIATE_MS} ms) after failures that named no wait, starting with {}: without a wait it adds load to a server that is failing; {}",
+            storm.len(),
+            answer_phrase(failed),
+            row(failed)
+        ));
     }
     let last = seen.last();
     let succeeded = last.is_some_and(|s| s.outcome() == Outcome::Success);

@@ -160,11 +160,27 @@ async fn a_post_repeated_without_an_idempotency_key_is_a_finding() {
     let v = report(&server, &keyed).await;
     assert_eq!(v["retried_non_idempotent_without_key"], false, "{v:#}");
     assert_eq!(v["timeline"][0]["idempotency_key"], "k1");
-    // Only the immediate repeat is noted (a 500 names no wait).
+    // One immediate repeat is not a finding; a loop of them is.
     assert_eq!(v["backoff"], "none");
-    let f = findings(&v);
+    assert_eq!(v["verdict"], "clean", "{v:#}");
+
+    let storm = unique("storm");
+    for _ in 0..3 {
+        send(
+            &server,
+            "GET",
+            &format!("/sequence/{storm}/500,500,200"),
+            &[],
+            b"",
+        )
+        .await;
+    }
+    let f = findings(&report(&server, &storm).await);
     assert_eq!(f.len(), 1, "{f:#?}");
-    assert!(f[0].contains("retried at once"), "{f:#?}");
+    assert!(
+        f[0].contains("repeated at once 2 times") && f[0].contains("the table's 500 row says"),
+        "{f:#?}"
+    );
 }
 
 /// The report of a sequence no one tried is a 404; a bad key a 400; HTML on request, with
