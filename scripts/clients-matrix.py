@@ -155,7 +155,7 @@ CONFIG = {
     "urllib3 Retry": "`Retry(total=3, backoff_factor=0.2, status_forcelist=[429, 500, 502, 503, 504])`, otherwise defaults",
     "undici RetryAgent": "`new RetryAgent(new Agent(), {maxRetries: 3, minTimeout: 200, timeoutFactor: 2})`, otherwise defaults",
     "reqwest-retry": "`RetryTransientMiddleware` with `ExponentialBackoff::builder().build_with_max_retries(3)`",
-    "statuslab-retry": "statuslab-retry's middleware, `Mode::Table`, 3 retries",
+    "statuslab-retry": "`RetryMiddleware::new(Rules::new(), Backoff::default().max_attempts(4)).read_content(true)`: table mode, up to 3 retries, 100 ms base with equal jitter",
 }
 
 
@@ -163,7 +163,7 @@ def build(clients):
     subprocess.run(["cargo", "build", "-q", "-p", "statuslab"], cwd=ROOT, check=True)
     if {"reqwest-retry", "statuslab-retry"} & set(clients):
         subprocess.run(
-            ["cargo", "build", "-q", "-p", "statuslab-retry", "--example", "retry_client", "--all-features"],
+            ["cargo", "build", "-q", "-p", "statuslab-retry", "--example", "retry_client"],
             cwd=ROOT,
             check=True,
         )
