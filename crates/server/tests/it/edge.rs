@@ -8,7 +8,7 @@
 //! (scripts/test-deps.sh installs them): without them these tests fail, never skip.
 //! (The raw-socket 408/417/505/missing-Host/501 cases live in protocol.rs and raw.rs.)
 
-use crate::support::{Conn, Response, TestServer, request};
+use crate::support::{Conn, Exchange, Response, TestServer, request};
 use serde_json::Value;
 use statuslab_server::{Scope, TlsSource, Token};
 use std::io::Write as _;
@@ -524,6 +524,68 @@ async fn on_demand_rate_limit_admits_exactly_n_per_key() {
     let r = server.get("/rate-limit/3/1m?key=other", &[]).await;
     assert_eq!(r.status, 200, "another key has its own budget");
     assert_eq!(remaining_and_reset(one(&r, "ratelimit")).0, 2);
+}
+
+/// The default is exact to the URL (a sliding window: the 4th of `3/10s` waits for the
+/// first to leave the window, 10 s); `?algorithm=gcra` is the smoothed limiter (the 4th waits
+/// one emission interval, 3.33 s); `?algorithm=sliding-window` names the default; another
+/// name is 400. The exact timing is tested on a manual clock in the store's conformance suite.
+#[tokio::test]
+async fn on_demand_rate_limit_algorithms_tell_their_truth() {
+    let server = TestServer::start().await;
+    let codes = |r: &[Exchange]| r.iter().map(|r| r.status).collect::<Vec<_>>();
+    let mut window = Vec::new();
+    for path in [
+        "/rate-limit/3/10s?key=w",
+        "/rate-limit/3/10s?key=w&algorithm=sliding-window",
+        "/rate-limit/3/10s?key=w",
+        "/rate-limit/3/10s?key=w&algorithm=sliding-window",
+    ] {
+        window.push(server.get(path, &[]).await);
+    }
+    assert_eq!(
+        codes(&window),
+        [200, 200, 200, 429],
+        "one window, named or not"
+    );
+    let refused = &window[3];
+    assert!(
+        (9..=10).contains(&retry_after_secs(refused)),
+        "{}",
+        refused.head
+    );
+    assert_eq!(one(refused, "ratelimit-policy"), "\"on-demand\";q=3;w=10");
+    assert_eq!(remaining_and_reset(one(refused, "ratelimit")).0, 0);
+    let detail = refused.json()["detail"].as_str().unwrap_or("").to_owned();
+    assert!(detail.contains("sliding window"), "{detail}");
+
+    let mut gcra = Vec::new();
+    for _ in 0..4 {
+        gcra.push(
+            server
+                .get("/rate-limit/3/10s?key=w&algorithm=gcra", &[])
+                .await,
+        );
+    }
+    assert_eq!(
+        codes(&gcra),
+        [200, 200, 200, 429],
+        "GCRA keeps state of its own"
+    );
+    assert!(
+        (3..=4).contains(&retry_after_secs(&gcra[3])),
+        "{}",
+        gcra[3].head
+    );
+    let detail = gcra[3].json()["detail"].as_str().unwrap_or("").to_owned();
+    assert!(detail.contains("GCRA"), "{detail}");
+
+    let r = server
+        .get("/rate-limit/3/10s?algorithm=token-bucket", &[])
+        .await;
+    assert_eq!(r.status, 400, "{}", r.head);
+    let detail = r.json()["detail"].as_str().unwrap_or("").to_owned();
+    assert!(detail.contains("sliding-window, gcra"), "{detail}");
 }
 
 const ADMIN: &str = "admin-secret";

@@ -5,8 +5,8 @@
 use crate::support::{Conn, Exchange, Framing, TestServer, check, ensure, request};
 use serde_json::{Value, json};
 use statuslab_server::store::{
-    Attempt, Conditions, DeleteOutcome, Job, JobOutcome, Lookup, NewResource, RateDecision,
-    ResourceMeta, Sequence, SequenceStep, Store, StoreError, WriteMode, WriteOutcome,
+    Attempt, Conditions, DeleteOutcome, Job, JobOutcome, Lookup, NewResource, RateAlgorithm,
+    RateDecision, ResourceMeta, Sequence, SequenceStep, Store, StoreError, WriteMode, WriteOutcome,
 };
 use statuslab_server::{AccessLog, Config, Scope, Server, StoreChoice, Token};
 use std::collections::BTreeSet;
@@ -1644,11 +1644,12 @@ impl Store for FailingStore {
     async fn reset_sequence(&self, _key: &str) -> Result<bool, StoreError> {
         broken()
     }
-    async fn rate_limit(
+    async fn rate_limit_with(
         &self,
         _key: &str,
         _limit: u32,
         _period: Duration,
+        _algorithm: RateAlgorithm,
     ) -> Result<RateDecision, StoreError> {
         broken()
     }
