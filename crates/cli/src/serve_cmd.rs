@@ -32,7 +32,8 @@ Routes:
   /sequence/{key}/{codes}, /sequences/{key}  per-key code sequences and their attempts
   /basic-auth/{u}/{p}, /bearer  200, or 401 with a challenge
   /hidden-basic-auth/{u}/{p}    200, or 404
-  /rate-limit/{n}/{period}  429 with Retry-After;  /admin/maintenance  503 on/off
+  /rate-limit/{n}/{period}  429 past n in any period (?algorithm=gcra: smoothed)
+  /admin/maintenance  503 on/off
   /gateway/{upstream}/{path}  502, 504 (?timeout=), 203 (?transform=)
 Options on /status, /{code}, /random: sleep=250ms, retry_after=SECONDS|HTTP-DATE, location=/path,
   header=Name:Value (repeatable), then=CODE (final code after a 1xx), format=text|json|problem|html
@@ -173,7 +174,7 @@ pub struct ServeArgs {
     /// Longest the gateway waits for an upstream when the request has no timeout (then 504).
     #[arg(long, env = "STATUSLAB_GATEWAY_MAX_WAIT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub gateway_max_wait: Duration,
-    /// A server-wide rate limit per client: N/PERIOD, e.g. 100/1m (429 with Retry-After past it).
+    /// A server-wide rate limit per client: N/PERIOD, e.g. 100/1m: never more than N in any PERIOD (429 with Retry-After past it).
     #[arg(long, env = "STATUSLAB_RATE_LIMIT", value_name = "N/PERIOD", value_parser = parse_rate)]
     pub rate_limit: Option<(u32, Duration)>,
     /// The request header that names the client for --rate-limit (default: the client address).
