@@ -195,6 +195,9 @@ pub struct ServeArgs {
     /// Serve HTTPS with a self-signed certificate for localhost made at start.
     #[arg(long, env = "STATUSLAB_TLS_SELF_SIGNED", action = ArgAction::SetTrue, value_parser = parse_switch)]
     pub tls_self_signed: bool,
+    /// Where --tls-self-signed writes its certificate (PEM, never the key), for clients to trust: `curl --cacert PATH` [default: DATA_DIR/tls/cert.pem, whatever the store].
+    #[arg(long, env = "STATUSLAB_TLS_CERT_OUT", value_name = "PATH")]
+    pub tls_cert_out: Option<PathBuf>,
     /// Do not log one line per request.
     #[arg(long, env = "STATUSLAB_NO_ACCESS_LOG", action = ArgAction::SetTrue, value_parser = parse_switch)]
     pub no_access_log: bool,
@@ -247,6 +250,16 @@ impl ServeArgs {
                 "--tls-self-signed cannot be used with --tls-cert: pick one".to_owned(),
             ));
         }
+        if self.tls_cert_out.is_some() && !self.tls_self_signed {
+            return Err(Failure::Usage(
+                "--tls-cert-out names where --tls-self-signed writes its certificate: add --tls-self-signed".to_owned(),
+            ));
+        }
+        let tls_cert_out = self.tls_self_signed.then(|| {
+            self.tls_cert_out
+                .clone()
+                .unwrap_or_else(|| self.data_dir.join("tls").join("cert.pem"))
+        });
         let tls = match (&self.tls_cert, &self.tls_key, self.tls_self_signed) {
             (Some(cert), Some(key), _) => Some(TlsSource::Files {
                 cert: cert.clone(),
@@ -266,6 +279,7 @@ impl ServeArgs {
             maintenance: self.maintenance,
             max_in_flight: self.max_in_flight.map(|n| n as usize),
             tls,
+            tls_cert_out,
             listen: self.listen,
             max_delay: self.max_delay,
             max_connections: self.max_connections as usize,

@@ -220,6 +220,79 @@ async fn curl_retry_waits_out_retry_after_on_503_and_429() {
     retried_after_retry_after(&server, &k429, "GET", 429, 2).await;
 }
 
+/// `--tls-self-signed` writes its certificate (PEM, no key) where `tls_cert_out` says;
+/// curl trusting that file verifies the server by name and by address (the certificate's
+/// SANs hold localhost and 127.0.0.1). Plain HTTP sent to the TLS port gets a plain 400
+/// (problem+json, `Connection: close`) saying so, then the close.
+#[tokio::test]
+async fn self_signed_certificate_is_written_and_plain_http_gets_400() {
+    let dir = tempfile::tempdir().expect("temporary dir");
+    let pem = dir.path().join("tls").join("cert.pem");
+    let out = pem.clone();
+    let server = TestServer::start_with(move |c| {
+        c.tls = Some(TlsSource::SelfSigned);
+        c.tls_cert_out = Some(out);
+    })
+    .await;
+    let text = std::fs::read_to_string(&pem).expect("the certificate is written");
+    assert!(text.starts_with("-----BEGIN CERTIFICATE-----\n"), "{text}");
+    assert!(!text.contains("PRIVATE KEY"), "never the key");
+    let port = server.addr.port();
+    let cacert = pem.to_str().expect("UTF-8 path");
+    let show = "%{http_code} %{ssl_verify_result}";
+    for host in ["localhost", "127.0.0.1"] {
+        let url = format!("https://{host}:{port}/status/201");
+        let (out, _) = curl(&[
+            "-sS",
+            "--cacert",
+            cacert,
+            "-o",
+            "/dev/null",
+            "-w",
+            show,
+            &url,
+        ])
+        .await;
+        assert_eq!(
+            out, "201 0",
+            "{url}: verified against the written certificate"
+        );
+    }
+
+    let mut conn = server.connect().await;
+    conn.send(format!("GET / HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n").as_bytes())
+        .await;
+    let r = conn.read_response(false).await;
+    assert_eq!(
+        (r.status, r.reason.as_str()),
+        (400, "Bad Request"),
+        "{}",
+        r.head
+    );
+    assert_eq!(r.must("connection"), "close");
+    assert_eq!(r.must("content-type"), "application/problem+json");
+    let detail = r.json()["detail"].as_str().unwrap_or("").to_owned();
+    assert!(
+        detail.contains("plain HTTP request was sent to an HTTPS port"),
+        "{detail}"
+    );
+    conn.expect_eof().await;
+    // The port still speaks TLS to the next client.
+    let url = format!("https://localhost:{port}/status/200");
+    let (out, _) = curl(&[
+        "-sS",
+        "--cacert",
+        cacert,
+        "-o",
+        "/dev/null",
+        "-w",
+        show,
+        &url,
+    ])
+    .await;
+    assert_eq!(out, "200 0");
+}
+
 #[tokio::test]
 async fn curl_over_tls_http2_shows_103_then_200_and_http11_works() {
     let server = TestServer::start_with(|c| c.tls = Some(TlsSource::SelfSigned)).await;
