@@ -952,9 +952,13 @@ macro_rules! conformance_tests {
                     SequenceStep::TooManyKeys
                 );
                 assert_eq!(s.sequence("s4").await.unwrap(), None);
-                // Existing sequences go on, even with a new list of codes.
+                // Existing sequences go on; another list for one of them is a conflict, not
+                // a 507.
                 assert_eq!(step(&*s, "s1", &[503, 200], 1).await, answer(1, 200));
-                assert_eq!(step(&*s, "s2", &[429, 200], 1).await, answer(0, 429));
+                assert_eq!(
+                    step(&*s, "s2", &[429, 200], 1).await,
+                    SequenceStep::Conflict { codes: vec![503, 200] }
+                );
                 // A reset frees a key.
                 assert!(s.reset_sequence("s3").await.unwrap());
                 assert_eq!(step(&*s, "s4", &[503, 200], 0).await, answer(0, 503));
@@ -1164,12 +1168,20 @@ macro_rules! conformance_tests {
             }
 
             #[tokio::test]
-            async fn sequence_with_other_codes_starts_over() {
+            async fn sequence_with_other_codes_is_a_conflict_until_reset() {
                 let s = store(Limits::default()).await;
                 assert_eq!(step(&*s, "k", &[503, 503, 200], 0).await, answer(0, 503));
                 assert_eq!(step(&*s, "k", &[503, 503, 200], 1).await, answer(1, 503));
-                assert_eq!(step(&*s, "k", &[429, 200], 2).await, answer(0, 429));
-                assert_eq!(step(&*s, "k", &[429, 200], 3).await, answer(1, 200));
+                let conflict = SequenceStep::Conflict { codes: vec![503, 503, 200] };
+                assert_eq!(step(&*s, "k", &[429, 200], 2).await, conflict);
+                // Nothing changed: the sequence goes on where it was.
+                let seq = s.sequence("k").await.unwrap().unwrap();
+                assert_eq!((seq.codes, seq.served, seq.attempts.len()), (vec![503, 503, 200], 2, 2));
+                assert_eq!(step(&*s, "k", &[503, 503, 200], 3).await, answer(2, 200));
+                // Reset, the other list starts, without the old list's attempts.
+                assert!(s.reset_sequence("k").await.unwrap());
+                assert_eq!(step(&*s, "k", &[429, 200], 4).await, answer(0, 429));
+                assert_eq!(step(&*s, "k", &[429, 200], 5).await, answer(1, 200));
                 let seq = s.sequence("k").await.unwrap().unwrap();
                 assert_eq!(seq.codes, [429, 200]);
                 assert_eq!(seq.served, 2);
@@ -1178,6 +1190,10 @@ macro_rules! conformance_tests {
                     [0, 1],
                     "the old list's attempts are gone"
                 );
+                // An expired sequence is no conflict: another list starts over.
+                s.advance(Limits::default().sequence_ttl);
+                assert_eq!(step(&*s, "k", &[418], 6).await, answer(0, 418));
+                s.census();
             }
 
             #[tokio::test]
@@ -1826,9 +1842,18 @@ macro_rules! conformance_tests {
                     step(&*s, "k", &[503, 200], n).await;
                 }
                 assert_eq!(s.census().entries(Table::Attempts), 3, "only the last 3 kept");
-                // Another list of codes starts over, without the old run's attempts.
-                step(&*s, "k", &[429, 200], 5).await;
-                assert_eq!(s.census().entries(Table::Attempts), 1);
+                // Another list of codes is a conflict that changes nothing, not a silent
+                // restart; a reset takes the attempts with it, and the other list starts.
+                assert_eq!(
+                    step(&*s, "k", &[429, 200], 5).await,
+                    SequenceStep::Conflict { codes: vec![503, 200] }
+                );
+                let seq = s.sequence("k").await.unwrap().unwrap();
+                assert_eq!((seq.codes, seq.served), (vec![503, 200], 5));
+                assert_eq!(s.census().entries(Table::Attempts), 3);
+                assert!(s.reset_sequence("k").await.unwrap());
+                assert_eq!(s.census().entries(Table::Attempts), 0);
+                assert_eq!(step(&*s, "k", &[429, 200], 5).await, answer(0, 429));
                 let seq = s.sequence("k").await.unwrap().unwrap();
                 assert_eq!(seq.attempts.len(), 1);
                 assert_eq!(seq.attempts[0].headers, attempt("GET", 5).headers);

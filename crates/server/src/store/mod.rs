@@ -300,7 +300,7 @@ pub struct Sequence {
 }
 
 /// The answer a sequence gives to one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SequenceStep {
     /// Answer `code`, the `step`th (0-based) of the sequence.
     Answer {
@@ -311,6 +311,11 @@ pub enum SequenceStep {
     },
     /// `--max-keys` sequences exist already (507).
     TooManyKeys,
+    /// The key holds a live sequence over another list of codes (409): nothing changed.
+    Conflict {
+        /// The list the key holds.
+        codes: Vec<u16>,
+    },
 }
 
 /// A rate limiter's decision.
@@ -389,8 +394,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn job(&self, id: &str) -> Result<Option<Job>, StoreError>;
     /// Cancels a job; `false` if there is none.
     async fn cancel_job(&self, id: &str) -> Result<bool, StoreError>;
-    /// Answers the next request of sequence `key` over `codes` (a different list starts over)
-    /// and records the attempt.
+    /// Answers the next request of sequence `key` over `codes` and records the attempt. A
+    /// key holding a live sequence over another list is a [`SequenceStep::Conflict`] (reset
+    /// it first); an expired one starts over.
     async fn sequence_step(
         &self,
         key: &str,

@@ -355,7 +355,10 @@ pub(super) fn sequence_step(
     let stored = head(tx, key)?;
     let existed = stored.is_some();
     let mut seq = match stored {
-        Some(s) if s.codes == codes && !s.expired(limits, now) => s,
+        Some(s) if !s.expired(limits, now) && s.codes != codes => {
+            return Ok(SequenceStep::Conflict { codes: s.codes });
+        }
+        Some(s) if !s.expired(limits, now) => s,
         old => {
             if !existed && counter(tx, SEQUENCE_COUNT)? >= limits.max_keys {
                 return Ok(SequenceStep::TooManyKeys);
