@@ -705,6 +705,21 @@ async fn maintenance_mode_503_and_admin_switch() {
         "{}",
         r.text()
     );
+    // The advice agrees with the detail and Retry-After: repeat later, not "do not repeat".
+    let advice = r.json()["advice"].as_str().unwrap_or("").to_owned();
+    assert!(advice.contains("after Retry-After"), "{advice}");
+    assert!(!advice.to_lowercase().contains("not repeat"), "{advice}");
+    let r = server
+        .get("/status/200", &[("Accept", "application/json")])
+        .await;
+    assert_eq!(r.status, 503);
+    assert!(
+        r.json()["next_step"]
+            .as_str()
+            .is_some_and(|a| a.contains("after Retry-After")),
+        "{}",
+        r.text()
+    );
     let r = server.get("/health", &[]).await;
     assert_eq!(r.status, 200, "/health still answers:\n{}", r.head);
     let r = send(&server, "GET", "/admin/maintenance", Some(READER)).await;
