@@ -36,7 +36,8 @@ Routes:
   /sequences/{key}/report  the verdict on the client's retries (JSON, or HTML with a time line)
   /basic-auth/{u}/{p}, /bearer  200, or 401 with a challenge
   /hidden-basic-auth/{u}/{p}    200, or 404
-  /rate-limit/{n}/{period}  429 with Retry-After;  /admin/maintenance  503 on/off
+  /rate-limit/{n}/{period}  429 past n in any period (?algorithm=gcra: smoothed)
+  /admin/maintenance  503 on/off
   /gateway/{upstream}/{path}  502, 504 (?timeout=), 203 (?transform=)
 Options on /status, /{code}, /random: sleep=250ms, retry_after=SECONDS|HTTP-DATE, location=/path,
   header=Name:Value (repeatable), then=CODE (final code after a 1xx), format=text|json|problem|html
@@ -177,7 +178,7 @@ pub struct ServeArgs {
     /// Longest the gateway waits for an upstream when the request has no timeout (then 504).
     #[arg(long, env = "STATUSLAB_GATEWAY_MAX_WAIT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub gateway_max_wait: Duration,
-    /// A server-wide rate limit per client: N/PERIOD, e.g. 100/1m (429 with Retry-After past it).
+    /// A server-wide rate limit per client: N/PERIOD, e.g. 100/1m: never more than N in any PERIOD (429 with Retry-After past it).
     #[arg(long, env = "STATUSLAB_RATE_LIMIT", value_name = "N/PERIOD", value_parser = parse_rate)]
     pub rate_limit: Option<(u32, Duration)>,
     /// The request header that names the client for --rate-limit (default: the client address).
@@ -198,6 +199,9 @@ pub struct ServeArgs {
     /// Serve HTTPS with a self-signed certificate for localhost made at start.
     #[arg(long, env = "STATUSLAB_TLS_SELF_SIGNED", action = ArgAction::SetTrue, value_parser = parse_switch)]
     pub tls_self_signed: bool,
+    /// Where --tls-self-signed writes its certificate (PEM, never the key), for clients to trust: `curl --cacert PATH` [default: DATA_DIR/tls/cert.pem, whatever the store].
+    #[arg(long, env = "STATUSLAB_TLS_CERT_OUT", value_name = "PATH")]
+    pub tls_cert_out: Option<PathBuf>,
     /// Do not log one line per request.
     #[arg(long, env = "STATUSLAB_NO_ACCESS_LOG", action = ArgAction::SetTrue, value_parser = parse_switch)]
     pub no_access_log: bool,
@@ -260,6 +264,16 @@ impl ServeArgs {
                 "--tls-self-signed cannot be used with --tls-cert: pick one".to_owned(),
             ));
         }
+        if self.tls_cert_out.is_some() && !self.tls_self_signed {
+            return Err(Failure::Usage(
+                "--tls-cert-out names where --tls-self-signed writes its certificate: add --tls-self-signed".to_owned(),
+            ));
+        }
+        let tls_cert_out = self.tls_self_signed.then(|| {
+            self.tls_cert_out
+                .clone()
+                .unwrap_or_else(|| self.data_dir.join("tls").join("cert.pem"))
+        });
         let tls = match (&self.tls_cert, &self.tls_key, self.tls_self_signed) {
             (Some(cert), Some(key), _) => Some(TlsSource::Files {
                 cert: cert.clone(),
@@ -279,6 +293,7 @@ impl ServeArgs {
             maintenance: self.maintenance,
             max_in_flight: self.max_in_flight.map(|n| n as usize),
             tls,
+            tls_cert_out,
             listen: self.listen,
             max_delay: self.max_delay,
             max_connections: self.max_connections as usize,

@@ -110,6 +110,9 @@ pub struct Config {
     pub max_in_flight: Option<usize>,
     /// TLS: certificate and key, or a self-signed certificate made at start.
     pub tls: Option<TlsSource>,
+    /// Where a self-signed certificate ([`TlsSource::SelfSigned`]) is written as PEM (the
+    /// certificate only, never the key), so that clients can trust it (`curl --cacert`).
+    pub tls_cert_out: Option<PathBuf>,
 }
 
 /// What a bearer token may do.
@@ -264,6 +267,7 @@ impl Default for Config {
             maintenance: false,
             max_in_flight: None,
             tls: None,
+            tls_cert_out: None,
         }
     }
 }

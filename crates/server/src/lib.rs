@@ -33,6 +33,7 @@ pub use routes::{App, REPRESENTATION_LEN};
 pub use wire::fault::{Fault, FaultKind};
 pub use wire::reply::{Body, Interim, Reply, Upgrade};
 pub use wire::request::Request;
+pub use wire::tls::SelfSigned;
 
 use futures_util::FutureExt as _;
 use std::future::Future;
@@ -51,6 +52,7 @@ pub struct Server {
     listener: TcpListener,
     app: Arc<App>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    certificate: Option<wire::tls::SelfSigned>,
 }
 
 impl std::fmt::Debug for Server {
@@ -77,9 +79,13 @@ impl Server {
             listen: listener.local_addr()?,
             ..cfg
         };
-        let tls = match &cfg.tls {
-            Some(source) => Some(wire::tls::acceptor(source).map_err(std::io::Error::other)?),
-            None => None,
+        let (tls, certificate) = match &cfg.tls {
+            Some(source) => {
+                let (acceptor, made) = wire::tls::acceptor(source, cfg.tls_cert_out.as_deref())
+                    .map_err(std::io::Error::other)?;
+                (Some(acceptor), made)
+            }
+            None => (None, None),
         };
         let access_log = match cfg.access_log {
             AccessLog::On => Some(routes::start_access_log(&cfg)?),
@@ -89,7 +95,14 @@ impl Server {
             listener,
             app: Arc::new(App::new(cfg, store).with_access_log(access_log)),
             tls,
+            certificate,
         })
+    }
+
+    /// The self-signed certificate made at start ([`TlsSource::SelfSigned`]): its PEM,
+    /// SHA-256 fingerprint and where it was written.
+    pub fn self_signed_certificate(&self) -> Option<&SelfSigned> {
+        self.certificate.as_ref()
     }
 
     /// The address actually bound (useful with port 0).
@@ -102,7 +115,9 @@ impl Server {
     /// Serves until `shutdown` completes; then stops accepting, lets in-flight requests
     /// finish for up to `--shutdown-grace`, and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
-        let Server { listener, app, tls } = self;
+        let Server {
+            listener, app, tls, ..
+        } = self;
         let cfg = Arc::clone(&app.ctx.cfg);
         let limits = wire_limits(&cfg);
         let stop = CancellationToken::new();
@@ -150,12 +165,12 @@ impl Server {
                                 // Boxed: the TLS state would otherwise size every plain
                                 // connection's task.
                                 Some(acceptor) => {
-                                    Box::pin(wire::tls::serve(
+                                    let plain = Box::pin(wire::tls::serve(
                                         acceptor, io, peer, app, limits, stop,
                                     ))
                                     .await;
                                     drop(permit);
-                                    None
+                                    plain
                                 }
                             }
                         };

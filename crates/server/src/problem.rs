@@ -19,6 +19,11 @@ use std::fmt;
 /// (repeat after `Retry-After`) is for temporary conditions.
 pub(crate) const FIXED_LIMIT: &str = "do not repeat the request with the same content: it is over a fixed limit, not a temporary one";
 
+/// The next step of a 503 with `Retry-After`: the table's 503 advice is for a service that
+/// stays unavailable.
+pub(crate) const TEMPORARY: &str =
+    "repeat the request unchanged after Retry-After: the condition is temporary";
+
 /// An error answer: a code, what was wrong, and the header fields the code needs. Boxed, so a
 /// `Result<Reply, Problem>` stays small on the paths that succeed.
 #[derive(Debug)]
@@ -73,9 +78,14 @@ impl Problem {
         self
     }
 
-    /// Adds `Retry-After: --default-retry-after`.
+    /// Adds `Retry-After: --default-retry-after`. On a 503 it also says to repeat the request
+    /// then: the table's 503 advice (do not repeat it without modifications) would contradict
+    /// the `Retry-After` of a temporary condition (maintenance, shedding, a store away).
     pub(crate) fn retry_later(mut self) -> Problem {
         self.0.default_retry_after = true;
+        if self.0.code == 503 && self.0.advice.is_none() {
+            self.0.advice = Some(TEMPORARY);
+        }
         self
     }
 

@@ -231,12 +231,90 @@ fn tls_certificate_and_key_files_serve_https() {
         // Not trusted without the certificate: curl's exit 60 (peer certificate).
         let (code, _, err) = curl(&["-o", "/dev/null", &url]);
         assert_eq!(code, Some(60), "curl without --cacert: {err}");
-        // Plain HTTP on the TLS port gets no HTTP answer.
+        // Plain HTTP on the TLS port is not served: it gets a 400 saying so.
         let plain = format!("http://{}/status/201", served.addr);
         let (code, out, _) = curl(&["-o", "/dev/null", "-w", "%{http_code}", &plain]);
-        assert!(
-            code != Some(0) || out != "201",
-            "plain HTTP was served: {code:?} {out}"
+        assert_eq!(
+            (code, out.as_str()),
+            (Some(0), "400"),
+            "plain HTTP on the TLS port"
         );
     }
+}
+
+/// `--tls-self-signed` writes its certificate (PEM, never the key) to `tls/cert.pem` in
+/// `--data-dir`, whatever the store, or to `--tls-cert-out`, and logs the path and SHA-256
+/// fingerprint at start (an event of its own with `--log-format json`); curl trusting that
+/// file verifies the server.
+#[test]
+fn self_signed_certificate_is_written_and_logged() {
+    let dir = tempfile::tempdir().expect("temporary dir");
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().expect("UTF-8 temp path");
+    let base = [
+        "--listen",
+        "127.0.0.1:0",
+        "--no-access-log",
+        "--tls-self-signed",
+    ];
+    let json = Served::start(
+        &[
+            &base[..],
+            &[
+                "--store",
+                "memory",
+                "--data-dir",
+                data_arg,
+                "--log-format",
+                "json",
+            ],
+        ]
+        .concat(),
+        &[],
+    );
+    let pem = data.join("tls").join("cert.pem");
+    let text = std::fs::read_to_string(&pem).expect("the certificate is in the data folder");
+    assert!(text.starts_with("-----BEGIN CERTIFICATE-----"), "{text}");
+    assert!(!text.contains("PRIVATE KEY"));
+    let log = json.log();
+    let event: serde_json::Value = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["sha256"].is_string())
+        .unwrap_or_else(|| panic!("no certificate event in the JSON log:\n{log}"));
+    assert_eq!(event["certificate"], pem.display().to_string(), "{event}");
+    let sha256 = event["sha256"].as_str().unwrap_or_default();
+    assert_eq!(sha256.len(), 32 * 3 - 1, "{sha256}");
+    assert!(
+        sha256
+            .split(':')
+            .all(|b| b.len() == 2 && b.chars().all(|c| c.is_ascii_hexdigit()))
+    );
+    let url = format!("https://localhost:{}/status/201", json.addr.port());
+    let show = "%{http_code} %{ssl_verify_result}";
+    let cacert = pem.to_str().expect("UTF-8 temp path");
+    let (code, out, err) = curl(&["--cacert", cacert, "-o", "/dev/null", "-w", show, &url]);
+    assert_eq!((code, out.as_str()), (Some(0), "201 0"), "{err}");
+
+    let elsewhere = dir.path().join("elsewhere.pem");
+    let out_arg = elsewhere.to_str().expect("UTF-8 temp path");
+    let text_log = Served::start(
+        &[
+            &base[..],
+            &[
+                "--store",
+                "memory",
+                "--data-dir",
+                data_arg,
+                "--tls-cert-out",
+                out_arg,
+            ],
+        ]
+        .concat(),
+        &[],
+    );
+    let written = std::fs::read_to_string(&elsewhere).expect("--tls-cert-out");
+    assert_ne!(written, text, "a new certificate each start");
+    let log = text_log.log();
+    assert!(log.contains(out_arg) && log.contains("sha256"), "{log}");
 }

@@ -743,12 +743,16 @@ fn curl_sees_retry_after_on_429() {
 fn startup_line_names_the_scheme_served() {
     let plain = live::Served::start(&["--listen", "127.0.0.1:0", "--store", "memory"], &[]);
     assert_eq!(plain.scheme, "http", "{}", plain.log());
+    // The certificate is written to the data folder: a temporary one.
+    let dir = tempfile::tempdir().expect("temporary dir");
     let tls = live::Served::start(
         &[
             "--listen",
             "127.0.0.1:0",
             "--store",
             "memory",
+            "--data-dir",
+            dir.path().to_str().expect("UTF-8 temp path"),
             "--tls-self-signed",
         ],
         &[],

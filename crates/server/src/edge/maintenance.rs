@@ -9,7 +9,7 @@ use std::time::Duration;
 pub(crate) fn refusal() -> Problem {
     Problem::new(
         503,
-        "statuslab is in maintenance mode; retry after Retry-After",
+        "statuslab is in maintenance mode; repeat the request after Retry-After",
     )
     .retry_later()
 }

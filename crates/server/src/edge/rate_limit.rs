@@ -3,7 +3,7 @@
 
 use crate::ctx::Ctx;
 use crate::problem::Problem;
-use crate::store::{RateDecision, SERVER_RATE_PREFIX};
+use crate::store::{RateAlgorithm, RateDecision, SERVER_RATE_PREFIX};
 use crate::wire::reply::Reply;
 use crate::wire::request::Request;
 use http::header::{self, HeaderName, HeaderValue};
@@ -21,12 +21,17 @@ pub(crate) struct RateLimited {
     pub(crate) limit: u32,
     /// The period.
     pub(crate) period: Duration,
+    /// How the limiter decides.
+    pub(crate) algorithm: RateAlgorithm,
     /// The limiter's answer for this request.
     pub(crate) decision: RateDecision,
 }
 
 impl RateLimited {
-    /// `RateLimit-Policy` and `RateLimit`: the policy and where the client stands in it.
+    /// `RateLimit-Policy` and `RateLimit`: the policy and where the client stands in it. `q`
+    /// requests per `w` seconds: with the sliding window, never more than `q` in any `w`
+    /// seconds; with GCRA, a burst of `q` that refills over `w`. `r` is exactly how many more
+    /// would pass now, `t` the seconds until all `q` are available again.
     fn values(&self) -> Option<(HeaderValue, HeaderValue)> {
         let (name, d) = (self.name, &self.decision);
         let policy = format!(
@@ -51,12 +56,19 @@ impl RateLimited {
 
     /// The 429 for a refused request: `Retry-After` and the RateLimit headers.
     pub(crate) fn refusal(&self) -> Problem {
-        let detail = format!(
-            "more than {} requests per {}; the next one passes in {} s",
-            self.limit,
-            humantime::format_duration(self.period),
-            self.decision.retry_after_secs
-        );
+        let (limit, period) = (self.limit, humantime::format_duration(self.period));
+        let retry = self.decision.retry_after_secs;
+        let detail = match self.algorithm {
+            RateAlgorithm::SlidingWindow => format!(
+                "{limit} requests were admitted in the last {period} (sliding window: at most \
+                 {limit} in any {period}); the next one passes in {retry} s"
+            ),
+            RateAlgorithm::Gcra => format!(
+                "the burst of {limit} is spent and refills one request per {} (GCRA, {limit} \
+                 per {period}); the next one passes in {retry} s",
+                humantime::format_duration(gcra_interval(self.limit, self.period))
+            ),
+        };
         let mut problem = Problem::new(429, detail).with_header(
             header::RETRY_AFTER,
             HeaderValue::from(self.decision.retry_after_secs),
@@ -68,6 +80,12 @@ impl RateLimited {
         }
         problem
     }
+}
+
+/// GCRA's emission interval, `period / limit`, to the millisecond.
+fn gcra_interval(limit: u32, period: Duration) -> Duration {
+    let ms = period.as_millis() / u128::from(limit.max(1));
+    Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
 }
 
 const POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -87,7 +105,8 @@ fn client_key(ctx: &Ctx, req: &Request) -> String {
     }
 }
 
-/// The server-wide limiter (`--rate-limit N/PERIOD`): where the client stands, or the 429.
+/// The server-wide limiter (`--rate-limit N/PERIOD`, a sliding window: never more than `N`
+/// requests from one client in any `PERIOD`): where the client stands, or the 429.
 pub(crate) async fn server(ctx: &Ctx, req: &Request) -> Result<Option<RateLimited>, Problem> {
     let Some((limit, period)) = ctx.cfg.rate_limit else {
         return Ok(None);
@@ -98,6 +117,7 @@ pub(crate) async fn server(ctx: &Ctx, req: &Request) -> Result<Option<RateLimite
         name: "server",
         limit,
         period,
+        algorithm: RateAlgorithm::SlidingWindow,
         decision,
     };
     if limited.decision.allowed {

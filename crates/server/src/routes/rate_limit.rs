@@ -1,4 +1,6 @@
-//! `/rate-limit/{n}/{period}?key=K`: an on-demand rate limiter for testing clients.
+//! `/rate-limit/{n}/{period}?key=K&algorithm=A`: an on-demand rate limiter for testing
+//! clients. By default a sliding window (never more than `n` requests in any window of
+//! `period`); `?algorithm=gcra` for the smoothed limiter (see [`crate::store::rate`]).
 
 use super::on_demand;
 use crate::content::params::{self, Bare};
@@ -6,6 +8,7 @@ use crate::ctx::Ctx;
 use crate::edge::RateLimited;
 use crate::edge::rate_limit::MAX_KEY;
 use crate::problem::Problem;
+use crate::store::RateAlgorithm;
 use crate::wire::reply::{Reply, known};
 use crate::wire::request::Request;
 use std::time::Duration;
@@ -16,7 +19,7 @@ const MAX_LIMIT: u32 = 1_000_000;
 const MAX_PERIOD: Duration = Duration::from_secs(24 * 3600);
 
 /// `n` requests per period per key pass (200, or `?code=`), the rest get 429 with
-/// `Retry-After`; all carry the RateLimit headers.
+/// `Retry-After` (when the next one would pass); all carry the RateLimit headers.
 pub(crate) async fn answer(
     ctx: &Ctx,
     req: &Request,
@@ -39,9 +42,19 @@ pub(crate) async fn answer(
     }
     let mut key = None;
     let mut code = known(200);
+    let mut algorithm = RateAlgorithm::default();
     for (k, v) in form_urlencoded::parse(req.uri.query().unwrap_or("").as_bytes()) {
         match &*k {
             "key" => key = Some(v.chars().take(MAX_KEY).collect::<String>()),
+            "algorithm" => {
+                algorithm = RateAlgorithm::from_name(&v).ok_or_else(|| {
+                    let names: Vec<&str> = RateAlgorithm::ALL.iter().map(|a| a.name()).collect();
+                    Problem::new(
+                        400,
+                        format!("algorithm={v:?} is not one of {}", names.join(", ")),
+                    )
+                })?;
+            }
             "code" => match v.parse::<statuslab_catalog::Status>() {
                 Ok(s) if !s.is_informational() => code = s,
                 _ => {
@@ -55,12 +68,21 @@ pub(crate) async fn answer(
         }
     }
     let who = key.unwrap_or_else(|| req.peer.ip().to_string());
-    let store_key = format!("on-demand:{limit}/{}ms:{who}", period.as_millis());
-    let decision = ctx.store.rate_limit(&store_key, limit, period).await?;
+    // Each algorithm keeps its own state: the sliding window under the key GCRA used before
+    // it (whose old values it reads as no state), GCRA under a key of its own.
+    let store_key = match algorithm {
+        RateAlgorithm::SlidingWindow => format!("on-demand:{limit}/{}ms:{who}", period.as_millis()),
+        RateAlgorithm::Gcra => format!("on-demand:gcra:{limit}/{}ms:{who}", period.as_millis()),
+    };
+    let decision = ctx
+        .store
+        .rate_limit_with(&store_key, limit, period, algorithm)
+        .await?;
     let limited = RateLimited {
         name: "on-demand",
         limit,
         period,
+        algorithm,
         decision,
     };
     if !limited.decision.allowed {

@@ -135,6 +135,12 @@ pub(crate) async fn step(
     let list = percent_encoding::percent_decode_str(list).decode_utf8_lossy();
     let codes = parse_codes(&list).map_err(bad)?;
     let opts = Options::parse(ctx, req).map_err(bad)?;
+    // Refused before the step is taken, so that a bad request does not move the sequence.
+    if opts.then.is_some() && !codes.iter().any(|&c| (100..200).contains(&c)) {
+        return Err(bad(format!(
+            "then= names the final code after an interim 1xx; the sequence {list} has none"
+        )));
+    }
     let headers = RECORDED
         .iter()
         .filter_map(|n| {
@@ -166,6 +172,24 @@ pub(crate) async fn step(
                 ctx.cfg.limits.max_keys
             );
             return Err(Problem::new(507, detail));
+        }
+        SequenceStep::Conflict { codes: held } => {
+            let list = |codes: &[u16]| {
+                codes
+                    .iter()
+                    .map(|&c| {
+                        FaultKind::from_code(c)
+                            .map_or_else(|| c.to_string(), |k| k.name().to_owned())
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            let detail = format!(
+                "the sequence {key:?} holds another list of codes, {}, not {}; DELETE /sequences/{key} resets it (its attempts go with it), or use another key",
+                list(&held),
+                list(&codes)
+            );
+            return Err(Problem::new(409, detail));
         }
     };
     if !opts.sleep.is_zero() {

@@ -953,9 +953,13 @@ macro_rules! conformance_tests {
                     SequenceStep::TooManyKeys
                 );
                 assert_eq!(s.sequence("s4").await.unwrap(), None);
-                // Existing sequences go on, even with a new list of codes.
+                // Existing sequences go on; another list for one of them is a conflict, not
+                // a 507.
                 assert_eq!(step(&*s, "s1", &[503, 200], 1).await, answer(1, 200));
-                assert_eq!(step(&*s, "s2", &[429, 200], 1).await, answer(0, 429));
+                assert_eq!(
+                    step(&*s, "s2", &[429, 200], 1).await,
+                    SequenceStep::Conflict { codes: vec![503, 200] }
+                );
                 // A reset frees a key.
                 assert!(s.reset_sequence("s3").await.unwrap());
                 assert_eq!(step(&*s, "s4", &[503, 200], 0).await, answer(0, 503));
@@ -1165,12 +1169,20 @@ macro_rules! conformance_tests {
             }
 
             #[tokio::test]
-            async fn sequence_with_other_codes_starts_over() {
+            async fn sequence_with_other_codes_is_a_conflict_until_reset() {
                 let s = store(Limits::default()).await;
                 assert_eq!(step(&*s, "k", &[503, 503, 200], 0).await, answer(0, 503));
                 assert_eq!(step(&*s, "k", &[503, 503, 200], 1).await, answer(1, 503));
-                assert_eq!(step(&*s, "k", &[429, 200], 2).await, answer(0, 429));
-                assert_eq!(step(&*s, "k", &[429, 200], 3).await, answer(1, 200));
+                let conflict = SequenceStep::Conflict { codes: vec![503, 503, 200] };
+                assert_eq!(step(&*s, "k", &[429, 200], 2).await, conflict);
+                // Nothing changed: the sequence goes on where it was.
+                let seq = s.sequence("k").await.unwrap().unwrap();
+                assert_eq!((seq.codes, seq.served, seq.attempts.len()), (vec![503, 503, 200], 2, 2));
+                assert_eq!(step(&*s, "k", &[503, 503, 200], 3).await, answer(2, 200));
+                // Reset, the other list starts, without the old list's attempts.
+                assert!(s.reset_sequence("k").await.unwrap());
+                assert_eq!(step(&*s, "k", &[429, 200], 4).await, answer(0, 429));
+                assert_eq!(step(&*s, "k", &[429, 200], 5).await, answer(1, 200));
                 let seq = s.sequence("k").await.unwrap().unwrap();
                 assert_eq!(seq.codes, [429, 200]);
                 assert_eq!(seq.served, 2);
@@ -1179,6 +1191,10 @@ macro_rules! conformance_tests {
                     [0, 1],
                     "the old list's attempts are gone"
                 );
+                // An expired sequence is no conflict: another list starts over.
+                s.advance(Limits::default().sequence_ttl);
+                assert_eq!(step(&*s, "k", &[418], 6).await, answer(0, 418));
+                s.census();
             }
 
             #[tokio::test]
@@ -1267,24 +1283,150 @@ macro_rules! conformance_tests {
             }
 
             #[tokio::test]
-            async fn rate_limit_admits_one_more_after_an_interval() {
+            async fn gcra_admits_one_more_after_an_interval() {
                 let s = store(Limits::default()).await;
+                let gcra = || s.rate_limit_with("k", 3, SECOND, RateAlgorithm::Gcra);
                 for _ in 0..3 {
-                    assert!(s.rate_limit("k", 3, SECOND).await.unwrap().allowed);
+                    assert!(gcra().await.unwrap().allowed);
                 }
-                assert!(!s.rate_limit("k", 3, SECOND).await.unwrap().allowed);
+                assert!(!gcra().await.unwrap().allowed);
                 // One emission interval is 333.333 ms.
                 s.advance(Duration::from_millis(333));
-                let d = s.rate_limit("k", 3, SECOND).await.unwrap();
+                let d = gcra().await.unwrap();
                 assert!(!d.allowed, "not before a whole interval: {d:?}");
                 s.advance(MS);
-                let d = s.rate_limit("k", 3, SECOND).await.unwrap();
+                let d = gcra().await.unwrap();
                 assert!(d.allowed, "{d:?}");
                 assert_eq!(d.remaining, 0);
-                assert!(
-                    !s.rate_limit("k", 3, SECOND).await.unwrap().allowed,
-                    "only one more"
-                );
+                assert!(!gcra().await.unwrap().allowed, "only one more");
+            }
+
+            /// The default is exact to the URL: 3 per 10 s admits 3 at once, refuses the
+            /// 4th with `Retry-After: 10` (when the oldest leaves the window) and admits
+            /// again at 10 s exactly, not one millisecond before.
+            #[tokio::test]
+            async fn sliding_window_is_exact() {
+                let s = store(Limits::default()).await;
+                let ten = Duration::from_secs(10);
+                for want in [2, 1, 0] {
+                    let d = s.rate_limit("k", 3, ten).await.unwrap();
+                    assert_eq!((d.allowed, d.remaining, d.reset_secs), (true, want, 10));
+                }
+                let d = s.rate_limit("k", 3, ten).await.unwrap();
+                assert_eq!((d.allowed, d.remaining, d.retry_after_secs), (false, 0, 10));
+                s.advance(Duration::from_millis(9_999));
+                let d = s.rate_limit("k", 3, ten).await.unwrap();
+                assert_eq!((d.allowed, d.retry_after_secs), (false, 1), "{d:?}");
+                s.advance(MS);
+                let d = s.rate_limit("k", 3, ten).await.unwrap();
+                assert_eq!((d.allowed, d.remaining, d.reset_secs), (true, 2, 10), "{d:?}");
+                // Admitted at 0, 0, 0, 10 s: the 10 s window from 5 s on holds one, so a
+                // burst at 14.999 s gets two more, and the next waits until 20 s.
+                s.advance(Duration::from_millis(4_999));
+                for want in [1, 0] {
+                    let d = s.rate_limit("k", 3, ten).await.unwrap();
+                    assert!(d.allowed && d.remaining == want, "{d:?}");
+                }
+                let d = s.rate_limit("k", 3, ten).await.unwrap();
+                assert_eq!((d.allowed, d.retry_after_secs), (false, 6), "{d:?}");
+            }
+
+            /// A burst at the end of one window and another at the start of the next never
+            /// put more than `n` requests in any window of the period, whatever the arrival
+            /// times: random arrivals (fixed seeds) on each engine, checked against the
+            /// bound, against an exact count where the window keeps a log, and decision for
+            /// decision against [`rate::sliding_window`] (which Redis's Lua script mirrors).
+            #[tokio::test]
+            async fn sliding_window_never_admits_more_than_n_in_any_window() {
+                let cases: &[(u32, u64)] =
+                    &[(1, 1_000), (3, 10_000), (5, 1_000), (64, 2_000), (65, 1_000), (300, 10_000)];
+                for (seed, &(limit, period)) in cases.iter().enumerate() {
+                    let s = store(Limits::default()).await;
+                    let mut rng = fastrand::Rng::with_seed(seed as u64 + 7);
+                    let key = format!("k{limit}");
+                    let mut now = START_MS;
+                    let mut model: Option<Vec<u8>> = None;
+                    let mut admitted: Vec<u64> = Vec::new();
+                    let requests = (4 * limit as usize).clamp(200, 1_200);
+                    for _ in 0..requests {
+                        now += match rng.u8(0..6) {
+                            0 | 1 => 0,
+                            2 => rng.u64(0..period / 10 + 1),
+                            3 => period - 1,
+                            4 => rng.u64(0..3),
+                            _ => rng.u64(0..2 * period),
+                        };
+                        s.clock.set_ms(now);
+                        let what = format!("{limit} per {period} ms at +{} ms", now - START_MS);
+                        let d = s
+                            .rate_limit(&key, limit, Duration::from_millis(period))
+                            .await
+                            .unwrap();
+                        let (want, value) =
+                            rate::sliding_window(model.as_deref(), limit, period, now);
+                        assert_eq!(d, want, "{what}");
+                        let before = admitted.iter().filter(|&&t| t + period > now).count();
+                        if limit <= rate::LOG_MAX {
+                            // Exact: refused if and only if the window is full.
+                            assert_eq!(d.allowed, before < limit as usize, "{what}");
+                            if d.allowed {
+                                assert_eq!(d.remaining as usize, limit as usize - before - 1);
+                            }
+                        } else if !d.allowed {
+                            // Early by at most one bucket.
+                            let width = rate::bucket_width(limit, period);
+                            let late = admitted.iter().filter(|&&t| t + period + width > now);
+                            assert!(late.count() >= limit as usize, "{what}: {d:?}");
+                        }
+                        if d.allowed {
+                            admitted.push(now);
+                            model = value;
+                        } else {
+                            // Retry-After is the truth: refused just before, passes then.
+                            let at = now + d.retry_after_secs * 1000;
+                            assert!(rate::sliding_window(model.as_deref(), limit, period, at).0.allowed);
+                            let before = at - 1000;
+                            if before > now {
+                                assert!(
+                                    !rate::sliding_window(model.as_deref(), limit, period, before).0.allowed,
+                                    "{what}: {d:?}"
+                                );
+                            }
+                        }
+                    }
+                    // The bound: any `limit + 1` admissions span at least a period.
+                    for w in admitted.windows(limit as usize + 1) {
+                        assert!(w[limit as usize] - w[0] >= period, "{limit} per {period}: {w:?}");
+                    }
+                    assert!(admitted.len() > limit as usize, "the case reaches its limit");
+                    s.census();
+                }
+            }
+
+            /// A window's key expires once its newest admitted request has left the window;
+            /// GCRA's once its TAT has passed.
+            #[tokio::test]
+            async fn rate_keys_expire_when_their_state_is_empty() {
+                let s = store(Limits::default()).await;
+                let ten = Duration::from_secs(10);
+                assert!(s.rate_limit("w", 2, ten).await.unwrap().allowed);
+                assert!(s.rate_limit("big", 1000, ten).await.unwrap().allowed);
+                assert!(s.rate_limit_with("g", 2, ten, RateAlgorithm::Gcra).await.unwrap().allowed);
+                s.advance(Duration::from_secs(5));
+                assert!(s.rate_limit("w", 2, ten).await.unwrap().allowed);
+                s.advance(Duration::from_secs(5));
+                // g: TAT 5 s. big: its 157 ms bucket holds the start and counts until
+                // 10.018 s (buckets are aligned to the epoch, not to the first request).
+                assert_eq!(s.sweep().await.unwrap(), 1);
+                s.advance(Duration::from_millis(17));
+                assert_eq!(s.sweep().await.unwrap(), 0);
+                s.advance(MS);
+                assert_eq!(s.sweep().await.unwrap(), 1);
+                s.advance(Duration::from_millis(4_981));
+                assert_eq!(s.sweep().await.unwrap(), 0);
+                s.advance(MS);
+                assert_eq!(s.sweep().await.unwrap(), 1);
+                s.census();
             }
 
             #[tokio::test]
@@ -1701,9 +1843,18 @@ macro_rules! conformance_tests {
                     step(&*s, "k", &[503, 200], n).await;
                 }
                 assert_eq!(s.census().entries(Table::Attempts), 3, "only the last 3 kept");
-                // Another list of codes starts over, without the old run's attempts.
-                step(&*s, "k", &[429, 200], 5).await;
-                assert_eq!(s.census().entries(Table::Attempts), 1);
+                // Another list of codes is a conflict that changes nothing, not a silent
+                // restart; a reset takes the attempts with it, and the other list starts.
+                assert_eq!(
+                    step(&*s, "k", &[429, 200], 5).await,
+                    SequenceStep::Conflict { codes: vec![503, 200] }
+                );
+                let seq = s.sequence("k").await.unwrap().unwrap();
+                assert_eq!((seq.codes, seq.served), (vec![503, 200], 5));
+                assert_eq!(s.census().entries(Table::Attempts), 3);
+                assert!(s.reset_sequence("k").await.unwrap());
+                assert_eq!(s.census().entries(Table::Attempts), 0);
+                assert_eq!(step(&*s, "k", &[429, 200], 5).await, answer(0, 429));
                 let seq = s.sequence("k").await.unwrap().unwrap();
                 assert_eq!(seq.attempts.len(), 1);
                 assert_eq!(seq.attempts[0].headers, attempt("GET", 5).headers);
@@ -2013,6 +2164,24 @@ async fn embedded_survives_a_reopen() {
     assert_eq!(upsert(&s, "e", sized(0)).await, WriteOutcome::TooManyKeys);
 }
 
+/// Redis runs the sliding window as a script sent by `EVALSHA`: when Redis forgot it (a
+/// restart, `SCRIPT FLUSH`), it is loaded again and the request still counts once.
+#[tokio::test]
+async fn redis_rate_limit_loads_its_script_again_after_a_flush() {
+    let s = redis_store(Limits::default()).await;
+    let minute = Duration::from_secs(60);
+    assert_eq!(s.rate_limit("k", 3, minute).await.unwrap().remaining, 2);
+    let mut conn = ::redis::Client::open(test_redis())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    ::redis::cmd("SCRIPT").arg("FLUSH").exec(&mut conn).unwrap();
+    assert_eq!(s.rate_limit("k", 3, minute).await.unwrap().remaining, 1);
+    assert_eq!(s.rate_limit("k", 3, minute).await.unwrap().remaining, 0);
+    assert!(!s.rate_limit("k", 3, minute).await.unwrap().allowed);
+    s.census();
+}
+
 /// A memory engine that counts the bytes each transaction writes (keys and values).
 #[derive(Debug, Default)]
 struct Metered {
@@ -2150,7 +2319,14 @@ async fn a_sweep_pass_is_bounded_and_the_next_resumes() {
 /// again after a period, and the sustained rate is `limit` per period.
 #[test]
 fn gcra_admits_exactly_the_limit_at_any_rate() {
-    let limits = Limits::default();
+    let gcra = |limit, period, now_ms| RateQuery {
+        key: "k".to_owned(),
+        limit,
+        period,
+        algorithm: RateAlgorithm::Gcra,
+        now_ms,
+        max_keys: Limits::default().max_keys,
+    };
     let cases: &[(u32, u64)] = &[
         (1, 1000),
         (3, 1000),
@@ -2169,7 +2345,7 @@ fn gcra_admits_exactly_the_limit_at_any_rate() {
         let engine = MemoryEngine::new();
         let at = |now: u64| {
             engine
-                .transact(&mut |tx| ops::rate_limit(tx, "k", limit, period, &limits, now))
+                .transact(&mut |tx| ops::rate_limit(tx, &gcra(limit, period, now)))
                 .expect("rate limit")
         };
         let mut passed = 0;
@@ -2195,7 +2371,7 @@ fn gcra_admits_exactly_the_limit_at_any_rate() {
         let engine = MemoryEngine::new();
         let at = |now: u64| {
             engine
-                .transact(&mut |tx| ops::rate_limit(tx, "k", limit, period, &limits, now))
+                .transact(&mut |tx| ops::rate_limit(tx, &gcra(limit, period, now)))
                 .expect("rate limit")
         };
         let mut total = 0u64;

@@ -18,9 +18,11 @@ pub mod embedded;
 pub mod memory;
 mod ops;
 pub mod precondition;
+pub mod rate;
 pub mod redis;
 
 pub use precondition::{Conditions, EntityTag, Outcome as ConditionOutcome, TagList};
+pub use rate::RateAlgorithm;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -303,7 +305,7 @@ pub struct Sequence {
 }
 
 /// The answer a sequence gives to one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SequenceStep {
     /// Answer `code`, the `step`th (0-based) of the sequence.
     Answer {
@@ -314,19 +316,51 @@ pub enum SequenceStep {
     },
     /// `--max-keys` sequences exist already (507).
     TooManyKeys,
+    /// The key holds a live sequence over another list of codes (409): nothing changed.
+    Conflict {
+        /// The list the key holds.
+        codes: Vec<u16>,
+    },
 }
 
-/// A rate limiter's decision (GCRA).
+/// A rate limiter's decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateDecision {
     /// Whether the request passes.
     pub allowed: bool,
-    /// Requests left in the current window.
+    /// Requests that would pass now, after this one: exact.
     pub remaining: u32,
-    /// Seconds until the window is full again.
+    /// Seconds (rounded up) until the whole quota is available again: the sliding window
+    /// empty, the GCRA burst refilled.
     pub reset_secs: u64,
-    /// When refused: seconds until the next request would pass.
+    /// When refused: seconds (rounded up) until the next request would pass.
     pub retry_after_secs: u64,
+}
+
+/// One request against a rate limit, as an [`Engine`] decides it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateQuery {
+    /// The key (the server-wide limiter's start with [`SERVER_RATE_PREFIX`]).
+    pub key: String,
+    /// Requests per period.
+    pub limit: u32,
+    /// The period.
+    pub period: Duration,
+    /// How to decide.
+    pub algorithm: RateAlgorithm,
+    /// Now, ms since the epoch (the store's clock).
+    pub now_ms: u64,
+    /// `--max-keys`, for a new key.
+    pub max_keys: u64,
+}
+
+impl RateQuery {
+    /// The period in whole milliseconds, at least 1.
+    pub fn period_ms(&self) -> u64 {
+        u64::try_from(self.period.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
 }
 
 /// The state every statuslab instance shares.
@@ -365,8 +399,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn job(&self, id: &str) -> Result<Option<Job>, StoreError>;
     /// Cancels a job; `false` if there is none.
     async fn cancel_job(&self, id: &str) -> Result<bool, StoreError>;
-    /// Answers the next request of sequence `key` over `codes` (a different list starts over)
-    /// and records the attempt.
+    /// Answers the next request of sequence `key` over `codes` and records the attempt. A
+    /// key holding a live sequence over another list is a [`SequenceStep::Conflict`] (reset
+    /// it first); an expired one starts over.
     async fn sequence_step(
         &self,
         key: &str,
@@ -377,14 +412,26 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn sequence(&self, key: &str) -> Result<Option<Sequence>, StoreError>;
     /// Forgets a sequence; `false` if there was none.
     async fn reset_sequence(&self, key: &str) -> Result<bool, StoreError>;
-    /// Counts one request against `limit` per `period` for `key`. A new key past `--max-keys`
-    /// is [`StoreError::Full`], except for the server-wide limiter's keys
-    /// ([`SERVER_RATE_PREFIX`]), which are let through.
+    /// Counts one request against `limit` per `period` for `key` with the default algorithm,
+    /// the sliding window: see [`Store::rate_limit_with`].
     async fn rate_limit(
         &self,
         key: &str,
         limit: u32,
         period: Duration,
+    ) -> Result<RateDecision, StoreError> {
+        self.rate_limit_with(key, limit, period, RateAlgorithm::default())
+            .await
+    }
+    /// Counts one request against `limit` per `period` for `key`, decided by `algorithm` (see
+    /// [`rate`]). A new key past `--max-keys` is [`StoreError::Full`], except for the
+    /// server-wide limiter's keys ([`SERVER_RATE_PREFIX`]), which are let through.
+    async fn rate_limit_with(
+        &self,
+        key: &str,
+        limit: u32,
+        period: Duration,
+        algorithm: RateAlgorithm,
     ) -> Result<RateDecision, StoreError>;
     /// Removes expired tombstones, jobs, sequences and rate-limit keys; returns how many.
     async fn sweep(&self) -> Result<u64, StoreError>;
@@ -410,7 +457,8 @@ pub enum Table {
     Jobs,
     /// key → `Sequence` (JSON).
     Sequences,
-    /// key → GCRA theoretical arrival time (µs since the epoch, decimal).
+    /// key → a rate limit's state: a sliding window (`S…`, see [`rate`]) or a GCRA
+    /// theoretical arrival time (µs since the epoch, decimal).
     Rates,
     /// counter name → value (decimal).
     Counters,
@@ -495,6 +543,12 @@ pub trait Engine: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<R, StoreError> {
         self.transact(f)
     }
+    /// Decides one rate-limit request and records it (see [`ops::rate_limit`]): by default in
+    /// a [`Engine::transact_volatile`] transaction. An engine may decide it another way that
+    /// has the same outcome and stores the same values (Redis: one Lua script).
+    fn rate_limit(&self, query: &RateQuery) -> Result<RateDecision, StoreError> {
+        self.transact_volatile(&mut |tx| ops::rate_limit(tx, query))
+    }
     /// Up to `limit` entries of `table` with keys after `after`, ascending, read outside any
     /// transaction: each entry was current at some moment during the call, but together they
     /// need not be one snapshot, and reading them never conflicts with a writer. For finding
@@ -514,7 +568,6 @@ pub trait Engine: Send + Sync + std::fmt::Debug + 'static {
 enum Mode {
     Read,
     Write,
-    Volatile,
 }
 
 /// The buffered writes of a transaction (`None`: a deletion), applied only when it commits, so a
@@ -636,7 +689,6 @@ impl<E: Engine> KvStore<E> {
         self.on_engine(move |engine| match mode {
             Mode::Read => engine.read(&mut f),
             Mode::Write => engine.transact(&mut f),
-            Mode::Volatile => engine.transact_volatile(&mut f),
         })
         .await
     }
@@ -737,15 +789,23 @@ impl<E: Engine> Store for KvStore<E> {
             .await
     }
 
-    async fn rate_limit(
+    async fn rate_limit_with(
         &self,
         key: &str,
         limit: u32,
         period: Duration,
+        algorithm: RateAlgorithm,
     ) -> Result<RateDecision, StoreError> {
-        let (key, limits, now) = (key.to_owned(), self.limits, self.now_ms());
-        let decide = move |tx: &mut dyn Tx| ops::rate_limit(tx, &key, limit, period, &limits, now);
-        self.exec(decide, Mode::Volatile).await
+        let query = RateQuery {
+            key: key.to_owned(),
+            limit,
+            period,
+            algorithm,
+            now_ms: self.now_ms(),
+            max_keys: self.limits.max_keys,
+        };
+        self.on_engine(move |engine| engine.rate_limit(&query))
+            .await
     }
 
     async fn maintenance(&self) -> Result<bool, StoreError> {

@@ -2,6 +2,7 @@
 //! inside its own atomic transaction.
 
 use super::precondition::{Outcome, Validators};
+use super::rate::{self, RateAlgorithm};
 use super::*;
 use std::hash::{Hash, Hasher};
 
@@ -354,7 +355,10 @@ pub(super) fn sequence_step(
     let stored = head(tx, key)?;
     let existed = stored.is_some();
     let mut seq = match stored {
-        Some(s) if s.codes == codes && !s.expired(limits, now) => s,
+        Some(s) if !s.expired(limits, now) && s.codes != codes => {
+            return Ok(SequenceStep::Conflict { codes: s.codes });
+        }
+        Some(s) if !s.expired(limits, now) => s,
         old => {
             if !existed && counter(tx, SEQUENCE_COUNT)? >= limits.max_keys {
                 return Ok(SequenceStep::TooManyKeys);
@@ -462,7 +466,7 @@ pub(super) fn reset_sequence(
 }
 
 /// The counter of the family a rate-limit key belongs to.
-fn rate_family(key: &str) -> &'static str {
+pub(super) fn rate_family(key: &str) -> &'static str {
     if key.starts_with(SERVER_RATE_PREFIX) {
         SERVER_RATE_COUNT
     } else {
@@ -474,7 +478,7 @@ fn rate_family(key: &str) -> &'static str {
 /// so that the warning comes at most once a minute, not once a request.
 static SERVER_FULL_WARNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-fn warn_server_keys_full(limits: &Limits, now: u64) {
+pub(super) fn warn_server_keys_full(max_keys: u64, now: u64) {
     use std::sync::atomic::Ordering;
     let last = SERVER_FULL_WARNED.load(Ordering::Relaxed);
     if (last == 0 || now.saturating_sub(last) >= 60_000)
@@ -483,84 +487,55 @@ fn warn_server_keys_full(limits: &Limits, now: u64) {
             .is_ok()
     {
         tracing::warn!(
-            max_keys = limits.max_keys,
+            max_keys,
             "the server-wide rate limiter tracks --max-keys clients already: new clients pass \
              unlimited until a sweep frees the keys of idle ones"
         );
     }
 }
 
-/// GCRA (the generic cell rate algorithm): one stored number per key, the theoretical arrival
-/// time (TAT), in microseconds so that the emission interval (`period / limit`) stays exact at
-/// high rates. A request passes if it arrives no earlier than `TAT - (limit - 1) × interval`;
-/// each pass moves the TAT one interval on. So `limit` requests pass at once, and then one per
-/// interval.
+/// One request against a rate limit, by the query's algorithm (see [`super::rate`]), written
+/// back only when it passes (a refusal changes nothing).
 ///
 /// Keys come in two families with separate `--max-keys` quotas: the server-wide limiter's
 /// ([`SERVER_RATE_PREFIX`]) and every other (on-demand) key, so that neither can fill the
 /// other's. A new on-demand key past the quota is [`StoreError::Full`] (507), never a made-up
 /// refusal. A new server-wide key past the quota **fails open**: it passes, unrecorded, and
 /// a warning is logged. Refusing would let any client lock every new client out for as long
-/// as the keys live (the bug this replaces), and evicting another client's state would have
-/// to scan for a victim on the hot path; failing open gives a new client no more than it
-/// gets anyway — every new key starts with a full burst — and clients already tracked stay
-/// limited. A sweep frees the keys of idle clients (a key expires once its client has been
-/// idle for a period).
-pub(super) fn rate_limit(
-    tx: &mut dyn Tx,
-    key: &str,
-    limit: u32,
-    period: Duration,
-    limits: &Limits,
-    now_ms: u64,
-) -> Result<RateDecision, StoreError> {
-    let limit = limit.max(1);
-    let now = now_ms.saturating_mul(1000);
-    let period_us = u64::try_from(period.as_micros()).unwrap_or(u64::MAX).max(1);
-    let interval = (period_us / u64::from(limit)).max(1);
-    let stored = get_u64(tx, Table::Rates, key)?;
-    let family = rate_family(key);
+/// as the keys live, and evicting another client's state would have to scan for a victim on
+/// the hot path; failing open gives a new client no more than it gets anyway — every new key
+/// starts with an empty window — and clients already tracked stay limited. A sweep frees the
+/// keys of idle clients (a key expires once its last admitted request left the window).
+pub(super) fn rate_limit(tx: &mut dyn Tx, q: &RateQuery) -> Result<RateDecision, StoreError> {
+    let stored = tx.get(Table::Rates, &q.key)?;
+    let family = rate_family(&q.key);
     let mut record = true;
-    if stored.is_none() && counter(tx, family)? >= limits.max_keys {
+    if stored.is_none() && counter(tx, family)? >= q.max_keys {
         if family != SERVER_RATE_COUNT {
             return Err(StoreError::Full {
                 family: "rate-limit keys",
-                limit: limits.max_keys,
+                limit: q.max_keys,
             });
         }
-        warn_server_keys_full(limits, now_ms);
+        warn_server_keys_full(q.max_keys, q.now_ms);
         record = false;
     }
-    let tat = stored.unwrap_or(now).max(now);
-    // The burst tolerance lets exactly `limit` requests through at once.
-    let allow_at = tat.saturating_sub(interval.saturating_mul(u64::from(limit - 1)));
-    if now < allow_at {
-        return Ok(RateDecision {
-            allowed: false,
-            remaining: 0,
-            reset_secs: secs_ceil(tat - now),
-            retry_after_secs: secs_ceil(allow_at - now).max(1),
-        });
-    }
-    let new_tat = tat.saturating_add(interval);
-    if record {
-        put_u64(tx, Table::Rates, key, new_tat)?;
+    let (decision, value) = match q.algorithm {
+        RateAlgorithm::SlidingWindow => {
+            rate::sliding_window(stored.as_deref(), q.limit, q.period_ms(), q.now_ms)
+        }
+        RateAlgorithm::Gcra => {
+            let period_us = u64::try_from(q.period.as_micros()).unwrap_or(u64::MAX);
+            rate::gcra(stored.as_deref(), q.limit, period_us, q.now_ms)
+        }
+    };
+    if let (true, Some(value)) = (record, value) {
+        tx.put(Table::Rates, &q.key, &value)?;
         if stored.is_none() {
             add_counter(tx, family, 1)?;
         }
     }
-    let used = (new_tat - now).div_ceil(interval);
-    Ok(RateDecision {
-        allowed: true,
-        remaining: u32::try_from(u64::from(limit).saturating_sub(used)).unwrap_or(0),
-        reset_secs: secs_ceil(new_tat - now),
-        retry_after_secs: 0,
-    })
-}
-
-/// Microseconds to whole seconds, rounded up.
-fn secs_ceil(us: u64) -> u64 {
-    us.div_ceil(1_000_000)
+    Ok(decision)
 }
 
 fn parse_u64(raw: &[u8]) -> Option<u64> {
@@ -574,8 +549,12 @@ pub(super) fn expired(table: Table, key: &str, raw: &[u8], limits: &Limits, now:
         Table::Tombstones => parse_u64(raw).unwrap_or(0) <= now,
         Table::Jobs => decode::<Job>(key, raw).map_or(true, |j| job_expired(&j, limits, now)),
         Table::Sequences => decode::<Head>(key, raw).map_or(true, |h| h.expired(limits, now)),
-        // A key whose TAT has passed holds no state a fresh key would not have.
-        Table::Rates => parse_u64(raw).unwrap_or(0) <= now.saturating_mul(1000),
+        // A key whose window is empty, or whose TAT has passed, holds no state a fresh key
+        // would not have.
+        Table::Rates => match rate::window_expires(raw) {
+            Some(expires) => expires <= now,
+            None => rate::gcra_expires_us(raw).unwrap_or(0) <= now.saturating_mul(1000),
+        },
         _ => false,
     }
 }

@@ -26,7 +26,8 @@
 //! by itself. A write is acknowledged only after `EXEC` returned; if the connection breaks while
 //! a commit is in flight the outcome is unknown and reported as unavailable, never retried.
 
-use super::{Engine, StoreError, Table, Tx};
+use super::rate::{self, RateAlgorithm};
+use super::{Engine, RateDecision, RateQuery, StoreError, Table, Tx, ops};
 use redis::{Connection, ConnectionAddr, IntoConnectionInfo, RedisError, Value};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -248,6 +249,65 @@ impl Engine for RedisEngine {
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
         self.run(f, true)
+    }
+
+    /// The sliding window runs as one Lua script (`rate_limit.lua`, sent by `EVALSHA`, loaded
+    /// again on `NOSCRIPT`): one round trip per request, atomic, never rerun on conflict.
+    /// GCRA runs as any other transaction.
+    fn rate_limit(&self, query: &RateQuery) -> Result<RateDecision, StoreError> {
+        if query.algorithm != RateAlgorithm::SlidingWindow {
+            return self.transact_volatile(&mut |tx| ops::rate_limit(tx, query));
+        }
+        static SCRIPT: std::sync::LazyLock<redis::Script> =
+            std::sync::LazyLock::new(|| redis::Script::new(include_str!("rate_limit.lua")));
+        let family = ops::rate_family(&query.key);
+        let fail_open = family == ops::SERVER_RATE_COUNT;
+        let width = rate::bucket_width(query.limit, query.period_ms());
+        let mut invocation = SCRIPT.prepare_invoke();
+        invocation
+            .key(value_key(&self.ns, Table::Rates, &query.key))
+            .key(index_key(&self.ns, Table::Rates))
+            .key(value_key(&self.ns, Table::Counters, family))
+            .key(index_key(&self.ns, Table::Counters))
+            .arg(&query.key)
+            .arg(family)
+            .arg(query.now_ms)
+            .arg(query.limit.max(1))
+            .arg(query.period_ms())
+            .arg(query.max_keys)
+            .arg(u8::from(fail_open))
+            .arg(width);
+        let (mut conn, reused) = self.connection(false)?;
+        let answer = match invocation.invoke::<(i64, u64, u64, u64)>(&mut conn) {
+            Err(e) if reused && matches!(classify(&e, &self.addr), StoreError::Unavailable(_)) => {
+                // A pooled connection may have died while idle (Redis restarted). The script
+                // either ran whole or not at all; a request counted twice after a lost answer
+                // is the rare, harmless side of that.
+                drop(self.failed(&e));
+                let (mut conn, _) = self.connection(true)?;
+                let r = invocation.invoke(&mut conn);
+                r.map(|a| (a, conn))
+            }
+            r => r.map(|a| (a, conn)),
+        };
+        let ((status, remaining, reset_secs, retry_after_secs), conn) =
+            answer.map_err(|e| self.failed(&e))?;
+        self.give_back(conn);
+        if status < 0 {
+            return Err(StoreError::Full {
+                family: "rate-limit keys",
+                limit: query.max_keys,
+            });
+        }
+        if status == 2 {
+            ops::warn_server_keys_full(query.max_keys, query.now_ms);
+        }
+        Ok(RateDecision {
+            allowed: status > 0,
+            remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+            reset_secs,
+            retry_after_secs,
+        })
     }
 
     /// `ZRANGEBYLEX` on the table's index, then `MGET` of the values, neither watched: no

@@ -960,6 +960,34 @@ pub(crate) async fn overloaded<S: Service>(
     io
 }
 
+/// Answers plain HTTP sent to the TLS port with 400 (in plain HTTP, which the client can
+/// read; `Connection: close`) instead of a TLS alert it would show as garbage, then closes.
+/// The request is not read: the caller drains it.
+pub(crate) async fn plain_http_on_tls<S: Service>(
+    mut io: TcpStream,
+    peer: SocketAddr,
+    app: Arc<S>,
+) -> TcpStream {
+    let req = Request {
+        method: Method::GET,
+        uri: Uri::from_static("/"),
+        version: Version::HTTP_11,
+        headers: HeaderMap::new(),
+        body: Bytes::new(),
+        peer,
+    };
+    let reply = app.reject(
+        &req,
+        400,
+        "the plain HTTP request was sent to an HTTPS port: this port speaks TLS; use https://",
+    );
+    let mut out = BytesMut::new();
+    reply::put_final(&mut out, &reply, false, true);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), io.write_all(&out)).await;
+    let _ = io.shutdown().await;
+    io
+}
+
 /// How long, and how many bytes, a closing connection keeps reading what the client still
 /// sends (nginx's `lingering_time` idea, much shorter).
 const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);

@@ -204,6 +204,22 @@ async fn conflicting_on_demand_options_get_400() {
             .contains("then=")
     );
     assert_eq!(server.get("/status/103?then=204", &[]).await.status, 204);
+    // A sequence without a 1xx step refuses then= before it takes a step.
+    let seq = server.get("/sequence/t/503,200?then=204", &[]).await;
+    assert_eq!(seq.status, 400, "{}", seq.head);
+    assert!(
+        seq.json()["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("then=")
+    );
+    assert_eq!(
+        server.get("/sequences/t", &[]).await.status,
+        404,
+        "no step taken"
+    );
+    let seq = server.get("/sequence/t/103,200?then=204", &[]).await;
+    assert_eq!((seq.status, seq.must("sequence-step")), (204, "1/2"));
     let both = server
         .get("/status/302?location=/a&header=Location:/b", &[])
         .await;

@@ -8,7 +8,7 @@
 //! (scripts/test-deps.sh installs them): without them these tests fail, never skip.
 //! (The raw-socket 408/417/505/missing-Host/501 cases live in protocol.rs and raw.rs.)
 
-use crate::support::{Conn, Response, TestServer, request};
+use crate::support::{Conn, Exchange, Response, TestServer, request};
 use serde_json::Value;
 use statuslab_server::{Scope, TlsSource, Token};
 use std::io::Write as _;
@@ -218,6 +218,79 @@ async fn curl_retry_waits_out_retry_after_on_503_and_429() {
     }
     retried_after_retry_after(&server, &k503, "GET", 503, 2).await;
     retried_after_retry_after(&server, &k429, "GET", 429, 2).await;
+}
+
+/// `--tls-self-signed` writes its certificate (PEM, no key) where `tls_cert_out` says;
+/// curl trusting that file verifies the server by name and by address (the certificate's
+/// SANs hold localhost and 127.0.0.1). Plain HTTP sent to the TLS port gets a plain 400
+/// (problem+json, `Connection: close`) saying so, then the close.
+#[tokio::test]
+async fn self_signed_certificate_is_written_and_plain_http_gets_400() {
+    let dir = tempfile::tempdir().expect("temporary dir");
+    let pem = dir.path().join("tls").join("cert.pem");
+    let out = pem.clone();
+    let server = TestServer::start_with(move |c| {
+        c.tls = Some(TlsSource::SelfSigned);
+        c.tls_cert_out = Some(out);
+    })
+    .await;
+    let text = std::fs::read_to_string(&pem).expect("the certificate is written");
+    assert!(text.starts_with("-----BEGIN CERTIFICATE-----\n"), "{text}");
+    assert!(!text.contains("PRIVATE KEY"), "never the key");
+    let port = server.addr.port();
+    let cacert = pem.to_str().expect("UTF-8 path");
+    let show = "%{http_code} %{ssl_verify_result}";
+    for host in ["localhost", "127.0.0.1"] {
+        let url = format!("https://{host}:{port}/status/201");
+        let (out, _) = curl(&[
+            "-sS",
+            "--cacert",
+            cacert,
+            "-o",
+            "/dev/null",
+            "-w",
+            show,
+            &url,
+        ])
+        .await;
+        assert_eq!(
+            out, "201 0",
+            "{url}: verified against the written certificate"
+        );
+    }
+
+    let mut conn = server.connect().await;
+    conn.send(format!("GET / HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n").as_bytes())
+        .await;
+    let r = conn.read_response(false).await;
+    assert_eq!(
+        (r.status, r.reason.as_str()),
+        (400, "Bad Request"),
+        "{}",
+        r.head
+    );
+    assert_eq!(r.must("connection"), "close");
+    assert_eq!(r.must("content-type"), "application/problem+json");
+    let detail = r.json()["detail"].as_str().unwrap_or("").to_owned();
+    assert!(
+        detail.contains("plain HTTP request was sent to an HTTPS port"),
+        "{detail}"
+    );
+    conn.expect_eof().await;
+    // The port still speaks TLS to the next client.
+    let url = format!("https://localhost:{port}/status/200");
+    let (out, _) = curl(&[
+        "-sS",
+        "--cacert",
+        cacert,
+        "-o",
+        "/dev/null",
+        "-w",
+        show,
+        &url,
+    ])
+    .await;
+    assert_eq!(out, "200 0");
 }
 
 #[tokio::test]
@@ -526,6 +599,68 @@ async fn on_demand_rate_limit_admits_exactly_n_per_key() {
     assert_eq!(remaining_and_reset(one(&r, "ratelimit")).0, 2);
 }
 
+/// The default is exact to the URL (a sliding window: the 4th of `3/10s` waits for the
+/// first to leave the window, 10 s); `?algorithm=gcra` is the smoothed limiter (the 4th waits
+/// one emission interval, 3.33 s); `?algorithm=sliding-window` names the default; another
+/// name is 400. The exact timing is tested on a manual clock in the store's conformance suite.
+#[tokio::test]
+async fn on_demand_rate_limit_algorithms_tell_their_truth() {
+    let server = TestServer::start().await;
+    let codes = |r: &[Exchange]| r.iter().map(|r| r.status).collect::<Vec<_>>();
+    let mut window = Vec::new();
+    for path in [
+        "/rate-limit/3/10s?key=w",
+        "/rate-limit/3/10s?key=w&algorithm=sliding-window",
+        "/rate-limit/3/10s?key=w",
+        "/rate-limit/3/10s?key=w&algorithm=sliding-window",
+    ] {
+        window.push(server.get(path, &[]).await);
+    }
+    assert_eq!(
+        codes(&window),
+        [200, 200, 200, 429],
+        "one window, named or not"
+    );
+    let refused = &window[3];
+    assert!(
+        (9..=10).contains(&retry_after_secs(refused)),
+        "{}",
+        refused.head
+    );
+    assert_eq!(one(refused, "ratelimit-policy"), "\"on-demand\";q=3;w=10");
+    assert_eq!(remaining_and_reset(one(refused, "ratelimit")).0, 0);
+    let detail = refused.json()["detail"].as_str().unwrap_or("").to_owned();
+    assert!(detail.contains("sliding window"), "{detail}");
+
+    let mut gcra = Vec::new();
+    for _ in 0..4 {
+        gcra.push(
+            server
+                .get("/rate-limit/3/10s?key=w&algorithm=gcra", &[])
+                .await,
+        );
+    }
+    assert_eq!(
+        codes(&gcra),
+        [200, 200, 200, 429],
+        "GCRA keeps state of its own"
+    );
+    assert!(
+        (3..=4).contains(&retry_after_secs(&gcra[3])),
+        "{}",
+        gcra[3].head
+    );
+    let detail = gcra[3].json()["detail"].as_str().unwrap_or("").to_owned();
+    assert!(detail.contains("GCRA"), "{detail}");
+
+    let r = server
+        .get("/rate-limit/3/10s?algorithm=token-bucket", &[])
+        .await;
+    assert_eq!(r.status, 400, "{}", r.head);
+    let detail = r.json()["detail"].as_str().unwrap_or("").to_owned();
+    assert!(detail.contains("sliding-window, gcra"), "{detail}");
+}
+
 const ADMIN: &str = "admin-secret";
 const READER: &str = "read-secret";
 
@@ -567,6 +702,21 @@ async fn maintenance_mode_503_and_admin_switch() {
             .as_str()
             .unwrap_or("")
             .contains("maintenance"),
+        "{}",
+        r.text()
+    );
+    // The advice agrees with the detail and Retry-After: repeat later, not "do not repeat".
+    let advice = r.json()["advice"].as_str().unwrap_or("").to_owned();
+    assert!(advice.contains("after Retry-After"), "{advice}");
+    assert!(!advice.to_lowercase().contains("not repeat"), "{advice}");
+    let r = server
+        .get("/status/200", &[("Accept", "application/json")])
+        .await;
+    assert_eq!(r.status, 503);
+    assert!(
+        r.json()["next_step"]
+            .as_str()
+            .is_some_and(|a| a.contains("after Retry-After")),
         "{}",
         r.text()
     );

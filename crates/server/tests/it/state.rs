@@ -5,8 +5,8 @@
 use crate::support::{Conn, Exchange, Framing, TestServer, check, ensure, request};
 use serde_json::{Value, json};
 use statuslab_server::store::{
-    Attempt, Conditions, DeleteOutcome, Job, JobOutcome, Lookup, NewResource, RateDecision,
-    ResourceMeta, Sequence, SequenceStep, Store, StoreError, WriteMode, WriteOutcome,
+    Attempt, Conditions, DeleteOutcome, Job, JobOutcome, Lookup, NewResource, RateAlgorithm,
+    RateDecision, ResourceMeta, Sequence, SequenceStep, Store, StoreError, WriteMode, WriteOutcome,
 };
 use statuslab_server::{AccessLog, Config, Scope, Server, StoreChoice, Token};
 use std::collections::BTreeSet;
@@ -1357,18 +1357,24 @@ async fn sequence_reset_restart_and_bad_input() {
             .status,
         500
     );
-    // A different list for the same key starts over.
-    let other = call(&s, "GET", "/sequence/r/404,201,202", &[], b"").await;
-    assert_eq!(other.status, 404);
-    assert_eq!(other.must("sequence-step"), "1/3");
+    // A different list for the same key is a conflict, not a silent restart: the detail
+    // names the list the key holds and how to reset it, and nothing changes.
+    let other = call(&s, "GET", "/sequence/r/404,reset,202", &[], b"").await;
+    let detail = problem(&other, 409);
+    for part in ["\"r\"", "500,200", "404,reset,202", "DELETE /sequences/r"] {
+        assert!(detail.contains(part), "{part}: {detail}");
+    }
+    let state = call(&s, "GET", "/sequences/r", &[], b"").await.json();
+    assert_eq!(state["codes"], json!([500, 200]), "{state}");
+    assert_eq!(state["served"], 1, "{state}");
     assert_eq!(
-        call(&s, "POST", "/sequence/r/404,201,202", &[], b"")
+        call(&s, "POST", "/sequence/r/500,200", &[], b"")
             .await
             .status,
-        201
+        200,
+        "the same list goes on"
     );
     let state = call(&s, "GET", "/sequences/r", &[], b"").await.json();
-    assert_eq!(state["codes"], json!([404, 201, 202]), "{state}");
     assert_eq!(state["served"], 2, "{state}");
     assert_eq!(state["attempts"][1]["method"], "POST", "{state}");
 
@@ -1644,11 +1650,12 @@ impl Store for FailingStore {
     async fn reset_sequence(&self, _key: &str) -> Result<bool, StoreError> {
         broken()
     }
-    async fn rate_limit(
+    async fn rate_limit_with(
         &self,
         _key: &str,
         _limit: u32,
         _period: Duration,
+        _algorithm: RateAlgorithm,
     ) -> Result<RateDecision, StoreError> {
         broken()
     }
