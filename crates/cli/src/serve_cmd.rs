@@ -205,6 +205,9 @@ pub struct ServeArgs {
     /// Do not log one line per request.
     #[arg(long, env = "STATUSLAB_NO_ACCESS_LOG", action = ArgAction::SetTrue, value_parser = parse_switch)]
     pub no_access_log: bool,
+    /// Do not count requests for GET /metrics (which then answers 404).
+    #[arg(long, env = "STATUSLAB_NO_METRICS", action = ArgAction::SetTrue, value_parser = parse_switch)]
+    pub no_metrics: bool,
     /// Write the access log (one line per request, in --log-format) to FILE, appending; `-` is
     /// standard error. Lines are written in batches off the request path, at least every 250 ms
     /// and all of them at shutdown.
@@ -338,6 +341,7 @@ impl ServeArgs {
                 AccessLogTo::File(self.access_log.clone())
             },
             access_log_json: self.log_format == LogFormat::Json,
+            metrics: !self.no_metrics,
             ..Config::default()
         })
     }

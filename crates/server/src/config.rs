@@ -82,6 +82,8 @@ pub struct Config {
     pub access_log_to: AccessLogTo,
     /// Access-log lines as JSON objects (with `--log-format json`) rather than text.
     pub access_log_json: bool,
+    /// Count requests, connections and store operations for `GET /metrics`.
+    pub metrics: bool,
     /// Where state lives.
     pub store: StoreChoice,
     /// Limits on stored state.
@@ -253,6 +255,7 @@ impl Default for Config {
             access_log: AccessLog::On,
             access_log_to: AccessLogTo::Stderr,
             access_log_json: false,
+            metrics: true,
             store: StoreChoice::Embedded(PathBuf::from("statuslab-data")),
             limits: Limits::default(),
             max_job_duration: Duration::from_secs(3600),

@@ -3,7 +3,9 @@
 
 use crate::config::Config;
 use crate::content::bodies::Bodies;
+use crate::metrics::Metrics;
 use crate::store::SharedStore;
+use crate::store::metered::Metered;
 use crate::wire::BodyBudget;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -21,19 +23,37 @@ pub(crate) struct Ctx {
     pub(crate) edge: EdgeState,
     /// Request content buffered at once, over all connections.
     pub(crate) budget: Arc<BodyBudget>,
+    /// What `/metrics` reports; `None` under `--no-metrics`.
+    pub(crate) metrics: Option<Arc<Metrics>>,
 }
 
 impl Ctx {
-    /// The context for a configuration and a store.
-    pub(crate) fn new(cfg: Config, store: SharedStore) -> Ctx {
+    /// The context for a configuration and a store; with metrics on, `route_labels` (by
+    /// route index) label the request counts, and every store operation is counted.
+    pub(crate) fn new(
+        cfg: Config,
+        store: SharedStore,
+        route_labels: impl IntoIterator<Item = &'static str>,
+    ) -> Ctx {
         let edge = EdgeState::new(cfg.maintenance);
         let budget = Arc::new(BodyBudget::new(cfg.max_buffered_bodies));
+        let metrics = cfg
+            .metrics
+            .then(|| Arc::new(Metrics::new(route_labels, store.kind())));
+        let store = match &metrics {
+            Some(m) => Arc::new(Metered {
+                inner: store,
+                metrics: Arc::clone(m),
+            }) as SharedStore,
+            None => store,
+        };
         Ctx {
             cfg: Arc::new(cfg),
             store,
             bodies: Bodies::new(),
             edge,
             budget,
+            metrics,
         }
     }
 }

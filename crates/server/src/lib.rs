@@ -20,6 +20,7 @@ mod content;
 mod ctx;
 mod edge;
 mod gateway;
+mod metrics;
 pub mod probe;
 mod problem;
 mod routes;
@@ -154,7 +155,11 @@ impl Server {
                     let tls = tls.clone();
                     let panics = Arc::clone(&panics);
                     let lingering = Arc::clone(&lingering);
+                    let metrics = app.ctx.metrics.clone();
                     tracker.spawn(async move {
+                        if let Some(m) = &metrics {
+                            m.connection(1);
+                        }
                         let conn = async move {
                             match tls {
                                 None => {
@@ -185,6 +190,9 @@ impl Server {
                                 None
                             }
                         };
+                        if let Some(m) = &metrics {
+                            m.connection(-1);
+                        }
                         // The connection gave its slot back when it closed; draining it takes
                         // a lingering slot instead.
                         if let Some(io) = closing {

@@ -58,6 +58,11 @@ impl Problem {
         }))
     }
 
+    /// The status code.
+    pub(crate) fn code(&self) -> u16 {
+        self.0.code
+    }
+
     /// 500 for a failure inside statuslab: `err` goes to the log under an error id; the client
     /// gets the id and nothing internal.
     pub(crate) fn internal(err: impl fmt::Display) -> Problem {

@@ -11,7 +11,8 @@ pub(crate) use rate_limit::RateLimited;
 pub(crate) use shedding::Slot;
 
 /// Whether a path is exempt from the edge's refusals (maintenance, the server-wide rate limit
-/// and load shedding): health checks, and the admin routes that switch maintenance off.
+/// and load shedding): health checks, the metrics, and the admin routes that switch
+/// maintenance off.
 pub(crate) fn exempt(path: &str) -> bool {
-    path.starts_with("/admin/") || path == "/health"
+    path.starts_with("/admin/") || path == "/health" || path == "/metrics"
 }

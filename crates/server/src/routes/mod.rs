@@ -64,6 +64,8 @@ pub(crate) enum Handler {
     OpenApi,
     /// `/health`: liveness for load balancers.
     Health,
+    /// `/metrics`: Prometheus metrics.
+    Metrics,
     /// `/resources`: list (GET) and create with a name from `Slug` (POST).
     Resources,
     /// `/resources/{name}`: a stored resource.
@@ -142,6 +144,7 @@ pub(crate) const ROUTES: &[Route] = &[
     ),
     route("/openapi.json", Handler::OpenApi, READ),
     route("/health", Handler::Health, READ),
+    route("/metrics", Handler::Metrics, READ),
     upload(
         "/resources",
         Handler::Resources,
@@ -218,6 +221,8 @@ pub struct App {
 
 /// A routed request: the route, its `Allow` value and its named path parameters.
 pub(crate) struct Routed<'a> {
+    /// The route's index in `ROUTES`.
+    index: usize,
     route: &'a Route,
     allow: &'a HeaderValue,
     params: matchit::Params<'a, 'a>,
@@ -239,6 +244,10 @@ pub(crate) struct Ticket {
     _slot: Option<Slot>,
     /// Where the client stands in the server-wide rate limit, for the RateLimit headers.
     limited: Option<RateLimited>,
+    /// The route's index in `ROUTES` (`usize::MAX`: none), for the metrics.
+    route: usize,
+    /// Counts the request in flight while it is handled (with metrics on).
+    _in_flight: Option<crate::metrics::InFlight>,
 }
 
 impl App {
@@ -258,7 +267,7 @@ impl App {
             })
             .collect();
         App {
-            ctx: Ctx::new(cfg, store),
+            ctx: Ctx::new(cfg, store, ROUTES.iter().map(|r| r.pattern)),
             access_log: None,
             router,
             allow,
@@ -270,6 +279,24 @@ impl App {
     pub(crate) fn with_access_log(mut self, log: Option<access_log::AccessLog>) -> App {
         self.access_log = log;
         self
+    }
+
+    /// `GET /metrics`: the Prometheus text format, or OpenMetrics when `Accept` asks for it;
+    /// 404 under `--no-metrics`.
+    fn metrics(&self, req: &Request) -> Result<Reply, Problem> {
+        let Some(m) = &self.ctx.metrics else {
+            return Err(Problem::new(404, "metrics are off (--no-metrics)"));
+        };
+        let openmetrics = req
+            .header(header::ACCEPT)
+            .is_some_and(|a| a.contains("application/openmetrics-text"));
+        let gauges = crate::metrics::Gauges {
+            access_log_dropped: self.access_log.as_ref().map_or(0, |l| l.dropped()),
+        };
+        Ok(Reply::new(known(200)).with_body(
+            HeaderValue::from_static(crate::metrics::content_type(openmetrics)),
+            m.render(gauges, openmetrics),
+        ))
     }
 
     /// Writes the access log's pending lines and stops its writer.
@@ -294,6 +321,7 @@ impl App {
             }
         }
         Some(Routed {
+            index: *m.value,
             route,
             allow: &self.allow[*m.value],
             params: m.params,
@@ -314,13 +342,23 @@ impl App {
             proxied,
             _slot: None,
             limited: None,
+            route: usize::MAX,
+            _in_flight: ctx.metrics.as_ref().map(crate::metrics::Metrics::admitted),
         };
         if !edge::exempt(req.path()) {
             if ctx.edge.in_maintenance() {
                 return Err(edge::maintenance::refusal());
             }
-            ticket.limited = edge::rate_limit::server(ctx, req).await?;
-            ticket._slot = edge::shedding::enter(ctx)?;
+            ticket.limited = edge::rate_limit::server(ctx, req).await.inspect_err(|p| {
+                if let (429, Some(m)) = (p.code(), &ctx.metrics) {
+                    m.rate_limited(crate::metrics::Limiter::Server);
+                }
+            })?;
+            ticket._slot = edge::shedding::enter(ctx).inspect_err(|_| {
+                if let Some(m) = &ctx.metrics {
+                    m.shed();
+                }
+            })?;
         }
         if proxied {
             return Ok(ticket);
@@ -338,6 +376,7 @@ impl App {
             }
             return Err(not_found());
         };
+        ticket.route = routed.index;
         if req.method == Method::OPTIONS {
             return Ok(ticket);
         }
@@ -385,6 +424,7 @@ impl App {
             Handler::Code => catalog::code(r.param("code")),
             Handler::OpenApi => Ok(self.pages.openapi()),
             Handler::Health => Ok(catalog::health()),
+            Handler::Metrics => self.metrics(req),
             Handler::OnDemand => on_demand::answer(ctx, req, r.param("codes"), false).await,
             Handler::Httpstat => on_demand::answer(ctx, req, r.param("code"), false).await,
             Handler::Random => on_demand::answer(ctx, req, r.param("list"), true).await,
@@ -452,9 +492,13 @@ impl Service for App {
     type Ticket = Ticket;
 
     async fn admit(&self, req: &Request) -> Result<Ticket, Reply> {
-        guarded(self.admission(req))
-            .await
-            .map_err(|p| self.finish(p.into_reply(&self.ctx, req)))
+        guarded(self.admission(req)).await.map_err(|p| {
+            let mut reply = self.finish(p.into_reply(&self.ctx, req));
+            if self.ctx.metrics.is_some() {
+                reply.route = self.route(req.path()).map_or(usize::MAX, |r| r.index);
+            }
+            reply
+        })
     }
 
     async fn handle(&self, req: &Request, ticket: Ticket) -> Reply {
@@ -465,6 +509,7 @@ impl Service for App {
         if let Some(limited) = &ticket.limited {
             limited.headers(&mut reply);
         }
+        reply.route = ticket.route;
         self.finish(reply)
     }
 
@@ -485,6 +530,14 @@ impl Service for App {
     }
 
     fn completed(&self, req: &Request, reply: &Reply, started: Instant) {
+        if let Some(m) = &self.ctx.metrics {
+            m.request(
+                reply.route,
+                req.method.as_str(),
+                reply.status.code(),
+                started.elapsed(),
+            );
+        }
         if let Some(log) = &self.access_log {
             log.log(req, reply, started);
         }

@@ -86,6 +86,9 @@ pub(crate) async fn answer(
         decision,
     };
     if !limited.decision.allowed {
+        if let Some(m) = &ctx.metrics {
+            m.rate_limited(crate::metrics::Limiter::Route);
+        }
         return Err(limited.refusal());
     }
     let mut reply = on_demand::dress(ctx, req, code, &on_demand::Options::default())?;

@@ -16,6 +16,7 @@ pub mod clock;
 mod conformance;
 pub mod embedded;
 pub mod memory;
+pub(crate) mod metered;
 mod ops;
 pub mod precondition;
 pub mod rate;

@@ -74,6 +74,9 @@ pub struct Reply {
     pub upgrade: Option<Upgrade>,
     /// Break the answer on purpose (a retry-testing fault), as the wire layer does it.
     pub fault: Option<Fault>,
+    /// The route that answered, as an index the application gives its routes (for its
+    /// metrics); `usize::MAX` when none did. The wire layer never reads it.
+    pub(crate) route: usize,
 }
 
 impl Reply {
@@ -87,6 +90,7 @@ impl Reply {
             close: false,
             upgrade: None,
             fault: None,
+            route: usize::MAX,
         }
     }
 

@@ -15,6 +15,7 @@ const ROUTE_PATHS: &[&str] = &[
     "/websocket/echo",
     "/openapi.json",
     "/health",
+    "/metrics",
     "/resources",
     "/resources/doc",
     "/jobs",
@@ -134,7 +135,7 @@ async fn maintenance_answers_503_on_every_other_route() {
         results.push((*path, r.last.clone()));
     }
     check(&results, |(path, r)| {
-        let exempt = *path == "/health" || path.starts_with("/admin/");
+        let exempt = *path == "/health" || *path == "/metrics" || path.starts_with("/admin/");
         if exempt {
             ensure(r.status != 503, || format!("{path} is exempt, got 503"))
         } else {

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 /// The server's top-level modules from the bottom layer up; a module may import only itself
 /// and the modules before it. `lib.rs` (the accept loop) sits above them all.
 const LAYERS: &[&str] = &[
-    "store", "content", "config", "wire", "ctx", "problem", "edge", "gateway", "probe", "routes",
+    "metrics", "store", "content", "config", "wire", "ctx", "problem", "edge", "gateway", "probe",
+    "routes",
 ];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {

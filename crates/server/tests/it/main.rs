@@ -11,6 +11,7 @@ mod h2;
 mod hostile;
 mod hostile_pending;
 mod layers;
+mod metrics;
 mod options;
 mod probe;
 mod probe_nginx;

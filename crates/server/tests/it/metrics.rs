@@ -1,0 +1,108 @@
+//! `GET /metrics`: Prometheus counters after known requests, and the OpenMetrics variant.
+
+use crate::support::{TestServer, request};
+
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_known_requests() {
+    let server =
+        TestServer::start_with(|c| c.rate_limit = Some((1, std::time::Duration::from_secs(3600))))
+            .await;
+    let host = server.host();
+    for _ in 0..3 {
+        server.get("/status/404", &[]).await;
+    }
+    let r = server
+        .exchange(&request("POST", "/status/201", &host, &[], b"x"))
+        .await;
+    assert_eq!(r.status, 429, "the server limit is 1 per hour: {}", r.head);
+    let r = server.get("/metrics", &[]).await;
+    assert_eq!(r.status, 200, "{}", r.head);
+    assert_eq!(
+        r.must("content-type"),
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let text = r.text();
+    let get404 =
+        "statuslab_http_requests_total{route=\"/status/{codes}\",method=\"GET\",code=\"404\"}";
+    // The first request passed the limiter; the other two were refused with 429.
+    assert_eq!(value(&text, get404), Some(1.0), "{text}");
+    let refused =
+        "statuslab_http_requests_total{route=\"/status/{codes}\",method=\"GET\",code=\"429\"}";
+    assert_eq!(value(&text, refused), Some(2.0), "{text}");
+    let post =
+        "statuslab_http_requests_total{route=\"/status/{codes}\",method=\"POST\",code=\"429\"}";
+    assert_eq!(value(&text, post), Some(1.0), "{text}");
+    assert_eq!(
+        value(
+            &text,
+            "statuslab_rate_limited_requests_total{limiter=\"server\"}"
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            "statuslab_http_request_duration_seconds_count{route=\"/status/{codes}\"}"
+        ),
+        Some(4.0),
+        "{text}"
+    );
+    assert!(
+        value(&text, "statuslab_connections_open").unwrap() >= 1.0,
+        "{text}"
+    );
+    assert!(
+        value(&text, "statuslab_store_operations_total{engine=\"memory\"}").unwrap() >= 4.0,
+        "every rate-limit decision is a store operation: {text}"
+    );
+    assert_eq!(
+        value(&text, "statuslab_store_errors_total{engine=\"memory\"}"),
+        Some(0.0)
+    );
+    assert_eq!(value(&text, "statuslab_shed_requests_total"), Some(0.0));
+    // /metrics itself is exempt from the limiter.
+    let r = server.get("/metrics", &[]).await;
+    assert_eq!(r.status, 200, "{}", r.head);
+    let text = r.text();
+    assert_eq!(
+        value(
+            &text,
+            "statuslab_http_requests_total{route=\"/metrics\",method=\"GET\",code=\"200\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    // An unknown path is counted as unmatched (refused by the limiter before routing).
+    server.get("/no/such/route", &[]).await;
+    let text = server.get("/metrics", &[]).await.text();
+    assert!(
+        text.contains("route=\"unmatched\",method=\"GET\",code=\"429\"} 1"),
+        "{text}"
+    );
+
+    let r = server
+        .get(
+            "/metrics",
+            &[("Accept", "application/openmetrics-text; version=1.0.0")],
+        )
+        .await;
+    assert!(
+        r.must("content-type")
+            .starts_with("application/openmetrics-text"),
+        "{}",
+        r.head
+    );
+    assert!(r.text().ends_with("# EOF\n"));
+}
+
+#[tokio::test]
+async fn no_metrics_means_404() {
+    let server = TestServer::start_with(|c| c.metrics = false).await;
+    assert_eq!(server.get("/metrics", &[]).await.status, 404);
+}
