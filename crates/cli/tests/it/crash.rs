@@ -18,10 +18,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Client threads writing at once.
-const WRITERS: usize = 4;
+/// Client threads writing at once: enough that the embedded store's group commit covers
+/// many writers with one fsync, which is what a kill must not break.
+const WRITERS: usize = 64;
 /// Kill cycles.
-const ROUNDS: usize = 2;
+const ROUNDS: usize = 3;
 /// How long the writers run before SIGKILL.
 const WRITE_FOR: Duration = Duration::from_millis(1500);
 /// Fewest acknowledged writes per round for the test to mean something.

@@ -1,5 +1,12 @@
 //! The default store: redb, an embedded, crash-safe (copy-on-write B-tree, checksummed,
 //! fsync on commit) key-value database in `--data-dir`. A write that returned is on disk.
+//!
+//! **Group commit.** Each write commits at once without an fsync (`Durability::None`), then
+//! waits for a durable commit that covers it: redb makes every earlier non-durable commit
+//! durable with the next `Durability::Immediate` one. One waiting writer at a time makes that
+//! durable commit (an empty transaction, one fsync); the writers whose commits it covers
+//! return without an fsync of their own. Concurrent writers thus share fsyncs, and none is
+//! acknowledged before the fsync that covers its write.
 
 use super::{Engine, StoreError, Table, Tx};
 use redb::{
@@ -7,6 +14,8 @@ use redb::{
     WriteTransaction,
 };
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 const FILE: &str = "statuslab.redb";
 
@@ -22,6 +31,10 @@ fn engine_error(e: impl std::fmt::Display) -> StoreError {
 #[derive(Debug)]
 pub struct EmbeddedEngine {
     db: Database,
+    /// Non-durable write commits so far (numbered from 1 in the order they returned).
+    committed: AtomicU64,
+    /// The highest commit number known to be on disk; held while making a durable commit.
+    durable: Mutex<u64>,
 }
 
 impl EmbeddedEngine {
@@ -38,7 +51,30 @@ impl EmbeddedEngine {
             txn.open_table(def(t)).map_err(engine_error)?;
         }
         txn.commit().map_err(engine_error)?;
-        Ok(EmbeddedEngine { db })
+        Ok(EmbeddedEngine {
+            db,
+            committed: AtomicU64::new(0),
+            durable: Mutex::new(0),
+        })
+    }
+
+    /// Returns once commit number `mine` is on disk: at once if a durable commit already
+    /// covered it, else after one this thread makes (covering every commit that returned
+    /// before it began).
+    fn sync_through(&self, mine: u64) -> Result<(), StoreError> {
+        let mut durable = self.durable.lock().unwrap_or_else(PoisonError::into_inner);
+        if *durable >= mine {
+            return Ok(());
+        }
+        // Every commit counted here returned before the durable one below begins, so it
+        // covers them all.
+        let covered = self.committed.load(Ordering::SeqCst);
+        let mut txn = self.db.begin_write().map_err(engine_error)?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(engine_error)?;
+        txn.commit().map_err(engine_error)?;
+        *durable = covered;
+        Ok(())
     }
 }
 
@@ -107,7 +143,10 @@ impl Engine for EmbeddedEngine {
         &self,
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        self.commit(f, Durability::Immediate)
+        let r = self.commit(f, Durability::None)?;
+        let mine = self.committed.fetch_add(1, Ordering::SeqCst) + 1;
+        self.sync_through(mine)?;
+        Ok(r)
     }
 
     fn transact_volatile<R>(
