@@ -96,6 +96,9 @@ pub struct Config {
     pub max_in_flight: Option<usize>,
     /// TLS: certificate and key, or a self-signed certificate made at start.
     pub tls: Option<TlsSource>,
+    /// Hosts (`host` or `host:port`) httpbin's `/redirect-to` may send clients to besides the
+    /// request's own host: statuslab is never an open redirector.
+    pub redirect_allow: Vec<String>,
 }
 
 /// What a bearer token may do.
@@ -248,6 +251,7 @@ impl Default for Config {
             maintenance: false,
             max_in_flight: None,
             tls: None,
+            redirect_allow: Vec::new(),
         }
     }
 }
