@@ -34,6 +34,9 @@ Routes:
   /hidden-basic-auth/{u}/{p}    200, or 404
   /rate-limit/{n}/{period}  429 with Retry-After;  /admin/maintenance  503 on/off
   /gateway/{upstream}/{path}  502, 504 (?timeout=), 203 (?transform=)
+  httpbin drop-in: /get /post /anything /headers /delay/{n} /drip /stream/{n} /bytes/{n}
+    /range/{n} /sse /redirect/{n} /redirect-to /cookies /gzip /cache /etag/{etag}
+    /digest-auth/{qop}/{user}/{passwd} ... (docs/COMPATIBILITY.md; /openapi.json lists all)
 Options on /status, /{code}, /random: sleep=250ms, retry_after=SECONDS|HTTP-DATE, location=/path,
   header=Name:Value (repeatable), then=CODE (final code after a 1xx), format=text|json|problem|html
 
