@@ -39,6 +39,9 @@ Routes:
   /rate-limit/{n}/{period}  429 past n in any period (?algorithm=gcra: smoothed)
   /admin/maintenance  503 on/off
   /gateway/{upstream}/{path}  502, 504 (?timeout=), 203 (?transform=)
+  httpbin drop-in: /get /post /anything /headers /delay/{n} /drip /stream/{n} /bytes/{n}
+    /range/{n} /sse /redirect/{n} /redirect-to /cookies /gzip /cache /etag/{etag}
+    /digest-auth/{qop}/{user}/{passwd} ... (docs/COMPATIBILITY.md; /openapi.json lists all)
 Options on /status, /{code}, /random: sleep=250ms, retry_after=SECONDS|HTTP-DATE, location=/path,
   header=Name:Value (repeatable), then=CODE (final code after a 1xx), format=text|json|problem|html
 
@@ -175,6 +178,10 @@ pub struct ServeArgs {
     /// A gateway upstream NAME=URL (repeatable; STATUSLAB_UPSTREAMS comma-separated).
     #[arg(long = "upstream", env = "STATUSLAB_UPSTREAMS", value_delimiter = ',', value_parser = parse_upstream)]
     pub upstreams: Vec<Upstream>,
+    /// A host (or host:port) httpbin's /redirect-to may send clients to besides the request's
+    /// own host (repeatable; STATUSLAB_REDIRECT_ALLOW comma-separated). Others get 400.
+    #[arg(long = "redirect-allow", env = "STATUSLAB_REDIRECT_ALLOW", value_name = "HOST", value_delimiter = ',', value_parser = parse_redirect_host)]
+    pub redirect_allow: Vec<String>,
     /// Longest the gateway waits for an upstream when the request has no timeout (then 504).
     #[arg(long, env = "STATUSLAB_GATEWAY_MAX_WAIT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub gateway_max_wait: Duration,
@@ -290,6 +297,7 @@ impl ServeArgs {
             proxy: self.proxy,
             proxy_user,
             upstreams: self.upstreams.clone(),
+            redirect_allow: self.redirect_allow.clone(),
             gateway_max_wait: self.gateway_max_wait,
             rate_limit: self.rate_limit,
             rate_limit_key,
@@ -461,6 +469,21 @@ fn parse_token(s: &str) -> Result<Token, String> {
 
 fn parse_upstream(s: &str) -> Result<Upstream, String> {
     s.parse()
+}
+
+/// Parses a --redirect-allow host: a host name or address, optionally with a port.
+fn parse_redirect_host(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let ok = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b));
+    if ok {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "{s:?} is not a host: expected a name or address, optionally with :PORT (e.g. example.com or 127.0.0.1:9000)"
+        ))
+    }
 }
 
 /// Parses N/PERIOD (`100/1m`, `10/1s`).

@@ -9,14 +9,25 @@
 mod access_log;
 mod admin;
 mod auth;
+mod caching;
 mod catalog;
+mod cookies;
+mod digest;
+mod echo;
+mod formats;
+mod httpbin;
 mod jobs;
 mod methods;
 mod on_demand;
 mod rate_limit;
+<<<<<<< HEAD
 mod report;
+=======
+mod redirects;
+>>>>>>> httpbin
 mod resources;
 mod sequences;
+mod streams;
 mod websocket;
 
 use crate::config::Config;
@@ -27,9 +38,11 @@ use crate::problem::{FIXED_LIMIT, Problem};
 use crate::wire::Service;
 use crate::wire::reply::{Reply, known};
 use crate::wire::request::Request;
+use formats::Coding;
 use futures_util::FutureExt as _;
 use http::Method;
 use http::header::{self, HeaderValue};
+use httpbin::Bin;
 use methods::{ANY, IMPLEMENTED, READ};
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
@@ -98,6 +111,8 @@ pub(crate) enum Handler {
     Gateway,
     /// `/fault/{kind}`: a connection fault on demand (retry testing).
     Fault,
+    /// An httpbin / go-httpbin route (routes/httpbin.rs).
+    Httpbin(Bin),
 }
 
 /// One route: a path pattern (matchit syntax), its handler and the methods it allows.
@@ -126,6 +141,10 @@ const fn upload(pattern: &'static str, handler: Handler, methods: &'static [Meth
         methods,
         needs_length: true,
     }
+}
+
+const fn bin(pattern: &'static str, bin: Bin, methods: &'static [Method]) -> Route {
+    route(pattern, Handler::Httpbin(bin), methods)
 }
 
 /// The whole URL space.
@@ -198,6 +217,70 @@ pub(crate) const ROUTES: &[Route] = &[
     route("/gateway/{upstream}", Handler::Gateway, ANY),
     route("/gateway/{upstream}/", Handler::Gateway, ANY),
     route("/gateway/{upstream}/{*path}", Handler::Gateway, ANY),
+    // httpbin / go-httpbin (routes/httpbin.rs, docs/COMPATIBILITY.md).
+    bin("/get", Bin::Method, READ),
+    bin("/post", Bin::Method, &[Method::POST, Method::OPTIONS]),
+    bin("/put", Bin::Method, &[Method::PUT, Method::OPTIONS]),
+    bin("/patch", Bin::Method, &[Method::PATCH, Method::OPTIONS]),
+    bin("/delete", Bin::Method, &[Method::DELETE, Method::OPTIONS]),
+    bin("/anything", Bin::Anything, ANY),
+    bin("/anything/{*path}", Bin::Anything, ANY),
+    bin("/headers", Bin::Headers, READ),
+    bin("/ip", Bin::Ip, READ),
+    bin("/user-agent", Bin::UserAgent, READ),
+    bin("/uuid", Bin::Uuid, READ),
+    bin("/dump/request", Bin::Dump, ANY),
+    bin("/delay/{n}", Bin::Delay, ANY),
+    bin("/drip", Bin::Drip, READ),
+    bin("/stream/{n}", Bin::Stream, READ),
+    bin("/stream-bytes/{n}", Bin::StreamBytes, READ),
+    bin("/bytes/{n}", Bin::Bytes, READ),
+    bin("/range/{n}", Bin::Range, READ),
+    bin("/links/{n}", Bin::LinksStart, READ),
+    bin("/links/{n}/{offset}", Bin::Links, READ),
+    bin("/sse", Bin::Sse, READ),
+    bin("/trailers", Bin::Trailers, READ),
+    bin("/unstable", Bin::Unstable, ANY),
+    bin("/redirect/{n}", Bin::Redirect, READ),
+    bin("/relative-redirect/{n}", Bin::RelativeRedirect, READ),
+    bin("/absolute-redirect/{n}", Bin::AbsoluteRedirect, READ),
+    bin("/redirect-to", Bin::RedirectTo, ANY),
+    bin("/cookies", Bin::Cookies, READ),
+    bin("/cookies/set", Bin::CookiesSet, READ),
+    bin("/cookies/set/{name}/{value}", Bin::CookieSet, READ),
+    bin("/cookies/delete", Bin::CookiesDelete, READ),
+    bin("/json", Bin::Json, READ),
+    bin("/html", Bin::Html, READ),
+    bin("/xml", Bin::Xml, READ),
+    bin("/robots.txt", Bin::Robots, READ),
+    bin("/deny", Bin::Deny, READ),
+    bin("/encoding/utf8", Bin::Utf8, READ),
+    bin("/image", Bin::Image, READ),
+    bin("/image/{kind}", Bin::ImageKind, READ),
+    bin("/gzip", Bin::Encoded(Coding::Gzip), READ),
+    bin("/deflate", Bin::Encoded(Coding::Deflate), READ),
+    bin("/brotli", Bin::Encoded(Coding::Brotli), READ),
+    bin("/zstd", Bin::Encoded(Coding::Zstd), READ),
+    bin("/base64/{value}", Bin::Base64, READ),
+    bin("/cache", Bin::Cache, READ),
+    bin("/cache/{n}", Bin::CacheFor, READ),
+    bin("/etag/{etag}", Bin::Etag, READ),
+    bin(
+        "/response-headers",
+        Bin::ResponseHeaders,
+        &[Method::GET, Method::HEAD, Method::POST, Method::OPTIONS],
+    ),
+    bin("/digest-auth/{qop}/{user}/{passwd}", Bin::DigestAuth, READ),
+    bin(
+        "/digest-auth/{qop}/{user}/{passwd}/{algorithm}",
+        Bin::DigestAuth,
+        READ,
+    ),
+    bin(
+        "/digest-auth/{qop}/{user}/{passwd}/{algorithm}/{stale_after}",
+        Bin::DigestAuth,
+        READ,
+    ),
     route("/resources/", Handler::Canonical, ANY),
     route("/resources/{name}/", Handler::Canonical, ANY),
     route("/jobs/", Handler::Canonical, ANY),
@@ -448,6 +531,10 @@ impl App {
                 rate_limit::answer(ctx, req, r.param("n"), r.param("period")).await
             }
             Handler::Maintenance => admin::maintenance(ctx, req).await,
+            Handler::Httpbin(bin) => {
+                let param = |name: &str| r.params.get(name).map(str::to_owned);
+                Box::pin(httpbin::handle(ctx, req, bin, param)).await
+            }
             Handler::Gateway => {
                 Box::pin(gateway::forward(
                     ctx,

@@ -433,6 +433,16 @@ fn parse_retry_after(s: &str) -> Result<HeaderValue, String> {
 /// Accepts a relative reference or an absolute http(s) URI on the request's own host;
 /// anything else would make statuslab an open redirector.
 fn check_location(s: &str, req: &Request) -> Result<HeaderValue, String> {
+    check_location_allowing(s, req, &[])
+}
+
+/// [`check_location`], also accepting hosts the operator allowed (`--redirect-allow`: a
+/// host name, any port, or `host:port`).
+pub(crate) fn check_location_allowing(
+    s: &str,
+    req: &Request,
+    allow: &[String],
+) -> Result<HeaderValue, String> {
     let refuse = |why: &str| Err(format!("location={s:?}: {why}"));
     if s.is_empty() {
         return refuse("empty");
@@ -465,7 +475,11 @@ fn check_location(s: &str, req: &Request) -> Result<HeaderValue, String> {
     if let Some(rest) = authority {
         let host = rest.split(['/', '?', '#']).next().unwrap_or("");
         let own = req.host().unwrap_or("");
-        if own.is_empty() || !host.eq_ignore_ascii_case(own) {
+        let name = host.rsplit_once(':').map_or(host, |(n, _)| n);
+        let allowed = allow
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(name));
+        if !allowed && (own.is_empty() || !host.eq_ignore_ascii_case(own)) {
             return refuse(
                 "redirects to other hosts are refused (statuslab is not an open redirector)",
             );

@@ -9,7 +9,7 @@
 
 use super::fault::{self, Fault, FaultKind};
 use super::framing::{self, ChunkedDecoder, Framing, Role};
-use super::reply::{self, Reply, Upgrade};
+use super::reply::{self, Body, Paced, Reply, Upgrade};
 use super::request::Request;
 use super::rewind::Rewind;
 use super::{Limits, Reservation, Service};
@@ -444,9 +444,23 @@ impl<T: Io, S: Service> Conn<T, S> {
                 .headers
                 .insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
         }
+        if let Body::Paced(p) = &mut reply.body
+            && req.version == Version::HTTP_10
+        {
+            // HTTP/1.0 knows no chunked coding, nor trailers: the pieces go out under a
+            // Content-Length.
+            p.chunked = false;
+            p.trailers.clear();
+        }
         reply::put_final(&mut self.out, &reply, req.is_head(), close);
         self.served += 1;
         self.log(req, &reply, started);
+        if let Body::Paced(p) = &reply.body
+            && reply.body_allowed()
+            && !req.is_head()
+        {
+            self.paced(p).await?;
+        }
         if reply.upgrade == Some(Upgrade::WebSocketEcho) && reply.status.code() == 101 {
             self.flush().await?;
             return Ok(Next::WebSocket);
@@ -577,6 +591,23 @@ impl<T: Io, S: Service> Conn<T, S> {
                 unreachable!("answered above")
             }
         }
+    }
+
+    /// Writes a paced body after its head: each piece after its pause, flushed at once, then
+    /// (chunked) the last chunk and the trailers.
+    async fn paced(&mut self, p: &Paced) -> std::io::Result<()> {
+        self.flush().await?;
+        for piece in &p.pieces {
+            if !p.pause.is_zero() {
+                tokio::time::sleep(p.pause).await;
+            }
+            reply::put_piece(&mut self.out, piece, p.chunked);
+            self.flush().await?;
+        }
+        if p.chunked {
+            reply::put_last_chunk(&mut self.out, &p.trailers);
+        }
+        Ok(())
     }
 
     /// Writes what is queued. A write that makes no progress for `--send-timeout` fails, so a

@@ -255,8 +255,33 @@ async fn stream<S: Service>(
     match reply.fault {
         Some(fault) => faulty(respond, &req, reply, fault, continued).await,
         None => {
-            let _ = send(&mut respond, &req, reply, continued);
+            let paced = match &reply.body {
+                Body::Paced(p) if reply.body_allowed() && !req.is_head() => Some(p.clone()),
+                _ => None,
+            };
+            if let (Ok(Some(stream)), Some(p)) = (send(&mut respond, &req, reply, continued), paced)
+            {
+                let _ = send_paced(stream, p).await;
+            }
         }
+    }
+}
+
+/// The pieces of a paced body as DATA frames, each after its pause, then the trailers (a
+/// HEADERS frame) or the end of the stream.
+async fn send_paced(mut stream: h2::SendStream<Bytes>, p: reply::Paced) -> Result<(), h2::Error> {
+    for piece in p.pieces {
+        if !p.pause.is_zero() {
+            tokio::time::sleep(p.pause).await;
+        }
+        if !piece.is_empty() {
+            stream.send_data(piece, false)?;
+        }
+    }
+    if p.trailers.is_empty() {
+        stream.send_data(Bytes::new(), true)
+    } else {
+        stream.send_trailers(p.trailers)
     }
 }
 
@@ -366,13 +391,13 @@ fn connection_specific(name: &http::HeaderName) -> bool {
 }
 
 /// Sends the reply, interim responses first (but not a second 100 when the upload already
-/// got one: `continued`).
+/// got one: `continued`). A paced body is left to the caller: its open stream is returned.
 fn send(
     respond: &mut SendResponse<Bytes>,
     req: &Request,
     reply: Reply,
     continued: bool,
-) -> Result<(), h2::Error> {
+) -> Result<Option<h2::SendStream<Bytes>>, h2::Error> {
     for interim in &reply.interim {
         if interim.status == 100 && continued {
             continue;
@@ -404,9 +429,10 @@ fn send(
         Body::Full(b) if reply.body_allowed() && !req.is_head() && !b.is_empty() => Some(b.clone()),
         _ => None,
     };
-    let mut stream = respond.send_response(head, body.is_none())?;
+    let paced = matches!(reply.body, Body::Paced(_)) && reply.body_allowed() && !req.is_head();
+    let mut stream = respond.send_response(head, body.is_none() && !paced)?;
     if let Some(b) = body {
         stream.send_data(b, true)?;
     }
-    Ok(())
+    Ok(paced.then_some(stream))
 }

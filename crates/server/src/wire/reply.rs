@@ -22,6 +22,37 @@ pub enum Body {
     /// Content of this length that is not sent: the answer to a HEAD relayed from an upstream,
     /// whose `Content-Length` the reply keeps.
     Unsent(usize),
+    /// Content written piece by piece, each after a pause (httpbin's drips, streams and
+    /// server-sent events), possibly chunked with trailers.
+    Paced(Paced),
+}
+
+/// Content the wire layer writes piece by piece. Every piece is already in memory (bounded by
+/// the handler's limits); only the pauses between them make the answer slow.
+#[derive(Debug, Clone, Default)]
+pub struct Paced {
+    /// The pieces, in order.
+    pub pieces: Vec<Bytes>,
+    /// The wait before each piece.
+    pub pause: std::time::Duration,
+    /// On HTTP/1.1, `Transfer-Encoding: chunked` with one chunk per piece instead of a
+    /// `Content-Length` (HTTP/1.0 clients always get a `Content-Length`).
+    pub chunked: bool,
+    /// Trailer fields after the last piece: chunked trailers on HTTP/1.1 (announced in
+    /// `Trailer`), a trailing HEADERS frame on HTTP/2; HTTP/1.0 clients get none.
+    pub trailers: HeaderMap,
+}
+
+impl Paced {
+    /// The pieces' total length.
+    pub fn len(&self) -> usize {
+        self.pieces.iter().map(Bytes::len).sum()
+    }
+
+    /// Whether the pieces hold no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl Body {
@@ -31,6 +62,7 @@ impl Body {
             Body::Empty => 0,
             Body::Full(b) => b.len(),
             Body::Unsent(n) => *n,
+            Body::Paced(p) => p.len(),
         }
     }
 
@@ -121,7 +153,12 @@ impl Reply {
     /// 304, whose length would describe the selected representation).
     pub fn has_content_length(&self) -> bool {
         let code = self.status.code();
-        !(code < 200 || code == 204 || code == 304)
+        !(code < 200 || code == 204 || code == 304 || self.is_chunked())
+    }
+
+    /// Whether the content goes out chunked (a chunked [`Paced`] body a code allows).
+    pub fn is_chunked(&self) -> bool {
+        matches!(&self.body, Body::Paced(p) if p.chunked) && self.body_allowed()
     }
 
     /// The content length written in the head: 0 for 205, the body's length otherwise.
@@ -249,6 +286,15 @@ pub(crate) fn put_final(out: &mut BytesMut, reply: &Reply, head_only: bool, clos
                 .as_bytes(),
         );
     }
+    if reply.is_chunked() {
+        put_header(out, b"transfer-encoding", b"chunked");
+        if let Body::Paced(p) = &reply.body
+            && !p.trailers.is_empty()
+        {
+            let names: Vec<&str> = p.trailers.keys().map(HeaderName::as_str).collect();
+            put_header(out, b"trailer", names.join(", ").as_bytes());
+        }
+    }
     if close && !said_close {
         put_header(out, b"connection", b"close");
     }
@@ -259,6 +305,30 @@ pub(crate) fn put_final(out: &mut BytesMut, reply: &Reply, head_only: bool, clos
     {
         out.put_slice(b);
     }
+}
+
+/// Writes one piece of a paced body: as a chunk when `chunked`, else as it is.
+pub(crate) fn put_piece(out: &mut BytesMut, piece: &[u8], chunked: bool) {
+    if piece.is_empty() {
+        // An empty chunk would end the content.
+        return;
+    }
+    if chunked {
+        out.put_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        out.put_slice(piece);
+        out.put_slice(b"\r\n");
+    } else {
+        out.put_slice(piece);
+    }
+}
+
+/// Writes the last chunk and the trailer section (RFC 9112 §7.1.2).
+pub(crate) fn put_last_chunk(out: &mut BytesMut, trailers: &HeaderMap) {
+    out.put_slice(b"0\r\n");
+    for (name, value) in trailers {
+        put_header(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    out.put_slice(b"\r\n");
 }
 
 thread_local! {
@@ -291,6 +361,30 @@ pub(crate) fn date_value() -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunked_paced_bodies_announce_their_trailers() {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-sum", HeaderValue::from_static("7"));
+        let mut reply = Reply::new(known(200));
+        reply.body = Body::Paced(Paced {
+            pieces: vec![Bytes::from_static(b"abc"), Bytes::new()],
+            chunked: true,
+            trailers: trailers.clone(),
+            ..Paced::default()
+        });
+        let mut out = BytesMut::new();
+        put_final(&mut out, &reply, false, false);
+        let head = String::from_utf8(out.to_vec()).expect("ASCII");
+        assert!(head.contains("Transfer-Encoding: chunked\r\nTrailer: x-sum\r\n"));
+        assert!(!head.contains("Content-Length"));
+        assert!(head.ends_with("\r\n\r\n"));
+        let mut body = BytesMut::new();
+        put_piece(&mut body, b"abc", true);
+        put_piece(&mut body, b"", true);
+        put_last_chunk(&mut body, &trailers);
+        assert_eq!(&body[..], b"3\r\nabc\r\n0\r\nX-Sum: 7\r\n\r\n");
+    }
 
     #[test]
     fn header_names_are_spelled_conventionally() {

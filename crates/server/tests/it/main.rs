@@ -10,6 +10,7 @@ mod faults;
 mod h2;
 mod hostile;
 mod hostile_pending;
+mod httpbin;
 mod layers;
 mod metrics;
 mod options;
