@@ -112,15 +112,12 @@ pub struct Config {
     pub max_in_flight: Option<usize>,
     /// TLS: certificate and key, or a self-signed certificate made at start.
     pub tls: Option<TlsSource>,
-<<<<<<< HEAD
     /// Where a self-signed certificate ([`TlsSource::SelfSigned`]) is written as PEM (the
     /// certificate only, never the key), so that clients can trust it (`curl --cacert`).
     pub tls_cert_out: Option<PathBuf>,
-=======
     /// Hosts (`host` or `host:port`) httpbin's `/redirect-to` may send clients to besides the
     /// request's own host: statuslab is never an open redirector.
     pub redirect_allow: Vec<String>,
->>>>>>> httpbin
 }
 
 /// What a bearer token may do.
@@ -276,11 +273,8 @@ impl Default for Config {
             maintenance: false,
             max_in_flight: None,
             tls: None,
-<<<<<<< HEAD
             tls_cert_out: None,
-=======
             redirect_allow: Vec::new(),
->>>>>>> httpbin
         }
     }
 }

@@ -20,11 +20,8 @@ mod jobs;
 mod methods;
 mod on_demand;
 mod rate_limit;
-<<<<<<< HEAD
-mod report;
-=======
 mod redirects;
->>>>>>> httpbin
+mod report;
 mod resources;
 mod sequences;
 mod streams;
