@@ -305,14 +305,57 @@ pub(crate) struct Routed<'a> {
     index: usize,
     route: &'a Route,
     allow: &'a HeaderValue,
-    params: matchit::Params<'a, 'a>,
+    /// The path matched, and where its parameters lie in it.
+    path: &'a str,
+    spans: Spans,
 }
 
 impl<'a> Routed<'a> {
-    /// The path parameter `name` (as matched, still percent-encoded).
+    /// The path parameter `name` (as matched, still percent-encoded); empty if the route has
+    /// none by that name.
     fn param(&self, name: &str) -> &'a str {
-        self.params.get(name).unwrap_or("")
+        self.get(name).unwrap_or("")
     }
+
+    /// The path parameter `name`, if the route has one.
+    fn get(&self, name: &str) -> Option<&'a str> {
+        param_index(self.route.pattern, name)
+            .and_then(|i| self.spans.0.get(i).copied().flatten())
+            .and_then(|(start, end)| self.path.get(start as usize..end as usize))
+    }
+}
+
+/// Most named parameters a route pattern has.
+const MAX_PARAMS: usize = 6;
+
+/// Where each of a route's parameters (in pattern order) lies in the path: what admission
+/// matched, handed to the handler so the path is matched once per request.
+#[derive(Debug, Clone, Copy, Default)]
+struct Spans([Option<(u32, u32)>; MAX_PARAMS]);
+
+impl Spans {
+    /// The spans of matchit's parameters, which are slices of `path`; `None` if one is not.
+    fn of(path: &str, params: &matchit::Params<'_, '_>) -> Option<Spans> {
+        let mut spans = Spans::default();
+        for (slot, (_, value)) in spans.0.iter_mut().zip(params.iter()) {
+            let start = (value.as_ptr() as usize).checked_sub(path.as_ptr() as usize)?;
+            let end = start + value.len();
+            if path.get(start..end) != Some(value) {
+                return None;
+            }
+            *slot = Some((u32::try_from(start).ok()?, u32::try_from(end).ok()?));
+        }
+        Some(spans)
+    }
+}
+
+/// The position of `{name}` (or `{*name}`) among a pattern's parameters.
+fn param_index(pattern: &str, name: &str) -> Option<usize> {
+    pattern
+        .split('{')
+        .skip(1)
+        .map(|p| p.split('}').next().unwrap_or("").trim_start_matches('*'))
+        .position(|p| p == name)
 }
 
 /// What admission hands on to the handler.
@@ -324,8 +367,10 @@ pub(crate) struct Ticket {
     _slot: Option<Slot>,
     /// Where the client stands in the server-wide rate limit, for the RateLimit headers.
     limited: Option<RateLimited>,
-    /// The route's index in `ROUTES` (`usize::MAX`: none), for the metrics.
+    /// The route's index in `ROUTES` (`usize::MAX`: none), for the handler and the metrics.
     route: usize,
+    /// Where the route's parameters lie in the path.
+    spans: Spans,
     /// Counts the request in flight while it is handled (with metrics on).
     _in_flight: Option<crate::metrics::InFlight>,
 }
@@ -404,7 +449,19 @@ impl App {
             index: *m.value,
             route,
             allow: &self.allow[*m.value],
-            params: m.params,
+            path,
+            spans: Spans::of(path, &m.params)?,
+        })
+    }
+
+    /// The route admission matched, without matching the path again.
+    fn admitted<'a>(&'a self, ticket: &Ticket, path: &'a str) -> Option<Routed<'a>> {
+        Some(Routed {
+            index: ticket.route,
+            route: ROUTES.get(ticket.route)?,
+            allow: &self.allow[ticket.route],
+            path,
+            spans: ticket.spans,
         })
     }
 
@@ -423,6 +480,7 @@ impl App {
             _slot: None,
             limited: None,
             route: usize::MAX,
+            spans: Spans::default(),
             _in_flight: ctx.metrics.as_ref().map(crate::metrics::Metrics::admitted),
         };
         if !edge::exempt(req.path()) {
@@ -457,6 +515,7 @@ impl App {
             return Err(not_found());
         };
         ticket.route = routed.index;
+        ticket.spans = routed.spans;
         if req.method == Method::OPTIONS {
             return Ok(ticket);
         }
@@ -486,7 +545,7 @@ impl App {
         if ticket.proxied {
             return Box::pin(gateway::proxy::forward(ctx, req)).await;
         }
-        let Some(r) = self.route(req.path()) else {
+        let Some(r) = self.admitted(ticket, req.path()) else {
             if req.method == Method::OPTIONS && req.path() == "*" {
                 return Ok(options(
                     req,
@@ -529,7 +588,7 @@ impl App {
             }
             Handler::Maintenance => admin::maintenance(ctx, req).await,
             Handler::Httpbin(bin) => {
-                let param = |name: &str| r.params.get(name).map(str::to_owned);
+                let param = |name: &str| r.get(name).map(str::to_owned);
                 Box::pin(httpbin::handle(ctx, req, bin, param)).await
             }
             Handler::Gateway => {
@@ -706,6 +765,65 @@ fn canonical(req: &Request) -> Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The parameters handed from admission to the handler are the ones matchit matched, for
+    /// every route: a sample path per pattern, parameters filled with distinct values.
+    #[test]
+    fn admitted_parameters_are_the_matched_ones() {
+        let app = App::new(
+            Config::default(),
+            std::sync::Arc::new(crate::store::KvStore::new(
+                crate::store::memory::MemoryEngine::new(),
+                Default::default(),
+            )),
+        );
+        let mut checked = 0;
+        for (i, r) in ROUTES.iter().enumerate() {
+            let names: Vec<&str> = r
+                .pattern
+                .split('{')
+                .skip(1)
+                .map(|p| p.split('}').next().unwrap().trim_start_matches('*'))
+                .collect();
+            assert!(names.len() <= MAX_PARAMS, "{}", r.pattern);
+            let mut path = r.pattern.to_owned();
+            for (k, name) in names.iter().enumerate() {
+                let value = if r.handler == Handler::Httpstat {
+                    "418".to_owned()
+                } else {
+                    format!("v{k}x")
+                };
+                path = path
+                    .replace(&format!("{{*{name}}}"), &format!("{value}/y"))
+                    .replace(&format!("{{{name}}}"), &value);
+            }
+            let Some(routed) = app.route(&path) else {
+                continue; // a more specific route shadows this sample
+            };
+            if routed.index != i {
+                continue;
+            }
+            let matched = app.router.at(&path).unwrap();
+            let ticket_spans = routed.spans;
+            let again = Routed {
+                index: i,
+                route: r,
+                allow: &app.allow[i],
+                path: &path,
+                spans: ticket_spans,
+            };
+            for (name, value) in matched.params.iter() {
+                assert_eq!(again.param(name), value, "{} on {path}", r.pattern);
+            }
+            assert_eq!(again.param("no-such-parameter"), "");
+            checked += 1;
+        }
+        assert!(
+            checked * 10 >= ROUTES.len() * 9,
+            "only {checked} of {} routes checked",
+            ROUTES.len()
+        );
+    }
 
     /// Every route is documented in openapi.json, and the document names no other route.
     #[test]

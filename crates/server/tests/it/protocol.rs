@@ -343,7 +343,12 @@ async fn limits_on_uri_headers_and_connections() {
         .await;
     assert_eq!(r.status, 431, "a head over --max-head-bytes");
 
-    // One connection at a time: the second gets 503 with Retry-After and is closed.
+    // One connection at a time: the second gets 503 with Retry-After and is closed. A server
+    // of its own, so that no connection above can still hold the one slot (the server frees
+    // it only once it has read the client's close).
+    drop(server);
+    let server = TestServer::start_with(|c| c.max_connections = 1).await;
+    let host = server.host();
     let mut first = server.connect().await;
     first
         .send(&request("GET", "/status/200", &host, &[], b""))
