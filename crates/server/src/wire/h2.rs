@@ -6,6 +6,7 @@ use super::reply::{self, Body, Reply};
 use super::request::Request;
 use super::{Limits, Reservation, Service};
 use bytes::{Bytes, BytesMut};
+use futures_util::stream::{FuturesUnordered, StreamExt as _};
 use h2::RecvStream;
 use h2::server::SendResponse;
 use http::header::{self, HeaderValue};
@@ -45,13 +46,17 @@ pub(crate) async fn serve<T, S>(
     let idle = tokio::time::sleep(cfg.idle_timeout);
     tokio::pin!(idle);
     let mut draining = false;
+    // The connection's streams run inside its own task, not one task each: a stream answered
+    // at once costs no spawn and no hand-off between threads.
+    let mut streams = FuturesUnordered::new();
     loop {
         tokio::select! {
+            Some(()) = streams.next(), if !streams.is_empty() => {}
             next = conn.accept() => match next {
                 Some(Ok((req, respond))) => {
                     let busy = Busy::enter(&activity);
                     let app = Arc::clone(&app);
-                    tokio::spawn(async move {
+                    streams.push(async move {
                         stream(req, respond, peer, app, cfg).await;
                         drop(busy);
                     });
