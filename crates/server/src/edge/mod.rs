@@ -13,5 +13,5 @@ pub(crate) use shedding::Slot;
 /// Whether a path is exempt from the edge's refusals (maintenance, the server-wide rate limit
 /// and load shedding): health checks, and the admin routes that switch maintenance off.
 pub(crate) fn exempt(path: &str) -> bool {
-    path.starts_with("/admin/") || path == "/health"
+    path.starts_with("/admin/") || matches!(path, "/health" | "/healthz" | "/readyz")
 }

@@ -10,6 +10,7 @@ mod access_log;
 mod admin;
 mod auth;
 mod catalog;
+mod health;
 mod jobs;
 mod methods;
 mod on_demand;
@@ -64,6 +65,10 @@ pub(crate) enum Handler {
     OpenApi,
     /// `/health`: liveness for load balancers.
     Health,
+    /// `/healthz`: liveness (the process answers).
+    Healthz,
+    /// `/readyz`: readiness (a store round trip).
+    Readyz,
     /// `/resources`: list (GET) and create with a name from `Slug` (POST).
     Resources,
     /// `/resources/{name}`: a stored resource.
@@ -142,6 +147,8 @@ pub(crate) const ROUTES: &[Route] = &[
     ),
     route("/openapi.json", Handler::OpenApi, READ),
     route("/health", Handler::Health, READ),
+    route("/healthz", Handler::Healthz, READ),
+    route("/readyz", Handler::Readyz, READ),
     upload(
         "/resources",
         Handler::Resources,
@@ -385,6 +392,8 @@ impl App {
             Handler::Code => catalog::code(r.param("code")),
             Handler::OpenApi => Ok(self.pages.openapi()),
             Handler::Health => Ok(catalog::health()),
+            Handler::Healthz => Ok(health::healthz()),
+            Handler::Readyz => health::readyz(ctx).await,
             Handler::OnDemand => on_demand::answer(ctx, req, r.param("codes"), false).await,
             Handler::Httpstat => on_demand::answer(ctx, req, r.param("code"), false).await,
             Handler::Random => on_demand::answer(ctx, req, r.param("list"), true).await,

@@ -15,6 +15,8 @@ const ROUTE_PATHS: &[&str] = &[
     "/websocket/echo",
     "/openapi.json",
     "/health",
+    "/healthz",
+    "/readyz",
     "/resources",
     "/resources/doc",
     "/jobs",
@@ -121,7 +123,7 @@ async fn every_route_501_for_unknown_methods_with_cors() {
 }
 
 /// "In maintenance every other route answers 503 with `Retry-After`": every route but
-/// `/health` and `/admin/*`, whatever the method.
+/// `/health`, `/healthz`, `/readyz` and `/admin/*`, whatever the method.
 #[tokio::test]
 async fn maintenance_answers_503_on_every_other_route() {
     let server = TestServer::start_with(|c| c.maintenance = true).await;
@@ -134,7 +136,8 @@ async fn maintenance_answers_503_on_every_other_route() {
         results.push((*path, r.last.clone()));
     }
     check(&results, |(path, r)| {
-        let exempt = *path == "/health" || path.starts_with("/admin/");
+        let exempt =
+            path.starts_with("/health") || *path == "/readyz" || path.starts_with("/admin/");
         if exempt {
             ensure(r.status != 503, || format!("{path} is exempt, got 503"))
         } else {
