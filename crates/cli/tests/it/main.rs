@@ -1,6 +1,7 @@
 //! Integration tests of the `statuslab` command line, one binary: the built executable (exit
 //! codes, stdout, stderr) and the in-process API (`statuslab::run`).
 
+mod config_file;
 mod configuration;
 mod crash;
 mod errors;
