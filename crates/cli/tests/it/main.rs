@@ -3,6 +3,7 @@
 
 mod config_file;
 mod configuration;
+mod container;
 mod crash;
 mod errors;
 mod explain;
