@@ -91,11 +91,10 @@ pub enum ParseError {
 /// neither a flag nor a variable set from its `--config` file (or `STATUSLAB_CONFIG`).
 pub fn parse_from(args: &[std::ffi::OsString]) -> Result<Cli, ParseError> {
     let cmd = Cli::command();
-    let matches = cmd
+    let mut matches = cmd
         .clone()
         .try_get_matches_from(args)
         .map_err(ParseError::Clap)?;
-    let mut matches = matches;
     if let Some(("serve", sub)) = matches.subcommand()
         && let Some(path) = sub.get_one::<std::path::PathBuf>("config")
     {
