@@ -3,10 +3,12 @@
 //! `main.rs` only calls [`main`]; tests call [`run`] in-process with their own output buffers.
 
 mod catalog_cmd;
+mod config_file;
+mod docs_cmd;
 mod probe_cmd;
 mod serve_cmd;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::io::Write;
 
 /// Make the HTTP status-code table executable.
@@ -41,6 +43,12 @@ pub enum Command {
     /// Probe another server: check its answers against the table and RFC 9110, per check.
     #[command(after_help = probe_cmd::AFTER_HELP)]
     Probe(Box<probe_cmd::ProbeArgs>),
+    /// Print a shell completion script for statuslab.
+    #[command(after_help = docs_cmd::COMPLETIONS_HELP)]
+    Completions(docs_cmd::CompletionsArgs),
+    /// Print the manual page (roff) of statuslab and its commands.
+    #[command(after_help = docs_cmd::MAN_HELP)]
+    Man(docs_cmd::ManArgs),
 }
 
 /// A failure the user caused (exit code 2) or the environment caused (exit code 1).
@@ -65,15 +73,85 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Failure> {
         Command::List(args) => catalog_cmd::list(&args, out),
         Command::Serve(args) => serve_cmd::serve(*args),
         Command::Probe(args) => probe_cmd::probe(&args, out),
+        Command::Completions(args) => docs_cmd::completions(&args, out),
+        Command::Man(args) => docs_cmd::man(&args, out),
     }
+}
+
+/// Why the command line could not be parsed.
+#[derive(Debug)]
+pub enum ParseError {
+    /// clap's own error (also `--help` and `--version`, which are not failures).
+    Clap(clap::Error),
+    /// A bad `serve --config` file or value in it: one line naming the file and the key.
+    Config(String),
+}
+
+/// Parses the command line like `Cli::try_parse_from`, then fills in `serve`'s values that
+/// neither a flag nor a variable set from its `--config` file (or `STATUSLAB_CONFIG`).
+pub fn parse_from(args: &[std::ffi::OsString]) -> Result<Cli, ParseError> {
+    let cmd = Cli::command();
+    let mut matches = cmd
+        .clone()
+        .try_get_matches_from(args)
+        .map_err(ParseError::Clap)?;
+    if let Some(("serve", sub)) = matches.subcommand()
+        && let Some(path) = sub.get_one::<std::path::PathBuf>("config")
+    {
+        let serve = cmd.find_subcommand("serve").expect("serve is a command");
+        let from = if sub.value_source("config") == Some(clap::parser::ValueSource::EnvVariable) {
+            " (from STATUSLAB_CONFIG)"
+        } else {
+            ""
+        };
+        let (extra, keys) = config_file::arguments(path, serve, sub)
+            .map_err(|e| ParseError::Config(format!("{e}{from}")))?;
+        if !extra.is_empty() {
+            let mut all = args.to_vec();
+            all.extend(extra);
+            matches =
+                cmd.try_get_matches_from(&all)
+                    .map_err(|e| match value_error_line(&e, &all) {
+                        Some(line) => ParseError::Config(in_file(line, &e, &keys, path)),
+                        None => ParseError::Clap(e),
+                    })?;
+        }
+    }
+    Cli::from_arg_matches(&matches).map_err(ParseError::Clap)
+}
+
+/// A value error about a flag whose value came from the config file names the key and the
+/// file instead of the flag: `invalid value 'x' for max-body in statuslab.toml: …`.
+fn in_file(line: String, e: &clap::Error, keys: &[String], path: &std::path::Path) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return line;
+    };
+    let Some(key) = arg
+        .split_whitespace()
+        .next()
+        .and_then(|flag| flag.strip_prefix("--"))
+        .filter(|key| keys.iter().any(|k| k == key))
+    else {
+        return line;
+    };
+    line.replacen(
+        &format!("'{arg}'"),
+        &format!("{key} in {}", path.display()),
+        1,
+    )
 }
 
 /// The whole program: parse, run, map failures to exit codes (2 for bad input, 1 otherwise).
 pub fn main() -> std::process::ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let cli = match Cli::try_parse_from(&args) {
+    let cli = match parse_from(&args) {
         Ok(cli) => cli,
-        Err(e) => {
+        Err(ParseError::Config(line)) => {
+            eprintln!("error: {line}");
+            return std::process::ExitCode::from(2);
+        }
+        Err(ParseError::Clap(e)) => {
             if let Some(line) = value_error_line(&e, &args) {
                 eprintln!("error: {line}");
                 return std::process::ExitCode::from(2);

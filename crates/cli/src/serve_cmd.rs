@@ -55,6 +55,7 @@ Values:
 Examples:
   statuslab serve
   statuslab serve --listen 0.0.0.0:8080 --max-delay 30s --log-format json
+  statuslab serve --config statuslab.toml   # keys as the flags: max-body = \"1MiB\"
   STATUSLAB_LISTEN=127.0.0.1:9000 statuslab serve
   curl -i localhost:8080/status/429";
 
@@ -70,6 +71,11 @@ pub enum LogFormat {
 /// Arguments of `statuslab serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// A TOML file of settings: its keys are these flags without their dashes (listen,
+    /// max-body, token, …), its values written as after the flags ("1MiB", "30s"); flags and
+    /// STATUSLAB_* variables take precedence over it.
+    #[arg(long, env = "STATUSLAB_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Address to listen on (HTTP/1.1 and HTTP/2 with prior knowledge share it): IP:PORT
     /// (0.0.0.0:8080, [::1]:8080), HOST:PORT (localhost:8080; the name's first IPv4 address,
     /// else its first IPv6 one), or a PORT alone for 127.0.0.1:PORT.

@@ -13,7 +13,8 @@
 //! → `store` → `ctx` and `problem` (what handlers share) → `edge` (auth, maintenance, rate
 //! limits, shedding), `gateway` and [`probe`] (checks other servers; it uses only the wire
 //! layer and the catalog) → `routes` (the route table, admission, handlers) → this file (the
-//! accept loop). Handlers return a protocol-independent [`Reply`].
+//! accept loop) → [`testing`] (a server for Rust tests, on a thread of its own). Handlers
+//! return a protocol-independent [`Reply`].
 
 mod config;
 mod content;
@@ -25,6 +26,7 @@ pub mod probe;
 mod problem;
 mod routes;
 pub mod store;
+pub mod testing;
 mod wire;
 
 pub use config::{AccessLog, AccessLogTo, Config, Scope, StoreChoice, TlsSource, Token, Upstream};

@@ -18,6 +18,8 @@ fn help_has_examples() {
             &["list", "--help"][..],
             &["serve", "--help"][..],
             &["probe", "--help"][..],
+            &["completions", "--help"][..],
+            &["man", "--help"][..],
             &["help", "list"][..],
         ],
         |args| {
@@ -43,7 +45,7 @@ fn help_has_examples() {
 #[test]
 fn top_level_help_names_the_commands() {
     let out = statuslab(&["--help"]).stdout;
-    for cmd in ["explain", "list", "serve", "probe"] {
+    for cmd in ["explain", "list", "serve", "probe", "completions", "man"] {
         assert!(out.contains(cmd), "{cmd} in {out}");
     }
 }
@@ -228,4 +230,69 @@ fn readme_flag_table_matches_serve_flags() {
                 .ok_or_else(|| format!("README default {readme_default}, clap none")),
         }
     });
+}
+
+/// `statuslab completions SHELL`: a script for each shell clap_complete knows, naming the
+/// commands and the flags.
+#[test]
+fn completions_name_the_commands_and_flags() {
+    let bash = statuslab(&["completions", "bash"]);
+    assert_eq!(bash.code, Some(0), "{bash:?}");
+    assert!(bash.stderr.is_empty(), "{bash:?}");
+    for word in ["serve", "probe", "--max-body", "--config", "complete -F"] {
+        assert!(bash.stdout.contains(word), "{word} in the bash script");
+    }
+    check(["zsh", "fish", "powershell", "elvish"], |shell| {
+        let o = statuslab(&["completions", shell]);
+        if o.code != Some(0) || !o.stdout.contains("max-body") || !o.stdout.contains("serve") {
+            return Err(format!("{o:?}"));
+        }
+        Ok(())
+    });
+    let o = statuslab(&["completions", "tcsh"]);
+    assert_eq!(o.code, Some(2), "{o:?}");
+    assert!(
+        o.stderr.contains("bash"),
+        "the error lists the shells: {o:?}"
+    );
+}
+
+/// `statuslab man`: roff for man(1) whose title is statuslab(1) and which names every command;
+/// `man serve` is serve's page with its flags; `--dir` writes every page.
+#[test]
+fn man_pages_are_roff_and_name_the_commands() {
+    let o = statuslab(&["man"]);
+    assert_eq!(o.code, Some(0), "{o:?}");
+    // clap_mangen opens with a string definition for apostrophes, then the title.
+    let first_macro = o
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(".TH") || l.starts_with(".SH"))
+        .unwrap_or_default();
+    assert!(first_macro.starts_with(".TH statuslab 1"), "{first_macro}");
+    for cmd in ["explain", "list", "serve", "probe", "completions", "man"] {
+        assert!(
+            o.stdout.contains(&format!("statuslab\\-{cmd}(1)")),
+            "statuslab-{cmd}(1) in the page"
+        );
+    }
+    assert!(!o.stdout.contains('\x1b'), "no terminal escapes in a page");
+    let serve = statuslab(&["man", "serve"]).stdout;
+    assert!(
+        serve.contains(".TH statuslab-serve 1") || serve.contains(".TH statuslab\\-serve 1"),
+        "{serve}"
+    );
+    assert!(serve.contains("\\-\\-max\\-body"), "serve's flags");
+    assert!(serve.contains("STATUSLAB_MAX_BODY"), "and their variables");
+    let o = statuslab(&["man", "nonsense"]);
+    assert_eq!(o.code, Some(2), "{o:?}");
+    assert!(o.stderr.contains("serve"), "{o:?}");
+
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let o = statuslab(&["man", "--dir", dir.path().to_str().expect("UTF-8")]);
+    assert_eq!(o.code, Some(0), "{o:?}");
+    for page in ["statuslab.1", "statuslab-serve.1", "statuslab-probe.1"] {
+        let text = std::fs::read_to_string(dir.path().join(page)).expect(page);
+        assert!(text.contains(".TH"), "{page}");
+    }
 }

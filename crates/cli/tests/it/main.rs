@@ -1,7 +1,9 @@
 //! Integration tests of the `statuslab` command line, one binary: the built executable (exit
 //! codes, stdout, stderr) and the in-process API (`statuslab::run`).
 
+mod config_file;
 mod configuration;
+mod container;
 mod crash;
 mod errors;
 mod explain;

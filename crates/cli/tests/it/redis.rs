@@ -195,8 +195,14 @@ fn a_redis_outage_gives_503s_and_the_server_recovers_without_a_restart() {
     let addr = served.addr;
     let r = fetch(addr, "PUT", "/resources/x", b"before");
     assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(fetch(addr, "GET", "/readyz", b"").status, 200, "ready");
 
     redis.stop();
+    // Not ready while Redis is down, though alive.
+    let r = fetch(addr, "GET", "/readyz", b"");
+    assert_eq!(r.status, 503, "/readyz with Redis down: {r:?}");
+    assert!(r.header("retry-after").is_some(), "{r:?}");
+    assert_eq!(fetch(addr, "GET", "/healthz", b"").status, 200, "alive");
     for (method, target) in [
         ("GET", "/resources/x"),
         ("PUT", "/resources/y"),
@@ -230,6 +236,11 @@ fn a_redis_outage_gives_503s_and_the_server_recovers_without_a_restart() {
 
     // Redis comes back (empty: it keeps nothing on disk); the same process recovers at once.
     redis.restart();
+    assert_eq!(
+        fetch(addr, "GET", "/readyz", b"").status,
+        200,
+        "ready again"
+    );
     let r = fetch(addr, "PUT", "/resources/x", b"after");
     assert_eq!(r.status, 201, "the first write after Redis returned: {r:?}");
     let r = fetch(addr, "GET", "/resources/x", b"");

@@ -14,5 +14,5 @@ pub(crate) use shedding::Slot;
 /// and load shedding): health checks, the metrics, and the admin routes that switch
 /// maintenance off.
 pub(crate) fn exempt(path: &str) -> bool {
-    path.starts_with("/admin/") || path == "/health" || path == "/metrics"
+    path.starts_with("/admin/") || matches!(path, "/health" | "/healthz" | "/readyz" | "/metrics")
 }

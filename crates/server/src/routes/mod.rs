@@ -15,6 +15,7 @@ mod cookies;
 mod digest;
 mod echo;
 mod formats;
+mod health;
 mod httpbin;
 mod jobs;
 mod methods;
@@ -76,6 +77,10 @@ pub(crate) enum Handler {
     Health,
     /// `/metrics`: Prometheus metrics.
     Metrics,
+    /// `/healthz`: liveness (the process answers).
+    Healthz,
+    /// `/readyz`: readiness (a store round trip).
+    Readyz,
     /// `/resources`: list (GET) and create with a name from `Slug` (POST).
     Resources,
     /// `/resources/{name}`: a stored resource.
@@ -161,6 +166,8 @@ pub(crate) const ROUTES: &[Route] = &[
     route("/openapi.json", Handler::OpenApi, READ),
     route("/health", Handler::Health, READ),
     route("/metrics", Handler::Metrics, READ),
+    route("/healthz", Handler::Healthz, READ),
+    route("/readyz", Handler::Readyz, READ),
     upload(
         "/resources",
         Handler::Resources,
@@ -564,6 +571,8 @@ impl App {
             Handler::OpenApi => Ok(self.pages.openapi()),
             Handler::Health => Ok(catalog::health()),
             Handler::Metrics => self.metrics(req),
+            Handler::Healthz => Ok(health::healthz()),
+            Handler::Readyz => health::readyz(ctx).await,
             Handler::OnDemand => on_demand::answer(ctx, req, r.param("codes"), false).await,
             Handler::Httpstat => on_demand::answer(ctx, req, r.param("code"), false).await,
             Handler::Random => on_demand::answer(ctx, req, r.param("list"), true).await,

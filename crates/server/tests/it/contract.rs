@@ -16,6 +16,8 @@ const ROUTE_PATHS: &[&str] = &[
     "/openapi.json",
     "/health",
     "/metrics",
+    "/healthz",
+    "/readyz",
     "/resources",
     "/resources/doc",
     "/jobs",
@@ -122,7 +124,7 @@ async fn every_route_501_for_unknown_methods_with_cors() {
 }
 
 /// "In maintenance every other route answers 503 with `Retry-After`": every route but
-/// `/health` and `/admin/*`, whatever the method.
+/// `/health`, `/healthz`, `/readyz` and `/admin/*`, whatever the method.
 #[tokio::test]
 async fn maintenance_answers_503_on_every_other_route() {
     let server = TestServer::start_with(|c| c.maintenance = true).await;
@@ -135,7 +137,8 @@ async fn maintenance_answers_503_on_every_other_route() {
         results.push((*path, r.last.clone()));
     }
     check(&results, |(path, r)| {
-        let exempt = *path == "/health" || *path == "/metrics" || path.starts_with("/admin/");
+        let exempt = matches!(*path, "/health" | "/healthz" | "/readyz" | "/metrics")
+            || path.starts_with("/admin/");
         if exempt {
             ensure(r.status != 503, || format!("{path} is exempt, got 503"))
         } else {

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The server's top-level modules from the bottom layer up; a module may import only itself
-/// and the modules before it. `lib.rs` (the accept loop) sits above them all.
+/// and the modules before it. `lib.rs` (the accept loop) sits above them all, and `testing.rs`
+/// above it.
 const LAYERS: &[&str] = &[
     "metrics", "store", "content", "config", "wire", "ctx", "problem", "edge", "gateway", "probe",
     "routes",
@@ -78,9 +79,9 @@ fn no_module_imports_a_module_above_it() {
             .trim_end_matches(".rs")
             .to_owned();
         let Some(own) = rank(&top) else {
-            assert_eq!(
-                top,
-                "lib",
+            // `testing` (a server for Rust tests) sits above lib.rs and may use all of it.
+            assert!(
+                ["lib", "testing"].contains(&top.as_str()),
                 "{} is in no layer: add it to LAYERS",
                 rel.display()
             );

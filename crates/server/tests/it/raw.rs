@@ -424,6 +424,8 @@ async fn options_on_every_route_gives_204_with_allow() {
         ("/websocket/echo", "GET, OPTIONS".to_owned()),
         ("/openapi.json", read.to_owned()),
         ("/health", read.to_owned()),
+        ("/healthz", read.to_owned()),
+        ("/readyz", read.to_owned()),
         ("*", any.clone()),
     ];
     let mut results = Vec::new();

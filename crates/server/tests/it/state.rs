@@ -8,12 +8,12 @@ use statuslab_server::store::{
     Attempt, Conditions, DeleteOutcome, Job, JobOutcome, Lookup, NewResource, RateAlgorithm,
     RateDecision, ResourceMeta, Sequence, SequenceStep, Store, StoreError, WriteMode, WriteOutcome,
 };
-use statuslab_server::{AccessLog, Config, Scope, Server, StoreChoice, Token};
+use statuslab_server::{Config, Scope, StoreChoice, Token};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{Barrier, oneshot};
+use tokio::sync::Barrier;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -122,26 +122,18 @@ fn byteranges(content_type: &str, body: &[u8]) -> Vec<(String, Vec<u8>)> {
 /// A server on `127.0.0.1:0` over a store of the test's choosing.
 struct CustomServer {
     addr: SocketAddr,
-    _stop: oneshot::Sender<()>,
+    _server: statuslab_server::testing::TestServer,
 }
 
 impl CustomServer {
     async fn start(store: Arc<dyn Store>) -> CustomServer {
-        let cfg = Config {
-            listen: "127.0.0.1:0".parse().expect("an address"),
-            access_log: AccessLog::Off,
-            store: StoreChoice::Memory,
-            ..Config::default()
-        };
-        let server = Server::with_store(cfg, store)
-            .await
-            .expect("bind 127.0.0.1:0");
-        let addr = server.local_addr();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(server.run(async move {
-            let _ = stopped.await;
-        }));
-        CustomServer { addr, _stop: stop }
+        let server = statuslab_server::testing::Builder::new()
+            .store(store)
+            .spawn();
+        CustomServer {
+            addr: server.addr(),
+            _server: server,
+        }
     }
 
     fn host(&self) -> String {

@@ -2,14 +2,13 @@
 //! HTTP/1.1 client that shows what ordinary clients hide (interim responses, exact framing,
 //! whether the server closed the connection).
 
-use statuslab_server::{AccessLog, Config, Server, StoreChoice};
+use statuslab_server::{Config, testing};
 use std::fmt::Debug;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 
 /// How long any single read may wait before the test fails instead of hanging.
 pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -54,13 +53,13 @@ pub(crate) fn ensure(cond: bool, why: impl FnOnce() -> String) -> Result<(), Str
 }
 
 /// A server on `127.0.0.1:0`, running on a thread and runtime of its own (so a busy test
-/// runtime cannot starve it, nor it the test). When the test drops it, the server is stopped
-/// and its result checked: a server that returns an error — a background task or a connection
-/// task panicked — fails the test.
+/// runtime cannot starve it, nor it the test): [`statuslab_server::testing`], the same server
+/// the crate offers to other projects' tests. When the test drops it, the server is stopped and
+/// its result checked: a server that returns an error — a background task or a connection task
+/// panicked — fails the test.
 pub(crate) struct TestServer {
     pub(crate) addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    done: Option<std::sync::mpsc::Receiver<io::Result<()>>>,
+    inner: testing::TestServer,
 }
 
 impl TestServer {
@@ -69,48 +68,14 @@ impl TestServer {
         TestServer::start_with(|_| {}).await
     }
 
-    /// A server whose configuration `tune` adjusts.
+    /// A server whose configuration `tune` adjusts (from the test defaults: `127.0.0.1:0`, no
+    /// access log, each test's state in memory, so no data directory is shared between tests
+    /// running in parallel).
     pub(crate) async fn start_with(tune: impl FnOnce(&mut Config)) -> TestServer {
-        let mut cfg = Config {
-            listen: "127.0.0.1:0".parse().expect("an address"),
-            access_log: AccessLog::Off,
-            // Each test's server keeps its state in memory: no data directory shared
-            // between tests running in parallel.
-            store: StoreChoice::Memory,
-            ..Config::default()
-        };
-        tune(&mut cfg);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let (bound, addr) = oneshot::channel::<SocketAddr>();
-        let (done_tx, done) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("test-server".to_owned())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("a runtime for the server");
-                let result = runtime.block_on(async move {
-                    // Bound on port 0 and kept: the listener is never released and rebound.
-                    let server = Server::bind(cfg).await.expect("bind 127.0.0.1:0");
-                    let _ = bound.send(server.local_addr());
-                    server
-                        .run(async move {
-                            let _ = stopped.await;
-                        })
-                        .await
-                });
-                let _ = done_tx.send(result);
-            })
-            .expect("spawn the server thread");
-        let addr = addr.await.expect("the server binds");
+        let inner = testing::Builder::new().config(tune).spawn();
+        let addr = inner.addr();
         assert_ne!(addr.port(), 0, "the OS assigns a port");
-        TestServer {
-            addr,
-            stop: Some(stop),
-            done: Some(done),
-        }
+        TestServer { addr, inner }
     }
 
     /// `127.0.0.1:PORT`, as a `Host` header names the server.
@@ -120,7 +85,7 @@ impl TestServer {
 
     /// `http://127.0.0.1:PORT{path}`.
     pub(crate) fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        self.inner.url(path)
     }
 
     /// A new raw connection.
@@ -143,39 +108,15 @@ impl TestServer {
 
     /// Tells the server to shut down (stop accepting, finish what is in flight).
     pub(crate) fn shutdown(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.inner.shutdown();
     }
 
     /// Waits for `Server::run` to return, failing the test if it takes longer than `limit`.
     pub(crate) async fn stopped(&mut self, limit: Duration) -> io::Result<()> {
-        let done = self.done.take().expect("the server is awaited once");
-        tokio::task::spawn_blocking(move || done.recv_timeout(limit))
+        self.inner
+            .stopped(limit)
             .await
-            .expect("waiting for the server")
-            .expect("Server::run returns after shutdown (and its thread does not panic)")
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.shutdown();
-        let Some(done) = self.done.take() else {
-            return;
-        };
-        if std::thread::panicking() {
-            return;
-        }
-        // In-flight requests may keep the server a little longer; a server still running after
-        // this is left to finish on its own, unchecked.
-        match done.recv_timeout(Duration::from_secs(3)) {
-            Ok(Ok(())) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Ok(Err(e)) => panic!("the server failed: {e}"),
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                panic!("the server's thread panicked")
-            }
-        }
+            .expect("Server::run returns after shutdown, once")
     }
 }
 
