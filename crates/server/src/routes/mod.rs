@@ -19,6 +19,7 @@ mod httpbin;
 mod jobs;
 mod methods;
 mod on_demand;
+mod page;
 mod rate_limit;
 mod redirects;
 mod report;
@@ -333,6 +334,7 @@ pub(crate) struct Ticket {
 impl App {
     /// Builds the application for a configuration and a store.
     pub fn new(cfg: Config, store: crate::store::SharedStore) -> App {
+        let pages = catalog::Pages::new(cfg.metrics);
         let mut router = matchit::Router::new();
         for (i, r) in ROUTES.iter().enumerate() {
             router
@@ -351,7 +353,7 @@ impl App {
             access_log: None,
             router,
             allow,
-            pages: catalog::Pages::new(),
+            pages,
         }
     }
 

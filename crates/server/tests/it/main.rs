@@ -14,6 +14,7 @@ mod httpbin;
 mod layers;
 mod metrics;
 mod options;
+mod page;
 mod probe;
 mod probe_nginx;
 mod protocol;
