@@ -109,7 +109,9 @@ fn row(out: &mut String, s: Status) {
     };
     let src = match s.source() {
         Source::Table => "",
-        _ => "<span class=\"src\">registry, not in the table</span>",
+        _ => {
+            "<span class=\"src\" title=\"In the IANA registry, not in the status-code table\">registry</span>"
+        }
     };
     let _ = write!(
         out,
@@ -294,7 +296,7 @@ mod tests {
         );
         assert!(r503.contains("Table vs RFC (advice)"), "{r503}");
         assert!(row(504).contains("rfc ne"), "{}", row(504));
-        assert!(row(507).contains("registry, not in the table"));
+        assert!(row(507).contains("not in the status-code table"));
         assert!(!row(404).contains("registry"));
         assert!(!row(200).contains("class=\"diff\""));
     }

@@ -249,8 +249,9 @@ async def drive(url, screenshot):
             result["try_100"] = await browser.try_code("#c100 button[data-try]")
             await browser.search("101")
             result["try_101"] = await browser.try_code("#c101 button[data-try]")
-            await browser.search("301")
-            result["try_301"] = await browser.try_code("#c301 button[data-try]")
+            for code in (301, 204, 304, 401, 407):
+                await browser.search(str(code))
+                result[f"try_{code}"] = await browser.try_code(f"#c{code} button[data-try]")
             # The panel's own form: another code, options set, Send.
             await browser.eval(
                 """(() => {

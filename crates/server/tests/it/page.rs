@@ -127,6 +127,29 @@ async fn chromium_searches_the_page_and_tries_codes() {
         "{t:#}"
     );
 
+    // Dress the browser lets a page read: 401's challenge; 204 and 304 without content.
+    let panel = out["try_401"]["out"].as_str().unwrap();
+    assert!(panel.starts_with("HTTP/1.1 401 Unauthorized\n"), "{panel}");
+    assert!(panel.contains("\nwww-authenticate: Basic"), "{panel}");
+    for (key, line) in [
+        ("try_204", "HTTP/1.1 204 No Content\n"),
+        ("try_304", "HTTP/1.1 304 Not Modified\n"),
+    ] {
+        let panel = out[key]["out"].as_str().unwrap();
+        assert!(panel.starts_with(line), "{panel}");
+        assert!(panel.ends_with("\n\n"), "no content: {panel:?}");
+    }
+    // Chromium refuses a 407 from a server that is not its proxy; the panel says why.
+    let t = &out["try_407"];
+    assert!(
+        t["out"].as_str().unwrap().starts_with("fetch() failed"),
+        "{t:#}"
+    );
+    assert!(
+        t["why"].as_str().unwrap().contains("configured proxy"),
+        "{t:#}"
+    );
+
     // The panel's options reach the request: Accept, retry_after, sleep, method.
     let t = &out["send_503"];
     assert_eq!(

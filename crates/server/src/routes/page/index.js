@@ -35,7 +35,6 @@
     $("none").hidden = shown !== 0;
   }
   q.addEventListener("input", filter);
-  if (location.hash.startsWith("#q=")) q.value = decodeURIComponent(location.hash.slice(3));
 
   // Try-it: fetch /status/{code} and show what came back.
   const out = $("out");
