@@ -20,6 +20,7 @@ mod httpbin;
 mod jobs;
 mod methods;
 mod on_demand;
+mod page;
 mod rate_limit;
 mod redirects;
 mod report;
@@ -385,6 +386,7 @@ pub(crate) struct Ticket {
 impl App {
     /// Builds the application for a configuration and a store.
     pub fn new(cfg: Config, store: crate::store::SharedStore) -> App {
+        let pages = catalog::Pages::new(cfg.metrics);
         let mut router = matchit::Router::new();
         for (i, r) in ROUTES.iter().enumerate() {
             router
@@ -403,7 +405,7 @@ impl App {
             access_log: None,
             router,
             allow,
-            pages: catalog::Pages::new(),
+            pages,
         }
     }
 

@@ -15,6 +15,7 @@ mod httpbin;
 mod layers;
 mod metrics;
 mod options;
+mod page;
 mod probe;
 mod probe_nginx;
 mod protocol;
