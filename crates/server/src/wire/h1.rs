@@ -967,37 +967,46 @@ fn wants_close(req: &Request) -> bool {
 /// Writes a 503 to a connection over `--max-connections` and half-closes it; the caller
 /// lingers on the returned connection.
 pub(crate) async fn overloaded<S: Service>(
-    mut io: TcpStream,
+    io: TcpStream,
     peer: SocketAddr,
     app: Arc<S>,
 ) -> TcpStream {
-    let req = Request {
-        method: Method::GET,
-        uri: Uri::from_static("/"),
-        version: Version::HTTP_11,
-        headers: HeaderMap::new(),
-        body: Bytes::new(),
+    refuse_unread(
+        io,
         peer,
-    };
-    let reply = app.reject(
-        &req,
+        app,
         503,
         "too many open connections (--max-connections); retry after Retry-After",
-    );
-    let mut out = BytesMut::new();
-    reply::put_final(&mut out, &reply, false, true);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), io.write_all(&out)).await;
-    let _ = io.shutdown().await;
-    io
+    )
+    .await
 }
 
 /// Answers plain HTTP sent to the TLS port with 400 (in plain HTTP, which the client can
 /// read; `Connection: close`) instead of a TLS alert it would show as garbage, then closes.
 /// The request is not read: the caller drains it.
 pub(crate) async fn plain_http_on_tls<S: Service>(
+    io: TcpStream,
+    peer: SocketAddr,
+    app: Arc<S>,
+) -> TcpStream {
+    refuse_unread(
+        io,
+        peer,
+        app,
+        400,
+        "the plain HTTP request was sent to an HTTPS port: this port speaks TLS; use https://",
+    )
+    .await
+}
+
+/// Writes the application's refusal (`code`, `detail`) to a connection whose request was
+/// never read, with `Connection: close`, and half-closes it (waiting at most a second).
+async fn refuse_unread<S: Service>(
     mut io: TcpStream,
     peer: SocketAddr,
     app: Arc<S>,
+    code: u16,
+    detail: &str,
 ) -> TcpStream {
     let req = Request {
         method: Method::GET,
@@ -1007,11 +1016,7 @@ pub(crate) async fn plain_http_on_tls<S: Service>(
         body: Bytes::new(),
         peer,
     };
-    let reply = app.reject(
-        &req,
-        400,
-        "the plain HTTP request was sent to an HTTPS port: this port speaks TLS; use https://",
-    );
+    let reply = app.reject(&req, code, detail);
     let mut out = BytesMut::new();
     reply::put_final(&mut out, &reply, false, true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), io.write_all(&out)).await;
