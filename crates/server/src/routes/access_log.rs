@@ -4,7 +4,8 @@
 //! them in batches, at least every quarter second and at once when a buffer fills, and a
 //! last time when the server shuts down. Past `SHARD_MAX` bytes waiting in one shard (the
 //! destination cannot keep up), lines are dropped and counted, never waited for; the writer
-//! reports the count in the log.
+//! reports the count in the log. Lines of different workers can reach the destination out of
+//! order (by up to a flush interval); each carries its own time.
 //!
 //! The lines look like the rest of the log (target `statuslab::access`): the text format of
 //! `tracing`'s formatter, or one JSON object per line with the same fields.
