@@ -52,7 +52,7 @@ status=0
 PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" SCHEMATHESIS_HOOKS=statuslab_hooks \
   schemathesis --config-file "$here/config.toml" run "$base/openapi.json" \
   --exclude-method TRACE --exclude-method QUERY \
-  --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-20}" --seed "${SCHEMATHESIS_SEED:-20261130}" \
+  --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-10}" --seed "${SCHEMATHESIS_SEED:-20261130}" \
   --workers 2 --request-timeout 10 --generation-database none --no-color "$@" || status=$?
 if ! kill -0 "$server" 2>/dev/null; then
   echo "schemathesis.sh: the server exited during the run" >&2

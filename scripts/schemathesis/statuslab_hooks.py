@@ -22,7 +22,8 @@ def _answering(value):
     for i, item in enumerate(items):
         name, sep, weight = item.partition(":")
         if name.strip() in BREAKING:
-            items[i] = "latency" + sep + weight
+            # Only the name changes: the spaces around it and the weight stay as generated.
+            items[i] = name.replace(name.strip(), "latency") + sep + weight
             changed = True
     return quote(",".join(items), safe="") if changed else value
 
