@@ -77,7 +77,8 @@ pub(crate) fn answer(
     algorithm: Option<&str>,
     stale_after: Option<&str>,
 ) -> Result<Reply, Problem> {
-    let offered = qops(qop)?;
+    // A client may percent-encode the comma of `auth,auth-int`, as it does any reserved byte.
+    let offered = qops(&percent_decode_str(qop).decode_utf8_lossy())?;
     let algorithm = match algorithm {
         None => Algorithm::Md5,
         Some(a) => Algorithm::parse(a).ok_or_else(|| {

@@ -54,15 +54,23 @@ fn parse(ctx: &Ctx, req: &Request) -> Result<(u64, JobResult), Problem> {
             result: None,
         }
     } else {
-        serde_json::from_slice(&req.body).map_err(|e| {
-            use serde_json::error::Category;
-            match e.classify() {
-                Category::Data => Problem::new(
-                    422,
-                    format!("the job description is JSON but not a valid job: {e}"),
-                ),
-                _ => Problem::new(400, format!("the body is not valid JSON: {e}")),
-            }
+        // Serde would also fill the struct from an array (`[2000, null]`): a job is an object.
+        let value: Value = serde_json::from_slice(&req.body)
+            .map_err(|e| Problem::new(400, format!("the body is not valid JSON: {e}")))?;
+        let result_ok = value
+            .get("result")
+            .is_none_or(|r| r.is_object() || r.is_null());
+        if !value.is_object() || !result_ok {
+            return Err(Problem::new(
+                422,
+                "a job description is a JSON object, and its result an object or null",
+            ));
+        }
+        serde_json::from_value(value).map_err(|e| {
+            Problem::new(
+                422,
+                format!("the job description is JSON but not a valid job: {e}"),
+            )
         })?
     };
     let max = ctx.cfg.max_job_duration;

@@ -386,7 +386,6 @@ pub(crate) struct Ticket {
 impl App {
     /// Builds the application for a configuration and a store.
     pub fn new(cfg: Config, store: crate::store::SharedStore) -> App {
-        let pages = catalog::Pages::new(cfg.metrics);
         let mut router = matchit::Router::new();
         for (i, r) in ROUTES.iter().enumerate() {
             router
@@ -400,6 +399,7 @@ impl App {
                 HeaderValue::from_str(&list.join(", ")).expect("method names are tokens")
             })
             .collect();
+        let pages = catalog::Pages::new(&cfg);
         App {
             ctx: Ctx::new(cfg, store, ROUTES.iter().map(|r| r.pattern)),
             access_log: None,
@@ -859,6 +859,68 @@ mod tests {
                 "openapi.json documents {p}, which is no route"
             );
         }
+    }
+
+    /// Each documented path lists exactly its route's methods (OPTIONS included), every
+    /// operation documents the edge's answers (400, 413, 414, 431; 429 and 503 where the edge
+    /// applies; 413 is the store's too on uploads), and OPTIONS documents 204 with `Allow`.
+    #[test]
+    fn openapi_lists_each_routes_methods_and_edge_answers() {
+        let spec: serde_json::Value =
+            serde_json::from_slice(include_bytes!("openapi.json")).expect("openapi.json is JSON");
+        let with_ref = |r: &serde_json::Value, name: &str| {
+            r["$ref"].as_str() == Some(&format!("#/components/responses/{name}"))
+        };
+        for r in ROUTES.iter().filter(|r| r.handler != Handler::Canonical) {
+            let path = r.pattern.replace("{*", "{");
+            let item = spec["paths"][&path].as_object().expect("documented");
+            let mut documented: Vec<String> = item
+                .keys()
+                .filter(|k| *k != "parameters" && *k != "summary" && *k != "description")
+                .cloned()
+                .collect();
+            let mut allowed: Vec<String> = r
+                .methods
+                .iter()
+                .map(|m| m.as_str().to_lowercase())
+                .collect();
+            documented.sort();
+            allowed.sort();
+            assert_eq!(documented, allowed, "{path}: documented methods");
+            let options = &item["options"]["responses"]["204"];
+            assert!(with_ref(options, "NoContent"), "{path}: OPTIONS 204");
+            let edge_exempt = edge::exempt(&path);
+            for (method, op) in item {
+                if method == "parameters" || method == "options" {
+                    continue;
+                }
+                let responses = &op["responses"];
+                for (code, name) in [
+                    ("400", None),
+                    ("413", None),
+                    ("414", Some("UriTooLong")),
+                    ("431", Some("HeadersTooLarge")),
+                    ("429", None),
+                    ("503", None),
+                ] {
+                    if edge_exempt && (code == "429" || code == "503") {
+                        continue;
+                    }
+                    let response = &responses[code];
+                    assert!(!response.is_null(), "{method} {path} lacks {code}");
+                    if let Some(name) = name {
+                        assert!(with_ref(response, name), "{method} {path}: {code}");
+                    }
+                }
+            }
+        }
+        let unavailable = &spec["components"]["responses"]["Unavailable"]["headers"];
+        assert!(
+            unavailable["Retry-After"].is_object(),
+            "503 has Retry-After"
+        );
+        let no_content = &spec["components"]["responses"]["NoContent"]["headers"];
+        assert!(no_content["Allow"].is_object(), "OPTIONS has Allow");
     }
 
     /// Route patterns are unique and their method lists include OPTIONS.

@@ -346,3 +346,35 @@ async fn maintenance_put_honours_its_body() {
     assert_eq!(server.exchange(&put(b"")).await.status, 204, "no body: on");
     assert_eq!(server.get("/status/200", &[]).await.status, 503);
 }
+
+/// The bounds /openapi.json states are the ones this server enforces: `--max-delay`,
+/// `--max-body` and `--max-job-duration` fill the schemas marked for them, and a value at the
+/// stated maximum passes while one past it gets 400.
+#[tokio::test]
+async fn openapi_bounds_follow_the_configuration() {
+    let server = TestServer::start_with(|c| {
+        c.max_delay = std::time::Duration::from_millis(300);
+        c.max_body = 1000;
+        c.max_job_duration = std::time::Duration::from_secs(5);
+    })
+    .await;
+    let doc = server.get("/openapi.json", &[]).await.json();
+    let sleep = doc["paths"]["/status/{codes}"]["get"]["parameters"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "sleep"))
+        .expect("/status documents sleep");
+    assert_eq!(sleep["schema"]["maximum"], 300);
+    let delay = &doc["paths"]["/delay/{n}"]["parameters"][0]["schema"];
+    assert_eq!(delay["maximum"], 0.3);
+    assert_eq!(
+        doc["paths"]["/bytes/{n}"]["parameters"][0]["schema"]["maximum"],
+        1000
+    );
+    let job = &doc["paths"]["/jobs"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        ["properties"]["duration"]["anyOf"][0];
+    assert_eq!(job["maximum"], 5000);
+    assert_eq!(server.get("/status/200?sleep=300", &[]).await.status, 200);
+    assert_eq!(server.get("/status/200?sleep=301", &[]).await.status, 400);
+    assert_eq!(server.get("/bytes/1000", &[]).await.status, 200);
+    assert_eq!(server.get("/bytes/1001", &[]).await.status, 400);
+}

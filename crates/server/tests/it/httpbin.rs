@@ -345,6 +345,27 @@ async fn drips_are_paced_under_a_content_length() {
     }
 }
 
+/// `qop` lists may arrive percent-encoded (`auth%2Cauth-int`), as OpenAPI clients send path
+/// parameters; they were refused with 400.
+#[tokio::test]
+async fn digest_qop_lists_may_be_percent_encoded() {
+    let server = TestServer::start().await;
+    for path in [
+        "/digest-auth/auth,auth-int/u/p",
+        "/digest-auth/auth%2Cauth-int/u/p",
+        "/digest-auth/auth-int%2cauth/u/p/SHA-256",
+    ] {
+        let r = server.get(path, &[]).await;
+        assert_eq!(r.status, 401, "{path}");
+        let challenge = r.header("www-authenticate").unwrap_or("").to_owned();
+        assert!(challenge.contains("auth-int"), "{path}: {challenge}");
+    }
+    assert_eq!(
+        server.get("/digest-auth/auth%2Cnope/u/p", &[]).await.status,
+        400
+    );
+}
+
 #[tokio::test]
 async fn sizes_and_delays_are_bounded_by_the_server_limits() {
     let server = TestServer::start_with(|c| {

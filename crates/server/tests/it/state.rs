@@ -1042,6 +1042,48 @@ async fn submit(s: &TestServer, body: &Value) -> (Exchange, String) {
     (r, monitor)
 }
 
+/// A job description is a JSON object: serde would have filled the struct from an array
+/// (`[null, null]` was accepted with 202), which the OpenAPI document does not allow.
+#[tokio::test]
+async fn job_descriptions_are_objects() {
+    let s = TestServer::start().await;
+    for body in [
+        "[null, null]",
+        "[2000]",
+        "\"2s\"",
+        "7",
+        r#"{"result": [201, null]}"#,
+    ] {
+        let r = call(
+            &s,
+            "POST",
+            "/jobs",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, 422, "{body}: {}", r.text());
+    }
+    let r = call(
+        &s,
+        "POST",
+        "/jobs",
+        &[("Content-Type", "application/json")],
+        br#"{"duration": null, "result": null}"#,
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let r = call(
+        &s,
+        "POST",
+        "/jobs",
+        &[("Content-Type", "application/json")],
+        b"[",
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+}
+
 #[tokio::test]
 async fn job_is_202_then_running_then_303_to_its_result() {
     let s = TestServer::start().await;
