@@ -106,6 +106,25 @@ impl Report {
     /// verdict is clean: it waited out every `Retry-After`, never repeated unchanged what the
     /// table says not to, never repeated a non-idempotent request without a key, and did not
     /// repeat at once.
+    /// The run of `500,500,200`: it succeeded after two backed-off waits of at least the base
+    /// (60 ms) and twice it. Equal jitter draws each wait from the upper half of its doubling
+    /// ceiling, so two gaps may read as linear or exponential growth, never as none or
+    /// constant-at-once.
+    #[track_caller]
+    pub(crate) fn assert_backed_off_to_success(&self) {
+        let r = &self.0;
+        assert!(
+            matches!(
+                self.get("backoff").as_str(),
+                Some("exponential" | "linear" | "constant")
+            ),
+            "{r:#}"
+        );
+        assert_eq!(self.get("succeeded"), true, "{r:#}");
+        assert!(self.since_previous_ms(1) >= 60, "{r:#}");
+        assert!(self.since_previous_ms(2) >= 120, "{r:#}");
+    }
+
     #[track_caller]
     pub(crate) fn assert_clean(&self, n: usize) {
         let r = &self.0;
