@@ -305,6 +305,8 @@ pub struct App {
     router: matchit::Router<usize>,
     allow: Vec<HeaderValue>,
     pages: catalog::Pages,
+    /// The plain on-demand answers, prebuilt.
+    plain: on_demand::Plain,
 }
 
 /// A routed request: the route, its `Allow` value and its named path parameters.
@@ -400,8 +402,10 @@ impl App {
             })
             .collect();
         let pages = catalog::Pages::new(&cfg);
+        let ctx = Ctx::new(cfg, store, ROUTES.iter().map(|r| r.pattern));
         App {
-            ctx: Ctx::new(cfg, store, ROUTES.iter().map(|r| r.pattern)),
+            plain: on_demand::Plain::new(&ctx, finish),
+            ctx,
             access_log: None,
             router,
             allow,
@@ -575,8 +579,17 @@ impl App {
             Handler::Metrics => self.metrics(req),
             Handler::Healthz => Ok(health::healthz()),
             Handler::Readyz => health::readyz(ctx).await,
-            Handler::OnDemand => on_demand::answer(ctx, req, r.param("codes"), false).await,
-            Handler::Httpstat => on_demand::answer(ctx, req, r.param("code"), false).await,
+            Handler::OnDemand | Handler::Httpstat => {
+                let param = r.param(if r.route.handler == Handler::OnDemand {
+                    "codes"
+                } else {
+                    "code"
+                });
+                match self.plain.answer(req, param) {
+                    Some(reply) => Ok(reply),
+                    None => on_demand::answer(ctx, req, param, false).await,
+                }
+            }
             Handler::Random => on_demand::answer(ctx, req, r.param("list"), true).await,
             Handler::Fault => on_demand::fault(ctx, req, r.param("kind")).await,
             Handler::WebSocketEcho => websocket::handshake(req),
@@ -617,14 +630,25 @@ impl App {
     /// Adds what every reply carries: CORS headers, so browser clients can read the codes.
     /// A request that set these itself (`header=Access-Control-Allow-Origin:…`) keeps its
     /// values, so clients can test their CORS handling too.
-    fn finish(&self, mut reply: Reply) -> Reply {
+    fn finish(&self, reply: Reply) -> Reply {
+        if reply.prebuilt.is_some() {
+            // Finished when it was prebuilt.
+            return reply;
+        }
+        finish(reply)
+    }
+}
+
+/// Adds what every reply carries (CORS), unless the handler set it.
+fn finish(mut reply: Reply) -> Reply {
+    {
         let h = &mut reply.headers;
         h.entry(header::ACCESS_CONTROL_ALLOW_ORIGIN)
             .or_insert(HeaderValue::from_static("*"));
         h.entry(header::ACCESS_CONTROL_EXPOSE_HEADERS)
             .or_insert(HeaderValue::from_static(EXPOSE));
-        reply
     }
+    reply
 }
 
 /// A panic inside `fut` becomes a 500 with an error id; the connection and the server carry on.
@@ -776,6 +800,99 @@ fn canonical(req: &Request) -> Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A prebuilt on-demand answer is byte for byte the answer dressed per request (but for
+    /// `Date`), on HTTP/1.1 and as HTTP/2 fields, for every code, both URL forms and the
+    /// `Accept` values it serves; requests it must not serve are dressed per request.
+    #[tokio::test]
+    async fn prebuilt_answers_are_the_dressed_ones() {
+        use crate::wire::reply::{Body, put_final};
+        let app = App::new(
+            Config::default(),
+            std::sync::Arc::new(crate::store::KvStore::new(
+                crate::store::memory::MemoryEngine::new(),
+                Default::default(),
+            )),
+        );
+        let request = |target: &str, accept: Option<&str>| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(header::HOST, HeaderValue::from_static("localhost"));
+            headers.insert(header::USER_AGENT, HeaderValue::from_static("t/1"));
+            if let Some(a) = accept {
+                headers.insert(header::ACCEPT, HeaderValue::from_str(a).unwrap());
+            }
+            Request {
+                method: Method::GET,
+                uri: target.parse().unwrap(),
+                version: http::Version::HTTP_11,
+                headers,
+                body: bytes::Bytes::new(),
+                peer: std::net::SocketAddr::from(([127, 0, 0, 1], 9)),
+            }
+        };
+        let h1 = |reply: &Reply| {
+            let mut out = bytes::BytesMut::new();
+            put_final(&mut out, reply, false, false);
+            let text = String::from_utf8(out.to_vec()).unwrap();
+            text.split("\r\n")
+                .filter(|l| !l.starts_with("Date: "))
+                .collect::<Vec<_>>()
+                .join("\r\n")
+        };
+        let mut prebuilt = 0;
+        for code in 100..=599u16 {
+            for target in [format!("/status/{code}"), format!("/{code}")] {
+                for accept in [None, Some("*/*")] {
+                    let req = request(&target, accept);
+                    let ticket = app.admit(&req).await.unwrap();
+                    let fast = app.handle(&req, ticket).await;
+                    let param = &target[target.rfind('/').unwrap() + 1..];
+                    let slow = finish(
+                        match on_demand::answer(&app.ctx, &req, param, false).await {
+                            Ok(reply) => reply,
+                            Err(problem) => problem.into_reply(&app.ctx, &req),
+                        },
+                    );
+                    assert_eq!(fast.status, slow.status);
+                    assert_eq!(h1(&fast), h1(&slow), "{target} Accept {accept:?}");
+                    if let Some(p) = &fast.prebuilt {
+                        prebuilt += 1;
+                        let mut fields = p.headers().clone();
+                        fields.extend(fast.headers.clone());
+                        assert_eq!(fields, slow.headers, "{target}");
+                        assert!(matches!(fast.body, Body::Empty | Body::Full(_)));
+                    }
+                }
+            }
+        }
+        // Every code but those whose dress reads the request was served prebuilt.
+        let per_request = [206, 305, 408, 426].len() + 100;
+        assert_eq!(prebuilt, (500 - per_request) * 4);
+        // What a plain answer must not serve goes the long way.
+        for (target, accept) in [
+            ("/status/404?sleep=0", None),
+            ("/status/404", Some("application/json")),
+            ("/status/206", None),
+            ("/status/101", None),
+            ("/status/404,500", None),
+        ] {
+            let req = request(target, accept);
+            let ticket = app.admit(&req).await.unwrap();
+            assert!(
+                app.handle(&req, ticket).await.prebuilt.is_none(),
+                "{target}"
+            );
+        }
+        let mut req = request("/status/404", None);
+        req.headers
+            .insert("x-httpstatus-sleep", HeaderValue::from_static("0"));
+        let ticket = app.admit(&req).await.unwrap();
+        assert!(app.handle(&req, ticket).await.prebuilt.is_none());
+        req = request("/status/404", None);
+        req.method = Method::HEAD;
+        let ticket = app.admit(&req).await.unwrap();
+        assert!(app.handle(&req, ticket).await.prebuilt.is_none());
+    }
 
     /// The parameters handed from admission to the handler are the ones matchit matched, for
     /// every route: a sample path per pattern, parameters filled with distinct values.

@@ -11,7 +11,7 @@ use crate::content::range::{self, RangeRequest};
 use crate::ctx::Ctx;
 use crate::problem::Problem;
 use crate::wire::fault::{Fault, FaultKind};
-use crate::wire::reply::{Body, Interim, Reply, is_framing_header, known};
+use crate::wire::reply::{Body, Interim, Prebuilt, Reply, is_framing_header, known};
 use crate::wire::request::Request;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -19,7 +19,7 @@ use http::{Method, Version};
 use percent_encoding::percent_decode_str;
 use statuslab_catalog::{BodyRule, Status};
 use std::borrow::Cow;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 /// Most codes in one list.
@@ -45,6 +45,81 @@ const ETAG: &str = "\"statuslab-representation-1\"";
 const LAST_MODIFIED: &str = "Wed, 01 Jan 2025 00:00:00 GMT";
 /// The byte range served by `/status/206` when the request has no `Range`.
 const DEFAULT_RANGE: &str = "bytes=0-99";
+
+/// The plain on-demand answers, dressed once at start: `GET /status/{code}` and `GET /{code}`
+/// with no query, no `X-HttpStatus-*` field and no `Accept` other than `*/*` get the same
+/// reply every time (but for `Date`), so it is dressed by [`dress`] itself when the server
+/// starts and kept with its header fields already rendered ([`Prebuilt`]). Codes whose dress
+/// reads the request (1xx, 206 and its validators, 305's `Host`, the closes and upgrades of
+/// 408 and 426) are always dressed per request.
+#[derive(Debug)]
+pub(crate) struct Plain {
+    /// By code − 100: the reply's prebuilt fields and its content.
+    by_code: Vec<Option<(Arc<Prebuilt>, Body)>>,
+}
+
+impl Plain {
+    /// Dresses every plain answer; `finish` adds what every reply of the application carries.
+    pub(crate) fn new(ctx: &Ctx, finish: impl Fn(Reply) -> Reply) -> Plain {
+        let by_code = (100..=599)
+            .map(|c| {
+                let code = Status::new(c).ok()?;
+                if c < 200 || matches!(c, 206 | 305 | 408 | 426) {
+                    return None;
+                }
+                let req = Request {
+                    method: Method::GET,
+                    uri: http::Uri::try_from(format!("/status/{c}")).ok()?,
+                    version: Version::HTTP_11,
+                    headers: HeaderMap::new(),
+                    body: Bytes::new(),
+                    peer: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                };
+                let reply = finish(dress(ctx, &req, code, &Options::default()).ok()?);
+                let fixed = reply.interim.is_empty()
+                    && !reply.close
+                    && reply.upgrade.is_none()
+                    && reply.fault.is_none()
+                    && !reply.headers.contains_key(header::DATE)
+                    && matches!(reply.body, Body::Empty | Body::Full(_));
+                fixed.then(|| (Arc::new(Prebuilt::new(reply.headers)), reply.body))
+            })
+            .collect();
+        Plain { by_code }
+    }
+
+    /// The prebuilt reply to `req` for the route parameter `param`, if the request is plain.
+    pub(crate) fn answer(&self, req: &Request, param: &str) -> Option<Reply> {
+        if req.method != Method::GET || req.uri.query().is_some() {
+            return None;
+        }
+        let &[a, b, c] = param.as_bytes() else {
+            return None;
+        };
+        if !(a.is_ascii_digit() && b.is_ascii_digit() && c.is_ascii_digit()) {
+            return None;
+        }
+        for (name, value) in &req.headers {
+            let plain = if name == header::ACCEPT {
+                value.as_bytes() == b"*/*"
+            } else {
+                !name.as_str().starts_with("x-httpstatus-")
+            };
+            if !plain {
+                return None;
+            }
+        }
+        let code = u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0');
+        let (head, body) = self
+            .by_code
+            .get(usize::from(code).checked_sub(100)?)?
+            .as_ref()?;
+        let mut reply = Reply::new(known(code));
+        reply.body = body.clone();
+        reply.prebuilt = Some(Arc::clone(head));
+        Some(reply)
+    }
+}
 
 /// Answers an on-demand request: picks the code, waits the asked delay, dresses the reply.
 pub(crate) async fn answer(

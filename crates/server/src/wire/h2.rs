@@ -415,6 +415,10 @@ fn send(
     let mut head = http::Response::new(());
     *head.status_mut() = reply.status.into();
     let headers: &mut HeaderMap = head.headers_mut();
+    if let Some(p) = &reply.prebuilt {
+        // Fixed fields of a plain on-demand answer (never Date, never connection-specific).
+        *headers = p.headers().clone();
+    }
     if !reply.headers.contains_key(header::DATE) {
         // A Date the request asked for (`header=Date:...`) replaces the clock's.
         headers.insert(header::DATE, reply::date_value());

@@ -9,6 +9,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use statuslab_catalog::{BodyRule, Status};
 use std::cell::RefCell;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// The content of a reply.
@@ -109,6 +110,37 @@ pub struct Reply {
     /// The route that answered, as an index the application gives its routes (for its
     /// metrics); `usize::MAX` when none did. The wire layer never reads it.
     pub(crate) route: usize,
+    /// Header fields rendered once, ahead of time (a plain on-demand answer): sent before
+    /// `headers`, which then hold only what was added to this one reply.
+    pub(crate) prebuilt: Option<Arc<Prebuilt>>,
+}
+
+/// A reply's fixed header fields, kept both as fields (for HTTP/2) and as the HTTP/1.1 lines
+/// [`put_final`] would write for them, so a reply that is the same every time costs a copy of
+/// those bytes instead of a header map built, walked and dropped per request.
+#[derive(Debug)]
+pub(crate) struct Prebuilt {
+    headers: HeaderMap,
+    h1: Bytes,
+}
+
+impl Prebuilt {
+    /// Renders `headers` (which must hold no framing field and no `Date`).
+    pub(crate) fn new(headers: HeaderMap) -> Prebuilt {
+        let mut out = BytesMut::new();
+        for (name, value) in &headers {
+            put_header(&mut out, name.as_str().as_bytes(), value.as_bytes());
+        }
+        Prebuilt {
+            headers,
+            h1: out.freeze(),
+        }
+    }
+
+    /// The fields.
+    pub(crate) fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
 }
 
 impl Reply {
@@ -123,6 +155,7 @@ impl Reply {
             upgrade: None,
             fault: None,
             route: usize::MAX,
+            prebuilt: None,
         }
     }
 
@@ -253,7 +286,11 @@ pub(crate) fn put_interim(out: &mut BytesMut, interim: &Interim) {
 /// Writes the HTTP/1.1 head (and, unless `head_only`, the content) of a final reply.
 pub(crate) fn put_final(out: &mut BytesMut, reply: &Reply, head_only: bool, close: bool) {
     put_status_line(out, reply.status.code());
-    if !reply.headers.contains_key(header::DATE) {
+    if let Some(p) = &reply.prebuilt {
+        // Date first, as below; a prebuilt reply never holds one.
+        with_date(|date| put_header(out, b"date", date));
+        out.put_slice(&p.h1);
+    } else if !reply.headers.contains_key(header::DATE) {
         // A Date the request asked for (`header=Date:...`) replaces the clock's: Date is a
         // singleton field (RFC 9110 §6.6.1), never sent twice.
         with_date(|date| put_header(out, b"date", date));
