@@ -217,6 +217,7 @@ impl Server {
             ("the maintenance follower", finish(follower).await),
         ];
         drop(listener);
+        app.stop();
         stop.cancel();
         tracker.close();
         if tokio::time::timeout(cfg.shutdown_grace, tracker.wait())

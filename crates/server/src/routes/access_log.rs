@@ -104,6 +104,7 @@ impl AccessLog {
 
     /// Logs one answered request. Never blocks on the destination.
     pub(crate) fn log(&self, req: &Request, reply: &Reply, started: Instant) {
+        let micros = started.elapsed().as_micros() as u64;
         let shard = &self.shared.shards[shard_index()];
         let mut buf = shard.0.lock().unwrap_or_else(PoisonError::into_inner);
         if buf.len() >= SHARD_MAX {
@@ -116,7 +117,7 @@ impl AccessLog {
             req,
             code: reply.status.code(),
             bytes: reply.body.len(),
-            micros: started.elapsed().as_micros() as u64,
+            micros,
         };
         if self.shared.json {
             line.json(&mut buf);
@@ -215,39 +216,77 @@ struct Line<'a> {
 impl Line<'_> {
     /// `2026-11-30T11:40:12.123456Z  INFO statuslab::access: peer=… method=GET path="/x" …`
     fn text(&self, out: &mut Vec<u8>) {
-        let mut w = Utf8(out);
-        timestamp(&mut w);
-        let _ = write!(
-            w,
-            "  INFO statuslab::access: peer={} method={} path=\"",
-            self.req.peer, self.req.method
-        );
-        escaped(&mut w, &loggable_path(self.req.uri.path()));
-        let _ = writeln!(
-            w,
-            "\" version={:?} status={} bytes={} micros={}",
-            self.req.version, self.code, self.bytes, self.micros
-        );
+        timestamp(out);
+        out.extend_from_slice(b"  INFO statuslab::access: peer=");
+        peer(out, self.req.peer);
+        out.extend_from_slice(b" method=");
+        out.extend_from_slice(self.req.method.as_str().as_bytes());
+        out.extend_from_slice(b" path=\"");
+        escaped(out, &loggable_path(self.req.uri.path()));
+        out.extend_from_slice(b"\" version=");
+        out.extend_from_slice(version(self.req.version).as_bytes());
+        self.numbers(out, b" status=", b" bytes=", b" micros=");
+        out.push(b'\n');
     }
 
     /// The same fields as one JSON object.
     fn json(&self, out: &mut Vec<u8>) {
-        let mut w = Utf8(out);
-        w.0.extend_from_slice(b"{\"timestamp\":\"");
-        timestamp(&mut w);
-        let _ = write!(
-            w,
-            "\",\"level\":\"INFO\",\"peer\":\"{}\",\"method\":\"",
-            self.req.peer
-        );
-        escaped(&mut w, self.req.method.as_str());
-        w.0.extend_from_slice(b"\",\"path\":\"");
-        escaped(&mut w, &loggable_path(self.req.uri.path()));
-        let _ = writeln!(
-            w,
-            "\",\"version\":\"{:?}\",\"status\":{},\"bytes\":{},\"micros\":{},\"target\":\"statuslab::access\"}}",
-            self.req.version, self.code, self.bytes, self.micros
-        );
+        out.extend_from_slice(b"{\"timestamp\":\"");
+        timestamp(out);
+        out.extend_from_slice(b"\",\"level\":\"INFO\",\"peer\":\"");
+        peer(out, self.req.peer);
+        out.extend_from_slice(b"\",\"method\":\"");
+        escaped(out, self.req.method.as_str());
+        out.extend_from_slice(b"\",\"path\":\"");
+        escaped(out, &loggable_path(self.req.uri.path()));
+        out.extend_from_slice(b"\",\"version\":\"");
+        out.extend_from_slice(version(self.req.version).as_bytes());
+        out.push(b'"');
+        self.numbers(out, b",\"status\":", b",\"bytes\":", b",\"micros\":");
+        out.extend_from_slice(b",\"target\":\"statuslab::access\"}\n");
+    }
+
+    /// The status, byte count and duration, each after its label.
+    fn numbers(&self, out: &mut Vec<u8>, status: &[u8], bytes: &[u8], micros: &[u8]) {
+        let mut n = itoa::Buffer::new();
+        out.extend_from_slice(status);
+        out.extend_from_slice(n.format(self.code).as_bytes());
+        out.extend_from_slice(bytes);
+        out.extend_from_slice(n.format(self.bytes).as_bytes());
+        out.extend_from_slice(micros);
+        out.extend_from_slice(n.format(self.micros).as_bytes());
+    }
+}
+
+/// The version as `tracing` prints it (`HTTP/1.1`).
+fn version(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_11 => "HTTP/1.1",
+        http::Version::HTTP_2 => "HTTP/2.0",
+        http::Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/?",
+    }
+}
+
+/// The client's address, as `SocketAddr` displays it.
+fn peer(out: &mut Vec<u8>, addr: std::net::SocketAddr) {
+    match addr {
+        std::net::SocketAddr::V4(v4) => {
+            let mut n = itoa::Buffer::new();
+            for (i, octet) in v4.ip().octets().iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(n.format(*octet).as_bytes());
+            }
+            out.push(b':');
+            out.extend_from_slice(n.format(v4.port()).as_bytes());
+        }
+        v6 => {
+            let _ = write!(Utf8(out), "{v6}");
+        }
     }
 }
 
@@ -262,7 +301,12 @@ impl std::fmt::Write for Utf8<'_> {
 }
 
 /// Text inside double quotes, JSON-escaped (which also reads right in the text format).
-fn escaped(w: &mut Utf8<'_>, s: &str) {
+fn escaped(out: &mut Vec<u8>, s: &str) {
+    if !s.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
+        out.extend_from_slice(s.as_bytes());
+        return;
+    }
+    let mut w = Utf8(out);
     for c in s.chars() {
         match c {
             '"' => w.0.extend_from_slice(b"\\\""),
@@ -277,22 +321,44 @@ fn escaped(w: &mut Utf8<'_>, s: &str) {
     }
 }
 
-/// Now, as RFC 3339 UTC with microseconds (as `tracing`'s formatter writes it).
-fn timestamp(w: &mut Utf8<'_>) {
+thread_local! {
+    /// The second the prefix below is for, and `YYYY-MM-DDTHH:MM:SS.` of it.
+    static SECOND: std::cell::RefCell<(u64, [u8; 20])> = const { std::cell::RefCell::new((u64::MAX, [0; 20])) };
+}
+
+/// Now, as RFC 3339 UTC with microseconds (as `tracing`'s formatter writes it). The date and
+/// time of day are formatted once a second per thread; only the microseconds each time.
+fn timestamp(out: &mut Vec<u8>) {
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
     let secs = now.as_secs();
-    let (y, m, d) = civil(secs / 86_400);
-    let rem = secs % 86_400;
-    let _ = write!(
-        w,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        now.subsec_micros()
-    );
+    SECOND.with(|cell| {
+        let mut second = cell.borrow_mut();
+        if second.0 != secs {
+            let (y, m, d) = civil(secs / 86_400);
+            let rem = secs % 86_400;
+            let text = format!(
+                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.",
+                rem / 3600,
+                rem / 60 % 60,
+                rem % 60
+            );
+            if let Ok(prefix) = <[u8; 20]>::try_from(text.as_bytes()) {
+                *second = (secs, prefix);
+            }
+        }
+        out.extend_from_slice(&second.1);
+    });
+    let micros = now.subsec_micros();
+    let mut digits = [b'0'; 6];
+    let mut n = micros;
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend_from_slice(&digits);
+    out.push(b'Z');
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day).

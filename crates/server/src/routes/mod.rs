@@ -307,6 +307,9 @@ pub struct App {
     pages: catalog::Pages,
     /// The plain on-demand answers, prebuilt.
     plain: on_demand::Plain,
+    /// Set when the server starts shutting down (read on every reply, written once: an
+    /// atomic, where the shutdown token would take a lock).
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 /// A routed request: the route, its `Allow` value and its named path parameters.
@@ -405,6 +408,7 @@ impl App {
         let ctx = Ctx::new(cfg, store, ROUTES.iter().map(|r| r.pattern));
         App {
             plain: on_demand::Plain::new(&ctx, finish),
+            stopping: Default::default(),
             ctx,
             access_log: None,
             router,
@@ -435,6 +439,12 @@ impl App {
             HeaderValue::from_static(crate::metrics::content_type(openmetrics)),
             m.render(gauges, openmetrics),
         ))
+    }
+
+    /// Marks the server as shutting down: every reply from now on closes its connection.
+    pub(crate) fn stop(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Writes the access log's pending lines and stops its writer.
@@ -705,6 +715,10 @@ impl Service for App {
 
     fn budget(&self) -> &std::sync::Arc<crate::wire::BodyBudget> {
         &self.ctx.budget
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn completed(&self, req: &Request, reply: &Reply, started: Instant) {

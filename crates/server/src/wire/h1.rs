@@ -14,18 +14,20 @@ use super::request::Request;
 use super::rewind::Rewind;
 use super::{Limits, Reservation, Service};
 use bytes::{Buf, Bytes, BytesMut};
+use futures_util::FutureExt as _;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Uri, Version};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 use tokio::time::timeout_at;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 pub(crate) const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -139,8 +141,14 @@ impl<T: Io, S: Service> Conn<T, S> {
     /// Returns the connection when statuslab closed it while the client may still be sending:
     /// the caller then drains it briefly ([`linger`]) before dropping it.
     pub(crate) async fn run(mut self) -> Option<T> {
+        // One timer and one shutdown waiter for the connection's whole life, re-armed rather
+        // than made anew for every read (see `read_head`).
+        let mut timer = pin!(tokio::time::sleep_until(
+            tokio::time::Instant::now() + self.bounds.header_timeout
+        ));
+        let mut stopped = pin!(self.shutdown.clone().cancelled_owned());
         loop {
-            let head = match self.read_head().await {
+            let head = match self.read_head(timer.as_mut(), stopped.as_mut()).await {
                 Ok(Some(head)) => head,
                 Ok(None) => {
                     // The client speaks HTTP/2 with prior knowledge: hand the connection over.
@@ -168,9 +176,6 @@ impl<T: Io, S: Service> Conn<T, S> {
                 Ok(Next::Abort) => return None,
                 Ok(Next::Close) | Err(_) => break,
             }
-            if self.shutdown.is_cancelled() && self.buf.is_empty() {
-                break;
-            }
         }
         let _ = self.flush().await;
         drop(self.slot.take());
@@ -179,7 +184,16 @@ impl<T: Io, S: Service> Conn<T, S> {
     }
 
     /// Reads until a complete head is buffered. `Ok(None)` means the HTTP/2 preface arrived.
-    async fn read_head(&mut self) -> Result<Option<Head>, HeadError> {
+    ///
+    /// `timer` may be armed earlier than the read's deadline, never later: when it fires
+    /// early it is re-armed. A keep-alive connection's next deadline is almost always later
+    /// than the one before, so the timer is left alone on most requests instead of being
+    /// taken out of the timer wheel and put back.
+    async fn read_head(
+        &mut self,
+        mut timer: Pin<&mut Sleep>,
+        mut stopped: Pin<&mut WaitForCancellationFutureOwned>,
+    ) -> Result<Option<Head>, HeadError> {
         let cfg = self.bounds;
         let mut deadline: Option<tokio::time::Instant> = None;
         // Where the last parse attempt and the last scan for a head's end stopped: a head
@@ -229,13 +243,26 @@ impl<T: Io, S: Service> Conn<T, S> {
                 cfg.header_timeout
             };
             let until = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + limit);
+            if timer.deadline() > until {
+                timer.as_mut().reset(until);
+            }
             if self.buf.capacity() - self.buf.len() < 256 {
                 let grow = self.buf.len().max(FIRST_READ);
                 self.buf.reserve(grow);
             }
-            let read = tokio::select! {
-                r = timeout_at(until, self.io.read_buf(&mut self.buf)) => r,
-                () = self.shutdown.cancelled(), if self.buf.is_empty() => return Err(HeadError::Close),
+            let read = loop {
+                tokio::select! {
+                    biased;
+                    r = self.io.read_buf(&mut self.buf) => break Ok(r),
+                    () = timer.as_mut() => {
+                        if tokio::time::Instant::now() < until {
+                            timer.as_mut().reset(until);
+                            continue;
+                        }
+                        break Err(());
+                    }
+                    () = stopped.as_mut(), if self.buf.is_empty() => return Err(HeadError::Close),
+                }
             };
             match read {
                 Ok(Ok(0)) | Ok(Err(_)) => return Err(HeadError::Close),
@@ -427,7 +454,7 @@ impl<T: Io, S: Service> Conn<T, S> {
         if let Some(fault) = reply.fault {
             return self.fault(req, reply, fault, started).await;
         }
-        let close = close || reply.close || self.shutdown.is_cancelled();
+        let close = close || reply.close || self.app.stopping();
         if req.version == Version::HTTP_11 {
             for interim in &reply.interim {
                 if interim.status == 100 && self.continued {
@@ -615,15 +642,21 @@ impl<T: Io, S: Service> Conn<T, S> {
     async fn flush(&mut self) -> std::io::Result<()> {
         let mut done = 0;
         while done < self.out.len() {
-            let wrote =
-                tokio::time::timeout(self.bounds.send_timeout, self.io.write(&self.out[done..]))
-                    .await
-                    .map_err(|_| {
-                        std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            "the client read nothing for --send-timeout",
-                        )
-                    })??;
+            // Most writes complete at once: try first, and start the --send-timeout clock
+            // only for a write that has to wait for the client.
+            let wrote = match self.io.write(&self.out[done..]).now_or_never() {
+                Some(wrote) => wrote?,
+                None => {
+                    tokio::time::timeout(self.bounds.send_timeout, self.io.write(&self.out[done..]))
+                        .await
+                        .map_err(|_| {
+                            std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "the client read nothing for --send-timeout",
+                            )
+                        })??
+                }
+            };
             if wrote == 0 {
                 return Err(std::io::ErrorKind::WriteZero.into());
             }

@@ -51,6 +51,9 @@ pub(crate) trait Service: Send + Sync + 'static {
 
     /// The server-wide budget for buffered request content.
     fn budget(&self) -> &Arc<BodyBudget>;
+
+    /// Whether the server is shutting down (every reply then closes its connection).
+    fn stopping(&self) -> bool;
 }
 
 /// A server-wide bound on request content held in memory at once (`--max-buffered-bodies`):
