@@ -492,36 +492,62 @@ impl App {
     /// (so a refused upload is never read): proxy → maintenance → rate limit → shedding →
     /// route → method → auth → what the route demands of an upload's head.
     async fn admission(&self, req: &Request) -> Result<Ticket, Problem> {
+        let mut ticket = self.admission_before_limit(req)?;
+        if !edge::exempt(req.path()) {
+            let ctx = &self.ctx;
+            ticket.limited = edge::rate_limit::server(ctx, req).await.inspect_err(|p| {
+                if let (429, Some(m)) = (p.code(), &ctx.metrics) {
+                    m.rate_limited(crate::metrics::Limiter::Server);
+                }
+            })?;
+        }
+        self.admission_after_limit(req, ticket)
+    }
+
+    /// Admission without waiting, when the server-wide rate limit (the one step that asks the
+    /// store) is off: the same steps as [`App::admission`], in the same order.
+    fn admission_now(&self, req: &Request) -> Option<Result<Ticket, Problem>> {
+        if self.ctx.cfg.rate_limit.is_some() {
+            return None;
+        }
+        Some(
+            self.admission_before_limit(req)
+                .and_then(|ticket| self.admission_after_limit(req, ticket)),
+        )
+    }
+
+    /// Admission up to the rate limit: proxy, maintenance.
+    fn admission_before_limit(&self, req: &Request) -> Result<Ticket, Problem> {
         let ctx = &self.ctx;
         let proxied =
             ctx.cfg.proxy && req.uri.scheme().is_some() && req.version != http::Version::HTTP_2;
         if proxied {
             gateway::proxy::admit(ctx, req)?;
         }
-        let mut ticket = Ticket {
+        if !edge::exempt(req.path()) && ctx.edge.in_maintenance() {
+            return Err(edge::maintenance::refusal());
+        }
+        Ok(Ticket {
             proxied,
             _slot: None,
             limited: None,
             route: usize::MAX,
             spans: Spans::default(),
             _in_flight: ctx.metrics.as_ref().map(crate::metrics::Metrics::admitted),
-        };
+        })
+    }
+
+    /// Admission after the rate limit: shedding, route, method, auth, the upload's head.
+    fn admission_after_limit(&self, req: &Request, mut ticket: Ticket) -> Result<Ticket, Problem> {
+        let ctx = &self.ctx;
         if !edge::exempt(req.path()) {
-            if ctx.edge.in_maintenance() {
-                return Err(edge::maintenance::refusal());
-            }
-            ticket.limited = edge::rate_limit::server(ctx, req).await.inspect_err(|p| {
-                if let (429, Some(m)) = (p.code(), &ctx.metrics) {
-                    m.rate_limited(crate::metrics::Limiter::Server);
-                }
-            })?;
             ticket._slot = edge::shedding::enter(ctx).inspect_err(|_| {
                 if let Some(m) = &ctx.metrics {
                     m.shed();
                 }
             })?;
         }
-        if proxied {
+        if ticket.proxied {
             return Ok(ticket);
         }
         if !IMPLEMENTED.contains(&req.method) {
@@ -560,6 +586,39 @@ impl App {
         Ok(ticket)
     }
 
+    /// The answer to an admitted request that needs no waiting and no handler future: a plain
+    /// on-demand code, prebuilt.
+    fn answer_now(&self, req: &Request, ticket: &Ticket) -> Option<Reply> {
+        if ticket.proxied {
+            return None;
+        }
+        let r = self.admitted(ticket, req.path())?;
+        let param = match r.route.handler {
+            Handler::OnDemand => r.param("codes"),
+            Handler::Httpstat => r.param("code"),
+            _ => return None,
+        };
+        self.plain.answer(req, param)
+    }
+
+    /// What every reply of an admitted request gets, whatever produced it.
+    fn conclude(&self, mut reply: Reply, ticket: &Ticket) -> Reply {
+        if let Some(limited) = &ticket.limited {
+            limited.headers(&mut reply);
+        }
+        reply.route = ticket.route;
+        self.finish(reply)
+    }
+
+    /// A refused request's reply (its route, if any, still counted in the metrics).
+    fn refused(&self, req: &Request, problem: Problem) -> Reply {
+        let mut reply = self.finish(problem.into_reply(&self.ctx, req));
+        if self.ctx.metrics.is_some() {
+            reply.route = self.route(req.path()).map_or(usize::MAX, |r| r.index);
+        }
+        reply
+    }
+
     /// Runs the handler of an admitted request. Handlers whose futures are large and whose
     /// routes are not the hot path (gateway, state) are boxed, so the on-demand path keeps a
     /// small future and every connection's task stays small.
@@ -589,17 +648,8 @@ impl App {
             Handler::Metrics => self.metrics(req),
             Handler::Healthz => Ok(health::healthz()),
             Handler::Readyz => health::readyz(ctx).await,
-            Handler::OnDemand | Handler::Httpstat => {
-                let param = r.param(if r.route.handler == Handler::OnDemand {
-                    "codes"
-                } else {
-                    "code"
-                });
-                match self.plain.answer(req, param) {
-                    Some(reply) => Ok(reply),
-                    None => on_demand::answer(ctx, req, param, false).await,
-                }
-            }
+            Handler::OnDemand => on_demand::answer(ctx, req, r.param("codes"), false).await,
+            Handler::Httpstat => on_demand::answer(ctx, req, r.param("code"), false).await,
             Handler::Random => on_demand::answer(ctx, req, r.param("list"), true).await,
             Handler::Fault => on_demand::fault(ctx, req, r.param("kind")).await,
             Handler::WebSocketEcho => websocket::handshake(req),
@@ -665,40 +715,52 @@ fn finish(mut reply: Reply) -> Reply {
 async fn guarded<T>(fut: impl Future<Output = Result<T, Problem>>) -> Result<T, Problem> {
     match AssertUnwindSafe(fut).catch_unwind().await {
         Ok(result) => result,
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a handler panicked".to_owned());
-            Err(Problem::internal(format!("panic: {what}")))
-        }
+        Err(panic) => Err(panicked(&*panic)),
     }
+}
+
+/// The 500 (with an error id) for a handler's panic.
+fn panicked(panic: &(dyn std::any::Any + Send)) -> Problem {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a handler panicked".to_owned());
+    Problem::internal(format!("panic: {what}"))
 }
 
 impl Service for App {
     type Ticket = Ticket;
 
     async fn admit(&self, req: &Request) -> Result<Ticket, Reply> {
-        guarded(self.admission(req)).await.map_err(|p| {
-            let mut reply = self.finish(p.into_reply(&self.ctx, req));
-            if self.ctx.metrics.is_some() {
-                reply.route = self.route(req.path()).map_or(usize::MAX, |r| r.index);
-            }
-            reply
-        })
+        guarded(self.admission(req))
+            .await
+            .map_err(|p| self.refused(req, p))
+    }
+
+    fn admit_now(&self, req: &Request) -> Option<Result<Ticket, Reply>> {
+        let admitted = std::panic::catch_unwind(AssertUnwindSafe(|| self.admission_now(req)))
+            .unwrap_or_else(|panic| Some(Err(panicked(&*panic))))?;
+        Some(admitted.map_err(|p| self.refused(req, p)))
     }
 
     async fn handle(&self, req: &Request, ticket: Ticket) -> Reply {
-        let mut reply = match guarded(self.dispatch(req, &ticket)).await {
+        let reply = match guarded(self.dispatch(req, &ticket)).await {
             Ok(reply) => reply,
             Err(problem) => problem.into_reply(&self.ctx, req),
         };
-        if let Some(limited) = &ticket.limited {
-            limited.headers(&mut reply);
+        self.conclude(reply, &ticket)
+    }
+
+    fn handle_now(&self, req: &Request, ticket: Ticket) -> Result<Reply, Ticket> {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| self.answer_now(req, &ticket))) {
+            Ok(Some(reply)) => Ok(self.conclude(reply, &ticket)),
+            Ok(None) => Err(ticket),
+            Err(panic) => {
+                let reply = panicked(&*panic).into_reply(&self.ctx, req);
+                Ok(self.conclude(reply, &ticket))
+            }
         }
-        reply.route = ticket.route;
-        self.finish(reply)
     }
 
     fn reject(&self, req: &Request, code: u16, detail: &str) -> Reply {
@@ -853,13 +915,23 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join("\r\n")
         };
+        // As the connections do: the answer at once if there is one, else the handler's.
+        let answer = async |req: &Request| {
+            let ticket = match app.admit_now(req) {
+                Some(admitted) => admitted.unwrap(),
+                None => app.admit(req).await.unwrap(),
+            };
+            match app.handle_now(req, ticket) {
+                Ok(reply) => reply,
+                Err(ticket) => app.handle(req, ticket).await,
+            }
+        };
         let mut prebuilt = 0;
         for code in 100..=599u16 {
             for target in [format!("/status/{code}"), format!("/{code}")] {
                 for accept in [None, Some("*/*")] {
                     let req = request(&target, accept);
-                    let ticket = app.admit(&req).await.unwrap();
-                    let fast = app.handle(&req, ticket).await;
+                    let fast = answer(&req).await;
                     let param = &target[target.rfind('/').unwrap() + 1..];
                     let slow = finish(
                         match on_demand::answer(&app.ctx, &req, param, false).await {

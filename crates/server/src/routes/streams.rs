@@ -128,11 +128,11 @@ pub(crate) async fn drip(ctx: &Ctx, req: &Request) -> Result<Reply, Problem> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
-    reply.body = Body::Paced(Paced {
+    reply.body = Body::Paced(Box::new(Paced {
         pieces,
         pause,
         ..Paced::default()
-    });
+    }));
     Ok(reply)
 }
 
@@ -159,12 +159,12 @@ fn paced(content_type: &'static str, pieces: Vec<Bytes>, pause: Duration, chunke
     reply
         .headers
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    reply.body = Body::Paced(Paced {
+    reply.body = Body::Paced(Box::new(Paced {
         pieces,
         pause,
         chunked,
         trailers: HeaderMap::new(),
-    });
+    }));
     reply
 }
 

@@ -380,7 +380,11 @@ impl<T: Io, S: Service> Conn<T, S> {
             return self.refuse(&req, 413, &detail, started).await;
         }
         let has_body = framing != Framing::None && framing != Framing::Length(0);
-        let ticket = match self.app.admit(&req).await {
+        let admitted = match self.app.admit_now(&req) {
+            Some(admitted) => admitted,
+            None => self.app.admit(&req).await,
+        };
+        let ticket = match admitted {
             Ok(ticket) => ticket,
             Err(reply) => {
                 // The content is never read, so the connection cannot be reused after it.
@@ -414,6 +418,10 @@ impl<T: Io, S: Service> Conn<T, S> {
     /// Runs the handler; if it does not finish at once (a delayed reply), the connection's
     /// buffers are released while it waits.
     async fn call(&mut self, req: &Request, ticket: S::Ticket) -> Reply {
+        let ticket = match self.app.handle_now(req, ticket) {
+            Ok(reply) => return reply,
+            Err(ticket) => ticket,
+        };
         // Borrows only the `app` field, so the buffers can be released below.
         let mut fut = pin!(self.app.handle(req, ticket));
         let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;

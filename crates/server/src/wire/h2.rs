@@ -206,6 +206,8 @@ async fn stream<S: Service>(
             413,
             &format!("the content is larger than {max_body} bytes (--max-body)"),
         ))
+    } else if let Some(admitted) = app.admit_now(&req) {
+        admitted
     } else {
         app.admit(&req).await
     };
@@ -232,7 +234,10 @@ async fn stream<S: Service>(
             match read_body(&mut recv, max_body, cfg.body_timeout, &mut held).await {
                 Ok(body) => {
                     req.body = body;
-                    app.handle(&req, ticket).await
+                    match app.handle_now(&req, ticket) {
+                        Ok(reply) => reply,
+                        Err(ticket) => app.handle(&req, ticket).await,
+                    }
                 }
                 Err(BodyError::TooLarge) => app.reject(
                     &req,
@@ -266,7 +271,7 @@ async fn stream<S: Service>(
             };
             if let (Ok(Some(stream)), Some(p)) = (send(&mut respond, &req, reply, continued), paced)
             {
-                let _ = send_paced(stream, p).await;
+                let _ = send_paced(stream, *p).await;
             }
         }
     }

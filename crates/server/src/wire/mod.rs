@@ -39,8 +39,16 @@ pub(crate) trait Service: Send + Sync + 'static {
     /// Decides from the head whether the request goes on (`Ok`) or is answered now (`Err`).
     fn admit(&self, req: &Request) -> impl Future<Output = Result<Self::Ticket, Reply>> + Send;
 
+    /// [`Service::admit`] without waiting, when the decision needs nothing that waits; `None`
+    /// otherwise (then `admit` decides). The hot path: no future is made for it.
+    fn admit_now(&self, req: &Request) -> Option<Result<Self::Ticket, Reply>>;
+
     /// Answers an admitted request whose content has been read.
     fn handle(&self, req: &Request, ticket: Self::Ticket) -> impl Future<Output = Reply> + Send;
+
+    /// [`Service::handle`] without waiting, for an answer that is ready at once; otherwise the
+    /// ticket comes back (then `handle` answers).
+    fn handle_now(&self, req: &Request, ticket: Self::Ticket) -> Result<Reply, Self::Ticket>;
 
     /// The answer to a request the wire refuses before the application sees it (malformed
     /// head, limits, time-outs, too many connections): `code` with `detail` saying why.

@@ -24,8 +24,9 @@ pub enum Body {
     /// whose `Content-Length` the reply keeps.
     Unsent(usize),
     /// Content written piece by piece, each after a pause (httpbin's drips, streams and
-    /// server-sent events), possibly chunked with trailers.
-    Paced(Paced),
+    /// server-sent events), possibly chunked with trailers. (Boxed: every reply moves through
+    /// several functions, and an inline `Paced` would double the size of each.)
+    Paced(Box<Paced>),
 }
 
 /// Content the wire layer writes piece by piece. Every piece is already in memory (bounded by
@@ -404,12 +405,12 @@ mod tests {
         let mut trailers = HeaderMap::new();
         trailers.insert("x-sum", HeaderValue::from_static("7"));
         let mut reply = Reply::new(known(200));
-        reply.body = Body::Paced(Paced {
+        reply.body = Body::Paced(Box::new(Paced {
             pieces: vec![Bytes::from_static(b"abc"), Bytes::new()],
             chunked: true,
             trailers: trailers.clone(),
             ..Paced::default()
-        });
+        }));
         let mut out = BytesMut::new();
         put_final(&mut out, &reply, false, false);
         let head = String::from_utf8(out.to_vec()).expect("ASCII");
