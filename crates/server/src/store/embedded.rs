@@ -11,7 +11,8 @@
 //! (`Durability::Immediate`), and only then is each transaction of it answered: none is
 //! acknowledged before the fsync that covers it, and a failed commit fails them all. While a
 //! batch commits, the next one queues up, so batches grow with the load and the commit's cost
-//! (CPU and fsync) is shared.
+//! (CPU and fsync) is shared. A batch smaller than the last one may wait a moment (at most
+//! [`MAX_LINGER`], and half the last commit's time) for the rest of the writers to arrive.
 //!
 //! Rate-limit state, whose loss in a crash is harmless, goes through the same writer: a batch
 //! of nothing else commits without an fsync (`Durability::None`), and the next durable commit
@@ -32,6 +33,7 @@ use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 const FILE: &str = "statuslab.redb";
 
@@ -39,6 +41,12 @@ const FILE: &str = "statuslab.redb";
 pub const MAX_BATCH: usize = 256;
 /// A batch takes no further transaction once those in it have written this many bytes.
 pub const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+/// The longest a batch waits for more transactions when the queue is empty but it holds fewer
+/// than the last batch did (and never more than half the last commit's time). Without it, a
+/// fixed set of writers splits in two alternating batches: the first write to arrive after a
+/// commit starts a batch of its own while the others are still on their way, and each commit
+/// covers half of them. With it, a batch waits the moment it takes them to arrive.
+pub const MAX_LINGER: Duration = Duration::from_millis(2);
 
 fn def(table: Table) -> TableDefinition<'static, &'static str, &'static [u8]> {
     TableDefinition::new(table.name())
@@ -158,19 +166,12 @@ trait Queued: Send {
     fn answer(self: Box<Self>, commit: Result<(), &StoreError>);
 }
 
-/// Where a queued transaction's answer goes.
-enum Reply<R> {
-    /// An async caller ([`Engine::submit`]).
-    Async(tokio::sync::oneshot::Sender<Result<R, StoreError>>),
-    /// A thread that blocks for it.
-    Blocking(mpsc::SyncSender<Result<R, StoreError>>),
-}
-
 struct Pending<R, F> {
     f: F,
     durable: bool,
     result: Option<Result<R, StoreError>>,
-    reply: Reply<R>,
+    /// Where the answer goes (an async caller).
+    reply: tokio::sync::oneshot::Sender<Result<R, StoreError>>,
 }
 
 impl<R, F> Queued for Pending<R, F>
@@ -208,16 +209,16 @@ where
             (None, Ok(())) => Err(StoreError::Engine("not run".to_owned())),
         };
         // A caller that went away (a dropped request) needs no answer.
-        match self.reply {
-            Reply::Async(tx) => drop(tx.send(result)),
-            Reply::Blocking(tx) => drop(tx.send(result)),
-        }
+        let _ = self.reply.send(result);
     }
 }
 
 /// The writer thread: one batch after another, until the queue is closed and empty.
 fn write_loop(db: &Database, jobs: &mpsc::Receiver<Box<dyn Queued>>, batches: &AtomicU64) {
+    // The size of the last batch, and how long it took to commit (see `MAX_LINGER`).
+    let (mut expect, mut last_commit) = (1, Duration::ZERO);
     while let Ok(first) = jobs.recv() {
+        let linger_until = Instant::now() + (last_commit / 2).min(MAX_LINGER);
         batches.fetch_add(1, Ordering::SeqCst);
         let mut txn = match db.begin_write() {
             Ok(txn) => txn,
@@ -252,8 +253,15 @@ fn write_loop(db: &Database, jobs: &mpsc::Receiver<Box<dyn Queued>>, batches: &A
             done.push(job);
             if done.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
                 next = jobs.try_recv().ok();
+                if next.is_none() && done.len() < expect {
+                    let left = linger_until.saturating_duration_since(Instant::now());
+                    if !left.is_zero() {
+                        next = jobs.recv_timeout(left).ok();
+                    }
+                }
             }
         }
+        let committing = Instant::now();
         let outcome = match failed {
             Some(e) => {
                 let _ = txn.abort();
@@ -270,6 +278,8 @@ fn write_loop(db: &Database, jobs: &mpsc::Receiver<Box<dyn Queued>>, batches: &A
                     .and_then(|()| txn.commit().map_err(engine_error))
             }
         };
+        last_commit = committing.elapsed();
+        expect = done.len();
         for job in done {
             job.answer(outcome.as_ref().map(|_| ()));
         }
@@ -422,7 +432,7 @@ impl Engine for EmbeddedEngine {
             f,
             durable: true,
             result: None,
-            reply: Reply::Async(reply),
+            reply,
         }));
         Box::pin(async move {
             queued?;
@@ -430,17 +440,22 @@ impl Engine for EmbeddedEngine {
         })
     }
 
-    fn rate_limit(&self, query: &RateQuery) -> Result<RateDecision, StoreError> {
-        // Called on the blocking pool: wait there for the writer's batch (no fsync of its own).
-        let query = query.clone();
-        let (reply, answer) = mpsc::sync_channel(1);
-        self.queue(Box::new(Pending {
+    fn submit_rate_limit(
+        self: Arc<Self>,
+        query: RateQuery,
+    ) -> BoxFuture<'static, Result<RateDecision, StoreError>> {
+        // Through the writer, in a batch with other writes; no fsync of its own.
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let queued = self.queue(Box::new(Pending {
             f: move |tx: &mut dyn Tx| super::ops::rate_limit(tx, &query),
             durable: false,
             result: None,
-            reply: Reply::Blocking(reply),
-        }))?;
-        answer.recv().map_err(|_| writer_gone())?
+            reply,
+        }));
+        Box::pin(async move {
+            queued?;
+            answer.await.map_err(|_| writer_gone())?
+        })
     }
 
     fn read<R>(
@@ -505,7 +520,6 @@ fn collect(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     type Answer<R> = BoxFuture<'static, Result<R, StoreError>>;
 

@@ -555,15 +555,14 @@ pub trait Engine: Send + Sync + std::fmt::Debug + 'static {
         self: Arc<Self>,
         mut f: OwnedTx<R>,
     ) -> futures_util::future::BoxFuture<'static, Result<R, StoreError>> {
-        Box::pin(async move {
-            if Self::BLOCKING {
-                tokio::task::spawn_blocking(move || self.transact(&mut f))
-                    .await
-                    .map_err(|e| StoreError::Engine(format!("store task failed: {e}")))?
-            } else {
-                self.transact(&mut f)
-            }
-        })
+        Box::pin(on_engine(self, move |e| e.transact(&mut f)))
+    }
+    /// [`Engine::rate_limit`] for an async caller, as [`Engine::submit`] is [`Engine::transact`].
+    fn submit_rate_limit(
+        self: Arc<Self>,
+        query: RateQuery,
+    ) -> futures_util::future::BoxFuture<'static, Result<RateDecision, StoreError>> {
+        Box::pin(on_engine(self, move |e| e.rate_limit(&query)))
     }
     /// Decides one rate-limit request and records it (see [`ops::rate_limit`]): by default in
     /// a [`Engine::transact_volatile`] transaction. An engine may decide it another way that
@@ -582,6 +581,20 @@ pub trait Engine: Send + Sync + std::fmt::Debug + 'static {
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         self.read(&mut |tx| tx.scan(table, after, limit))
+    }
+}
+
+/// Runs `go` with `engine`: on the blocking pool for an engine that does I/O, else at once.
+async fn on_engine<E: Engine + ?Sized, R: Send + 'static>(
+    engine: Arc<E>,
+    go: impl FnOnce(&E) -> Result<R, StoreError> + Send + 'static,
+) -> Result<R, StoreError> {
+    if E::BLOCKING {
+        tokio::task::spawn_blocking(move || go(&engine))
+            .await
+            .map_err(|e| StoreError::Engine(format!("store task failed: {e}")))?
+    } else {
+        go(&engine)
     }
 }
 
@@ -719,14 +732,7 @@ impl<E: Engine> KvStore<E> {
         &self,
         go: impl FnOnce(&E) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
-        let engine = Arc::clone(&self.engine);
-        if E::BLOCKING {
-            tokio::task::spawn_blocking(move || go(&engine))
-                .await
-                .map_err(|e| StoreError::Engine(format!("store task failed: {e}")))?
-        } else {
-            go(&engine)
-        }
+        on_engine(Arc::clone(&self.engine), go).await
     }
 }
 
@@ -825,8 +831,7 @@ impl<E: Engine> Store for KvStore<E> {
             now_ms: self.now_ms(),
             max_keys: self.limits.max_keys,
         };
-        self.on_engine(move |engine| engine.rate_limit(&query))
-            .await
+        Arc::clone(&self.engine).submit_rate_limit(query).await
     }
 
     async fn maintenance(&self) -> Result<bool, StoreError> {
