@@ -709,6 +709,60 @@ mod tests {
         }
     }
 
+    /// Rate limits go through the writer (in the batches of other writes, or in batches of
+    /// their own, committed without an fsync), are seen by the next read, and are on disk
+    /// once the engine has been dropped (redb makes them durable when it closes).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rate_limits_go_through_the_writer_and_survive_closing() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = open(dir.path());
+        let query = |key: &str| RateQuery {
+            key: key.to_owned(),
+            limit: 3,
+            period: Duration::from_secs(3600),
+            algorithm: super::super::RateAlgorithm::default(),
+            now_ms: 1_750_000_000_000,
+            max_keys: 100,
+        };
+        let before = engine.batches();
+        let (held, release) = hold_writer(&engine);
+        let mixed = [
+            Arc::clone(&engine).submit_rate_limit(query("a")),
+            Arc::clone(&engine).submit_rate_limit(query("a")),
+        ];
+        let write = submit(&engine, |tx| tx.put(Table::Resources, "w", b"w"));
+        release.send(()).unwrap();
+        held.await.unwrap();
+        let mut remaining = Vec::new();
+        for m in mixed {
+            remaining.push(m.await.unwrap().remaining);
+        }
+        write.await.unwrap();
+        assert_eq!(remaining, [2, 1]);
+        assert_eq!(engine.batches() - before, 1, "all in one batch");
+        // Alone: a batch of rate limits only.
+        let alone = Arc::clone(&engine)
+            .submit_rate_limit(query("b"))
+            .await
+            .unwrap();
+        assert_eq!(alone.remaining, 2);
+        let stored = |engine: &EmbeddedEngine| {
+            engine
+                .read(&mut |tx| Ok((tx.get(Table::Rates, "a")?, tx.get(Table::Rates, "b")?)))
+                .unwrap()
+        };
+        let (a, b) = stored(&engine);
+        assert!(a.is_some() && b.is_some());
+        drop(Arc::into_inner(engine).expect("the only reference"));
+        let engine = open(dir.path());
+        assert_eq!(stored(&engine), (a, b));
+        let again = Arc::clone(&engine)
+            .submit_rate_limit(query("b"))
+            .await
+            .unwrap();
+        assert_eq!(again.remaining, 1);
+    }
+
     /// Dropping the engine lets the writer commit what was queued, then closes the database
     /// (so it can be opened again at once).
     #[tokio::test]
