@@ -10,6 +10,7 @@
 # `statuslab serve --workers 1 --no-access-log` (pinned to CPU 0; wrk on CPU 1) and four wrk runs:
 #
 #   create   PUT /resources/c-<tag>-<thread>-<n>, unique names, small text/plain body; counts 201s
+#            (with STATE_CREATE_CONNECTIONS concurrent writers: 64 by default)
 #   304      GET /resources/<one> with If-None-Match: <its ETag>; counts 304s
 #   status   GET /status/200 (touches no state: the control row)
 #   rate     GET /rate-limit/1000000/1s?key=k (one shared key; every request is a store write)
@@ -17,13 +18,17 @@
 # Only responses with the wanted status count in "good/s"; others are listed. Each redis-server
 # is started here (by default on CPU 0 with statuslab: the server side gets one core) with its own
 # port and folder. Everything it starts is stopped on exit, failure or Ctrl-C. Raw outputs go to
-# target/bench/state-<time>/. Knobs (environment):
+# target/bench/state-<time>/. The summary at the end gives each test's good/s, and its ratio to
+# /status/200 of the same server in the same round, as the median (min–max) over the rounds;
+# rounds interleave the stores, so that a slow spell of the machine hits all of them. Knobs:
 #   STATE_DURATION=10s      each wrk measurement (after a 2 s warm-up)
 #   STATE_CONNECTIONS=32    wrk connections;  STATE_WRK_THREADS=1  wrk threads
-#   STATE_ROUNDS=1          rounds of everything (a fresh server and data each round)
+#   STATE_CREATE_CONNECTIONS=64  wrk connections of the create test (concurrent writers)
+#   STATE_ROUNDS=3          rounds of everything (a fresh server and data each round)
 #   STATE_REDIS_CPU=0       CPU for redis-server ("" = not pinned)
 #   STATE_SKIP_REDIS=1      embedded only;   STATE_SKIP_AOF=1  leave out the appendfsync-always run
 #   STATE_BUILD=1           cargo build --release first (otherwise only if the binary is missing)
+#   STATE_BIN=path          the statuslab binary to measure (default target/release/statuslab)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -31,7 +36,8 @@ ROOT=$PWD
 DURATION=${STATE_DURATION:-10s}
 CONNS=${STATE_CONNECTIONS:-32}
 WRK_THREADS=${STATE_WRK_THREADS:-1}
-ROUNDS=${STATE_ROUNDS:-1}
+CREATE_CONNS=${STATE_CREATE_CONNECTIONS:-64}
+ROUNDS=${STATE_ROUNDS:-3}
 REDIS_CPU=${STATE_REDIS_CPU-0}
 RUN=$ROOT/target/bench/state-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$RUN"
@@ -67,8 +73,8 @@ if [[ -z ${STATE_SKIP_REDIS:-} ]]; then
     command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 ||
         die "redis-server/redis-cli missing: apt-get install redis-server (or STATE_SKIP_REDIS=1)"
 fi
-STATUSLAB=$ROOT/target/release/statuslab
-if [[ -n ${STATE_BUILD:-} || ! -x $STATUSLAB ]]; then
+STATUSLAB=${STATE_BIN:-$ROOT/target/release/statuslab}
+if [[ -z ${STATE_BIN:-} && ( -n ${STATE_BUILD:-} || ! -x $STATUSLAB ) ]]; then
     note "state: cargo build --release -p statuslab"
     cargo build --release -q -p statuslab
 fi
@@ -114,7 +120,7 @@ redis_stat() { # port: "EXEC-calls total-commands"
     [[ -z ${STATE_SKIP_REDIS:-} ]] && echo "redis:     $(redis-server --version | awk '{print $3}')"
     echo "statuslab: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' + local changes'); binary built $(date -u -r "$STATUSLAB" +%Y-%m-%dT%H:%M:%SZ)"
     echo "pinning:   statuslab (--workers 1) on CPU 0, wrk on CPU 1, redis-server on CPU ${REDIS_CPU:-any}"
-    echo "wrk:       -t$WRK_THREADS -c$CONNS -d$DURATION --latency (after a 2 s warm-up), $ROUNDS round(s)"
+    echo "wrk:       -t$WRK_THREADS -c$CONNS (create: -c$CREATE_CONNS) -d$DURATION --latency (after a 2 s warm-up), $ROUNDS round(s)"
     b0=$(busy_ticks); sleep 2; b1=$(busy_ticks)
     echo "load:      $(awk -v a="$b0" -v b="$b1" -v h="$CLK_TCK" -v n="$CORES" 'BEGIN { printf "%.0f%% of %d CPUs busy in the 2 s before the run", 100 * (b - a) / h / 2 / n, n }')"
 } | tee "$RUN/machine.txt"
@@ -178,13 +184,15 @@ measure() { # store test path lua-args... [-- wrk-args...]
     [[ $# -gt 0 ]] && shift
     extra=("$@")
     local url="http://127.0.0.1:$SL_PORT$path" out=$RUN/wrk-$store-$test-r$ROUND.txt warm=("${lua[@]}")
+    local conns=$CONNS
+    [[ $test == create ]] && conns=$CREATE_CONNS
     [[ ${lua[0]} == create ]] && warm=(create "w$ROUND")
-    "${LOAD_PIN[@]}" wrk -t"$WRK_THREADS" -c"$CONNS" -d2s "${extra[@]}" -s "$LUA" "$url" -- "${warm[@]}" >"$RUN/warm-$store-$test-r$ROUND.txt" 2>&1 || true
+    "${LOAD_PIN[@]}" wrk -t"$WRK_THREADS" -c"$conns" -d2s "${extra[@]}" -s "$LUA" "$url" -- "${warm[@]}" >"$RUN/warm-$store-$test-r$ROUND.txt" 2>&1 || true
     local s0 s1 r0 r1 b0 b1 x0 x1 times TIMEFORMAT='%R %U %S'
     s0=$(cpu_ticks "$SL_PID"); r0=0; [[ -n $REDIS_PID ]] && r0=$(cpu_ticks "$REDIS_PID")
     read -r -a x0 <<<"$(redis_stat "$REDIS_PORT")"
     b0=$(busy_ticks)
-    times=$( { time "${LOAD_PIN[@]}" wrk -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" --latency "${extra[@]}" -s "$LUA" "$url" -- "${lua[@]}" >"$out" 2>&1; } 2>&1 )
+    times=$( { time "${LOAD_PIN[@]}" wrk -t"$WRK_THREADS" -c"$conns" -d"$DURATION" --latency "${extra[@]}" -s "$LUA" "$url" -- "${lua[@]}" >"$out" 2>&1; } 2>&1 )
     b1=$(busy_ticks)
     s1=$(cpu_ticks "$SL_PID"); r1=0; [[ -n $REDIS_PID ]] && r1=$(cpu_ticks "$REDIS_PID")
     read -r -a x1 <<<"$(redis_stat "$REDIS_PORT")"
@@ -239,6 +247,36 @@ run_store() { # label [statuslab args...]
     stop "$SL_PID"
 }
 
+# The summary of the rows (stdin): per store and test, the median (min–max) over the rounds of
+# good/s and of its ratio to /status/200 of the same server and round.
+SUMMARY_PY=$(cat <<'EOF'
+import sys
+from collections import defaultdict
+good = defaultdict(dict)  # (store, test) -> {round: good/s}
+order = []
+for line in sys.stdin:
+    f = line.split()
+    if len(f) < 4:
+        continue
+    store, test, rnd, g = f[0], f[1], f[2], float(f[3])
+    if (store, test) not in good:
+        order.append((store, test))
+    good[(store, test)][rnd] = g
+def med(v):
+    v = sorted(v)
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+def show(v, digits):
+    return f"{med(v):.{digits}f} ({min(v):.{digits}f}–{max(v):.{digits}f})" if v else "-"
+print(f"{'store':<18} {'test':<7} {'good/s':>26} {'ratio to /status/200':>26}")
+for store, test in order:
+    per = good[(store, test)]
+    base = good.get((store, "status"), {})
+    ratios = [g / base[r] for r, g in per.items() if base.get(r)]
+    print(f"{store:<18} {test:<7} {show(list(per.values()), 0):>26} {show(ratios, 3):>26}")
+EOF
+)
+
 for ROUND in $(seq 1 "$ROUNDS"); do
     note "state: round $ROUND: embedded"
     REDIS_PORT=""; REDIS_PID=""
@@ -259,11 +297,14 @@ for ROUND in $(seq 1 "$ROUNDS"); do
 done
 
 {
-    echo "== state: statuslab --workers 1 on CPU 0, wrk -t$WRK_THREADS -c$CONNS -d$DURATION on CPU 1, redis-server on CPU ${REDIS_CPU:-any}"
+    echo "== state: statuslab --workers 1 on CPU 0, wrk -t$WRK_THREADS -c$CONNS (create: -c$CREATE_CONNS) -d$DURATION on CPU 1, redis-server on CPU ${REDIS_CPU:-any}"
     echo "   good/s = responses with the wanted status (create 201, 304, status 200, rate 200) per second;"
     echo "   EXEC/resp and cmds/resp = Redis EXEC calls and all Redis commands per HTTP response"
     printf '%-14s %-7s %5s %9s %9s %7s %8s %8s %8s %6s %6s %6s %6s %6s\n' \
         store test round "good/s" "wrk r/s" other "p50 ms" "p99 ms" "srv CPU" redis wrk other "EXEC" cmds
     printf '%s\n' "${ROWS[@]}"
+    echo
+    echo "== summary: median (min–max) over $ROUNDS round(s); ratio = good/s / /status/200 good/s of the same server and round"
+    printf '%s\n' "${ROWS[@]}" | python3 -c "$SUMMARY_PY"
 } | tee "$RUN/state.txt"
 note "state: raw outputs in $RUN"

@@ -18,8 +18,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Client threads writing at once: enough that the embedded store's group commit covers
-/// many writers with one fsync, which is what a kill must not break.
+/// Client threads writing at once: enough that the embedded store's group commit runs many
+/// writers in one redb transaction with one fsync, which is what a kill must not break (a
+/// batch committed just before the kill, whose answers it cut off, shows in the report as
+/// in-flight writes "committed anyway").
 const WRITERS: usize = 64;
 /// Kill cycles.
 const ROUNDS: usize = 3;

@@ -4,7 +4,8 @@
 //! The semantics are written once, in [`ops`], as short read-then-write transactions over a
 //! tiny key-value interface ([`Tx`]). A backend only supplies an [`Engine`] that runs such a
 //! transaction atomically (and may run it again on conflict): [`memory`] under a mutex,
-//! [`embedded`] as a redb write transaction (durable when it commits), [`redis`] as an optimistic
+//! [`embedded`] in a redb write transaction (durable when it commits; a writer thread commits
+//! concurrent writes together, with one fsync), [`redis`] as an optimistic
 //! `WATCH`/`MULTI`/`EXEC` transaction shared by every instance. Every backend therefore
 //! has exactly the same behaviour, and one conformance suite tests them all.
 //!
@@ -518,6 +519,9 @@ pub trait Tx {
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
 }
 
+/// A write transaction that can be handed to another thread ([`Engine::submit`]).
+pub type OwnedTx<R> = Box<dyn FnMut(&mut dyn Tx) -> Result<R, StoreError> + Send + 'static>;
+
 /// Runs transactions atomically: all of a transaction's writes happen or none do, and no other
 /// transaction sees or changes its keys in between.
 pub trait Engine: Send + Sync + std::fmt::Debug + 'static {
@@ -544,6 +548,22 @@ pub trait Engine: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<R, StoreError> {
         self.transact(f)
     }
+    /// Runs `f` as [`Engine::transact`] does, for an async caller: by default on the blocking
+    /// pool (an engine that blocks) or at once. An engine may instead queue it to a writer of
+    /// its own that commits many transactions together (embedded: group commit).
+    fn submit<R: Send + 'static>(
+        self: Arc<Self>,
+        mut f: OwnedTx<R>,
+    ) -> futures_util::future::BoxFuture<'static, Result<R, StoreError>> {
+        Box::pin(on_engine(self, move |e| e.transact(&mut f)))
+    }
+    /// [`Engine::rate_limit`] for an async caller, as [`Engine::submit`] is [`Engine::transact`].
+    fn submit_rate_limit(
+        self: Arc<Self>,
+        query: RateQuery,
+    ) -> futures_util::future::BoxFuture<'static, Result<RateDecision, StoreError>> {
+        Box::pin(on_engine(self, move |e| e.rate_limit(&query)))
+    }
     /// Decides one rate-limit request and records it (see [`ops::rate_limit`]): by default in
     /// a [`Engine::transact_volatile`] transaction. An engine may decide it another way that
     /// has the same outcome and stores the same values (Redis: one Lua script).
@@ -561,6 +581,20 @@ pub trait Engine: Send + Sync + std::fmt::Debug + 'static {
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         self.read(&mut |tx| tx.scan(table, after, limit))
+    }
+}
+
+/// Runs `go` with `engine`: on the blocking pool for an engine that does I/O, else at once.
+async fn on_engine<E: Engine + ?Sized, R: Send + 'static>(
+    engine: Arc<E>,
+    go: impl FnOnce(&E) -> Result<R, StoreError> + Send + 'static,
+) -> Result<R, StoreError> {
+    if E::BLOCKING {
+        tokio::task::spawn_blocking(move || go(&engine))
+            .await
+            .map_err(|e| StoreError::Engine(format!("store task failed: {e}")))?
+    } else {
+        go(&engine)
     }
 }
 
@@ -666,7 +700,7 @@ impl<E: Engine> KvStore<E> {
         self
     }
 
-    /// Runs a read-write transaction (on the blocking pool for engines that do I/O).
+    /// Runs a read-write transaction (as the engine's [`Engine::submit`] does).
     async fn run<R: Send + 'static>(
         &self,
         f: impl FnMut(&mut dyn Tx) -> Result<R, StoreError> + Send + 'static,
@@ -687,11 +721,10 @@ impl<E: Engine> KvStore<E> {
         mut f: impl FnMut(&mut dyn Tx) -> Result<R, StoreError> + Send + 'static,
         mode: Mode,
     ) -> Result<R, StoreError> {
-        self.on_engine(move |engine| match mode {
-            Mode::Read => engine.read(&mut f),
-            Mode::Write => engine.transact(&mut f),
-        })
-        .await
+        match mode {
+            Mode::Read => self.on_engine(move |engine| engine.read(&mut f)).await,
+            Mode::Write => Arc::clone(&self.engine).submit(Box::new(f)).await,
+        }
     }
 
     /// Runs `go` with the engine (on the blocking pool for engines that do I/O).
@@ -699,14 +732,7 @@ impl<E: Engine> KvStore<E> {
         &self,
         go: impl FnOnce(&E) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
-        let engine = Arc::clone(&self.engine);
-        if E::BLOCKING {
-            tokio::task::spawn_blocking(move || go(&engine))
-                .await
-                .map_err(|e| StoreError::Engine(format!("store task failed: {e}")))?
-        } else {
-            go(&engine)
-        }
+        on_engine(Arc::clone(&self.engine), go).await
     }
 }
 
@@ -805,8 +831,7 @@ impl<E: Engine> Store for KvStore<E> {
             now_ms: self.now_ms(),
             max_keys: self.limits.max_keys,
         };
-        self.on_engine(move |engine| engine.rate_limit(&query))
-            .await
+        Arc::clone(&self.engine).submit_rate_limit(query).await
     }
 
     async fn maintenance(&self) -> Result<bool, StoreError> {
