@@ -417,10 +417,14 @@ async fn sse_and_drip_bound_duration_and_delay_each() {
     let drip = server.get("/drip?numbytes=1", &[]).await;
     assert_eq!(drip.status, 200, "{}", drip.head);
     assert!(started.elapsed() < Duration::from_secs(2));
+    // Past the bound by less than a nanosecond is past it (as the document's `maximum` says).
     for bad in [
         "/sse?duration=0.4",
         "/sse?delay=400ms",
         "/drip?duration=0.4",
+        "/sse?delay=0.30000000000000004",
+        "/drip?delay=0.30000000000000004",
+        "/delay/0.30000000000000004",
     ] {
         assert_eq!(server.get(bad, &[]).await.status, 400, "{bad}");
     }
