@@ -29,8 +29,9 @@ struct Submission {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ResultSpec {
+    /// A whole number, as JSON writes it (`201`, `201.0`, `2.01e2`).
     #[serde(default)]
-    status: Option<i64>,
+    status: Option<serde_json::Number>,
     #[serde(default)]
     body: Option<Value>,
 }
@@ -44,6 +45,16 @@ fn monitor_path(id: &str) -> String {
 
 fn retry_after(ms: u64) -> HeaderValue {
     HeaderValue::from(ms.div_ceil(1000).max(1))
+}
+
+/// A JSON number that is a whole number, however written: JSON (and JSON Schema's `integer`)
+/// make no difference between `2000` and `2000.0` or `2e3`.
+fn whole(n: &serde_json::Number) -> Option<i64> {
+    n.as_i64().or_else(|| {
+        let f = n.as_f64()?;
+        // i64::MAX as f64 rounds up to 2^63, so the bound is exclusive.
+        (f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64).then_some(f as i64)
+    })
 }
 
 /// Validates a submission: 400 for malformed JSON, 422 for well-formed but invalid values.
@@ -76,7 +87,7 @@ fn parse(ctx: &Ctx, req: &Request) -> Result<(u64, JobResult), Problem> {
     let max = ctx.cfg.max_job_duration;
     let duration = match sub.duration {
         None => DEFAULT_DURATION,
-        Some(Value::Number(n)) => match n.as_i64() {
+        Some(Value::Number(n)) => match whole(&n) {
             Some(ms) if ms >= 0 => Duration::from_millis(ms as u64),
             _ => {
                 return Err(Problem::new(
@@ -108,13 +119,18 @@ fn parse(ctx: &Ctx, req: &Request) -> Result<(u64, JobResult), Problem> {
         status: None,
         body: None,
     });
-    let code = spec.status.unwrap_or(200);
-    if !(200..=599).contains(&code) {
-        return Err(Problem::new(
-            422,
-            format!("result status {code} must be in 200-599"),
-        ));
-    }
+    let code = match &spec.status {
+        None => 200,
+        Some(n) => match whole(n) {
+            Some(code) if (200..=599).contains(&code) => code,
+            _ => {
+                return Err(Problem::new(
+                    422,
+                    format!("result status {n} must be a whole number in 200-599"),
+                ));
+            }
+        },
+    };
     let body = spec.body.unwrap_or_else(|| json!({ "ok": true }));
     Ok((
         duration.as_millis() as u64,

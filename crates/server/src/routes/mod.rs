@@ -42,7 +42,7 @@ use futures_util::FutureExt as _;
 use http::Method;
 use http::header::{self, HeaderValue};
 use httpbin::Bin;
-use methods::{ANY, IMPLEMENTED, READ};
+use methods::{ANY, ECHO, IMPLEMENTED, READ};
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
@@ -228,13 +228,13 @@ pub(crate) const ROUTES: &[Route] = &[
     bin("/put", Bin::Method, &[Method::PUT, Method::OPTIONS]),
     bin("/patch", Bin::Method, &[Method::PATCH, Method::OPTIONS]),
     bin("/delete", Bin::Method, &[Method::DELETE, Method::OPTIONS]),
-    bin("/anything", Bin::Anything, ANY),
-    bin("/anything/{*path}", Bin::Anything, ANY),
+    bin("/anything", Bin::Anything, ECHO),
+    bin("/anything/{*path}", Bin::Anything, ECHO),
     bin("/headers", Bin::Headers, READ),
     bin("/ip", Bin::Ip, READ),
     bin("/user-agent", Bin::UserAgent, READ),
     bin("/uuid", Bin::Uuid, READ),
-    bin("/dump/request", Bin::Dump, ANY),
+    bin("/dump/request", Bin::Dump, ECHO),
     bin("/delay/{n}", Bin::Delay, ANY),
     bin("/drip", Bin::Drip, READ),
     bin("/stream/{n}", Bin::Stream, READ),
@@ -629,10 +629,7 @@ impl App {
         }
         let Some(r) = self.admitted(ticket, req.path()) else {
             if req.method == Method::OPTIONS && req.path() == "*" {
-                return Ok(options(
-                    req,
-                    &HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
-                ));
+                return Ok(options(req, &HeaderValue::from_static(methods::ALLOW_ALL)));
             }
             return Err(not_found());
         };

@@ -4,7 +4,7 @@
 //! [`dress_header`] knows how to produce a faithful value; framing (no content on 1xx/204/304,
 //! `Content-Length: 0` on 205) is applied by the protocol writers from the same rules.
 
-use super::methods::IMPLEMENTED;
+use super::methods::ANY;
 use crate::content::negotiate::Format;
 use crate::content::params::{self, Bare};
 use crate::content::range::{self, RangeRequest};
@@ -713,7 +713,7 @@ fn dress_header(req: &Request, code: Status, opts: &Options, name: &str, reply: 
             h.insert(header::LOCATION, value);
         }
         "Allow" => {
-            let others: Vec<&str> = IMPLEMENTED
+            let others: Vec<&str> = ANY
                 .iter()
                 .filter(|m| **m != req.method)
                 .map(Method::as_str)

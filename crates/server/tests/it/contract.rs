@@ -87,7 +87,8 @@ async fn early_protocol_replies_carry_cors_headers() {
         (431, request("GET", "/status/200", &host, &many, b"")),
         (505, b"GET /status/200 HTTP/1.2\r\nHost: x\r\n\r\n".to_vec()),
         (400, b"GET /status/200 HTTP/1.1\r\n\r\n".to_vec()),
-        (501, request("TRACE", "/status/200", &host, &[], b"")),
+        (501, request("PROPFIND", "/status/200", &host, &[], b"")),
+        (405, request("TRACE", "/status/200", &host, &[], b"")),
     ];
     let mut results = Vec::new();
     for (want, bytes) in cases {
@@ -110,7 +111,7 @@ async fn every_route_501_for_unknown_methods_with_cors() {
     let host = server.host();
     let mut results = Vec::new();
     for path in ROUTE_PATHS {
-        for method in ["TRACE", "PROPFIND", "BREW"] {
+        for method in ["PROPFIND", "BREW", "LINK"] {
             let r = server
                 .exchange(&request(method, path, &host, &[], b""))
                 .await;
@@ -121,6 +122,59 @@ async fn every_route_501_for_unknown_methods_with_cors() {
         ensure(r.status == 501, || format!("{what}: got {}", r.status))?;
         cors(r)
     });
+}
+
+/// TRACE and QUERY are implemented by the echoes only: there they answer as any other method
+/// (the echo names the method); every other route answers them 405 with its `Allow`, which
+/// lists neither (RFC 9110 §15.5.6), and CORS headers. They were 501 on every route, a method
+/// statuslab implements for no resource.
+#[tokio::test]
+async fn trace_and_query_are_echoed_and_elsewhere_405_with_allow() {
+    let server = TestServer::start().await;
+    let host = server.host();
+    let mut results = Vec::new();
+    for path in ROUTE_PATHS {
+        for method in ["TRACE", "QUERY"] {
+            let r = server
+                .exchange(&request(method, path, &host, &[], b""))
+                .await;
+            results.push((format!("{method} {path}"), r.last.clone()));
+        }
+    }
+    check(&results, |(what, r)| {
+        ensure(r.status == 405, || format!("{what}: got {}", r.status))?;
+        let allow = r.tokens("allow");
+        ensure(
+            allow.iter().any(|m| m == "OPTIONS")
+                && !allow.iter().any(|m| m == "TRACE" || m == "QUERY"),
+            || format!("{what}: Allow {allow:?}"),
+        )?;
+        cors(r)
+    });
+    for path in ["/anything", "/anything/x/y?a=1", "/dump/request"] {
+        for method in ["TRACE", "QUERY"] {
+            let body: &[u8] = if method == "QUERY" { b"q=1" } else { b"" };
+            let r = server
+                .exchange(&request(method, path, &host, &[], body))
+                .await
+                .last;
+            assert_eq!(r.status, 200, "{method} {path}\n{}", r.head);
+            if path.starts_with("/anything") {
+                assert_eq!(r.json()["method"], method, "{path}");
+                assert_eq!(r.json()["data"], *String::from_utf8_lossy(body), "{path}");
+            } else {
+                assert!(
+                    r.text().starts_with(&format!("{method} /dump/request ")),
+                    "{}",
+                    r.text()
+                );
+                assert!(
+                    r.text()
+                        .ends_with(&String::from_utf8_lossy(body).into_owned())
+                );
+            }
+        }
+    }
 }
 
 /// "In maintenance every other route answers 503 with `Retry-After`": every route but

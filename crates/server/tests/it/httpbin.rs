@@ -337,7 +337,8 @@ async fn drips_are_paced_under_a_content_length() {
         "/drip?numbytes=x",
         "/drip?duration=-1",
         "/drip?code=99",
-        "/drip?duration=50&delay=50",
+        "/drip?duration=61",
+        "/drip?delay=61",
     ] {
         let r = server.get(bad, &[]).await;
         assert_eq!(r.status, 400, "{bad}");
@@ -380,7 +381,8 @@ async fn sizes_and_delays_are_bounded_by_the_server_limits() {
         ("/drip?numbytes=1001", "--max-body"),
         ("/delay/2", "--max-delay"),
         ("/sse?duration=2s", "--max-delay"),
-        ("/drip?duration=0.6&delay=0.6", "--max-delay"),
+        ("/drip?delay=1.5", "--max-delay"),
+        ("/sse?delay=1500ms", "--max-delay"),
     ] {
         let r = server.get(path, &[]).await;
         assert_eq!(r.status, 400, "{path}");
@@ -389,6 +391,43 @@ async fn sizes_and_delays_are_bounded_by_the_server_limits() {
     }
     assert_eq!(server.get("/bytes/1000", &[]).await.body.len(), 1000);
     assert_eq!(server.get("/delay/0.1", &[]).await.status, 200);
+}
+
+/// `duration` and `delay` of `/sse` and `/drip` are each bounded by `--max-delay` (a bound each
+/// parameter's schema states), not together; defaults past it are cut to it. A pair that
+/// together passed the bound was refused with 400, and so was a request without parameters
+/// under a `--max-delay` shorter than the default duration.
+#[tokio::test]
+async fn sse_and_drip_bound_duration_and_delay_each() {
+    let server = TestServer::start_with(|c| c.max_delay = Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let sse = server.get("/sse?count=2&duration=0.2&delay=0.2", &[]).await;
+    assert_eq!(sse.status, 200, "{}", sse.head);
+    assert_eq!(sse.text().matches("event: ping").count(), 2);
+    let drip = server
+        .get("/drip?numbytes=2&duration=200ms&delay=200ms", &[])
+        .await;
+    assert_eq!(drip.status, 200, "{}", drip.head);
+    assert_eq!(drip.body, b"**");
+    assert!(started.elapsed() >= Duration::from_millis(700));
+    // The defaults (5 s for /sse, 2 s and 2 s for /drip) are cut to --max-delay.
+    let started = Instant::now();
+    let sse = server.get("/sse?count=1", &[]).await;
+    assert_eq!(sse.status, 200, "{}", sse.head);
+    let drip = server.get("/drip?numbytes=1", &[]).await;
+    assert_eq!(drip.status, 200, "{}", drip.head);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // Past the bound by less than a nanosecond is past it (as the document's `maximum` says).
+    for bad in [
+        "/sse?duration=0.4",
+        "/sse?delay=400ms",
+        "/drip?duration=0.4",
+        "/sse?delay=0.30000000000000004",
+        "/drip?delay=0.30000000000000004",
+        "/delay/0.30000000000000004",
+    ] {
+        assert_eq!(server.get(bad, &[]).await.status, 400, "{bad}");
+    }
 }
 
 #[tokio::test]

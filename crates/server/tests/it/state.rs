@@ -1271,6 +1271,46 @@ async fn job_submissions_are_validated_415_400_422() {
     );
 }
 
+/// JSON makes no difference between `201` and `201.0` or `2.01e2`, nor does the document's
+/// `integer`: a whole duration or result status written so is accepted (it was 422, an answer
+/// to data the document allows); a fraction is still 422.
+#[tokio::test]
+async fn job_numbers_may_be_whole_numbers_written_as_decimals() {
+    let s = TestServer::start().await;
+    let (accepted, monitor) =
+        submit(&s, &json!({"duration": 0.0, "result": {"status": 201.0}})).await;
+    assert_eq!(accepted.json()["duration_ms"], 0, "{}", accepted.text());
+    let result = call(&s, "GET", &format!("{monitor}/result"), &[], b"").await;
+    assert_eq!(result.status, 201, "{}", result.text());
+    let (accepted, _) = submit(&s, &json!({"duration": 13179.0})).await;
+    assert_eq!(accepted.json()["duration_ms"], 13179);
+    let r = call(
+        &s,
+        "POST",
+        "/jobs",
+        &[("Content-Type", "application/json")],
+        br#"{"duration": 2e3, "result": {"status": 2.01e2}}"#,
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(r.json()["duration_ms"], 2000);
+    for body in [
+        r#"{"result":{"status":201.5}}"#,
+        r#"{"duration":1e300}"#,
+        r#"{"duration":-0.5}"#,
+    ] {
+        let r = call(
+            &s,
+            "POST",
+            "/jobs",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, 422, "{body}: {}", r.text());
+    }
+}
+
 #[tokio::test]
 async fn jobs_and_resources_survive_a_restart_on_the_embedded_store() {
     let dir = tempfile::TempDir::new().expect("a temporary directory");

@@ -20,9 +20,10 @@ pub(crate) fn representation() -> Vec<u8> {
         .collect()
 }
 
-/// Every method statuslab implements, in the order `Allow` lists them.
-pub(crate) const IMPLEMENTED: &[&str] =
-    &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+/// The methods of the routes that answer any method (`/status/{codes}`, `/{code}`, …), in the
+/// order `Allow` lists them: every method statuslab implements but TRACE and QUERY, which only
+/// the echoes (`/anything`, `/dump/request`) implement.
+pub(crate) const ANY: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 /// Runs `f` on every case and fails once, listing every case that failed.
 #[track_caller]
