@@ -423,7 +423,9 @@ impl<T: Io, S: Service> Conn<T, S> {
             Err(ticket) => ticket,
         };
         // Borrows only the `app` field, so the buffers can be released below.
-        let mut fut = pin!(self.app.handle(req, ticket));
+        // Boxed: the handler's future is large (KBs), and kept inline it would be copied into
+        // every request's state, answered at once or not.
+        let mut fut = Box::pin(self.app.handle(req, ticket));
         let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
         match first {
             Poll::Ready(reply) => reply,
@@ -460,7 +462,8 @@ impl<T: Io, S: Service> Conn<T, S> {
         started: Instant,
     ) -> std::io::Result<Next> {
         if let Some(fault) = reply.fault {
-            return self.fault(req, reply, fault, started).await;
+            // Boxed, like `call`'s handler: a rare path that would size every request's state.
+            return Box::pin(self.fault(req, reply, fault, started)).await;
         }
         let close = close || reply.close || self.app.stopping();
         if req.version == Version::HTTP_11 {
@@ -494,7 +497,7 @@ impl<T: Io, S: Service> Conn<T, S> {
             && reply.body_allowed()
             && !req.is_head()
         {
-            self.paced(p).await?;
+            Box::pin(self.paced(p)).await?;
         }
         if reply.upgrade == Some(Upgrade::WebSocketEcho) && reply.status.code() == 101 {
             self.flush().await?;
@@ -981,9 +984,26 @@ fn valid_host(v: &[u8]) -> bool {
         }
         _ => {
             !host.is_empty()
-                && host
-                    .iter()
-                    .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+;=".contains(&b))
+                && host.iter().all(|&b| {
+                    b.is_ascii_alphanumeric()
+                        || matches!(
+                            b,
+                            b'-' | b'.'
+                                | b'_'
+                                | b'~'
+                                | b'%'
+                                | b'!'
+                                | b'$'
+                                | b'&'
+                                | b'\''
+                                | b'('
+                                | b')'
+                                | b'*'
+                                | b'+'
+                                | b';'
+                                | b'='
+                        )
+                })
         }
     };
     port_ok && host_ok
