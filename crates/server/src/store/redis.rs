@@ -50,7 +50,10 @@
 //! delta, so a family can pass its limit by at most what the writers concurrently in flight
 //! add: one key per concurrent creating request (over every instance), and for
 //! `--max-store-bytes` the bytes of those concurrent writes. Sequential writers are held to
-//! the limit exactly; no write ever passes it alone. On one Redis the bound is zero.
+//! the limit exactly; no write ever passes it alone. On one Redis the bound is zero. While a
+//! master is down, its shards' parts count as this instance last read them (the state they
+//! counted is unreachable meanwhile; a master that comes back empty has lost its shards'
+//! counter parts together with the keys they counted, so the accounting stays consistent).
 //!
 //! # Faults
 //!
@@ -211,6 +214,9 @@ pub struct RedisEngine {
     conn: std::sync::Mutex<Option<(u64, AsyncConn)>>,
     generation: std::sync::atomic::AtomicU64,
     connecting: tokio::sync::Mutex<()>,
+    /// On a cluster, each shard's part of each family counter as last read: what a shard that
+    /// cannot be read (its master is down) counts as meanwhile.
+    last_parts: std::sync::Mutex<HashMap<(&'static str, usize), u64>>,
 }
 
 impl std::fmt::Debug for RedisEngine {
@@ -284,6 +290,7 @@ impl RedisEngine {
             conn: std::sync::Mutex::new(None),
             generation: std::sync::atomic::AtomicU64::new(0),
             connecting: tokio::sync::Mutex::new(()),
+            last_parts: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -374,13 +381,30 @@ impl RedisEngine {
     /// failure on a connection that was already open is tried once more on a new one: it may
     /// have died while idle (Redis restarted).
     async fn exchange(&self, reqs: &[Req], retry: bool) -> Result<Vec<Value>, StoreError> {
+        self.exchange_some(reqs, &[], retry).await
+    }
+
+    /// Like [`RedisEngine::exchange`]; an `optional` request that fails answers `None`
+    /// instead of failing the others (a cluster shard whose master is down).
+    async fn exchange_some(
+        &self,
+        reqs: &[Req],
+        optional: &[bool],
+        retry: bool,
+    ) -> Result<Vec<Value>, StoreError> {
         let mut tries = 0;
         loop {
             tries += 1;
             let (g, conn, fresh) = self.conn().await?;
-            let sends = reqs.iter().map(|r| {
+            let sends = reqs.iter().enumerate().map(|(i, r)| {
                 let mut c = conn.clone();
-                async move { c.send(r).await }
+                let optional = optional.get(i).copied().unwrap_or(false);
+                async move {
+                    match c.send(r).await {
+                        Err(_) if optional => Ok(Value::Okay),
+                        other => other,
+                    }
+                }
             });
             match futures_util::future::try_join_all(sends).await {
                 Ok(values) => return Ok(values),
@@ -404,6 +428,12 @@ impl RedisEngine {
             .collect()
     }
 
+    /// Fetches what `plan` reads.
+    async fn fetch(&self, plan: &FetchPlan) -> Result<Snapshot, StoreError> {
+        let answers = self.exchange_some(&plan.reqs, &plan.optional, true).await?;
+        self.apply_fetch(plan, answers)
+    }
+
     /// Runs a transaction on the async connection.
     async fn run<R: Send>(
         &self,
@@ -414,10 +444,7 @@ impl RedisEngine {
         loop {
             match d.step(self, &mut *f)? {
                 Step::Done(r) => return r,
-                Step::Fetch(plan) => {
-                    let answers = self.exchange(&plan.reqs, true).await?;
-                    d.snap = self.apply_fetch(&plan, answers)?;
-                }
+                Step::Fetch(plan) => d.snap = self.fetch(&plan).await?,
                 Step::Commit(req, value) => {
                     let answer = self.exchange(std::slice::from_ref(&req), false).await?;
                     if committed(&answer[0])? {
@@ -426,9 +453,7 @@ impl RedisEngine {
                     if let Some(pause) = d.conflicted(&self.addr)? {
                         tokio::time::sleep(pause).await;
                     }
-                    let plan = self.plan_fetch(&d.wants);
-                    let answers = self.exchange(&plan.reqs, true).await?;
-                    d.snap = self.apply_fetch(&plan, answers)?;
+                    d.snap = self.fetch(&self.plan_fetch(&d.wants)).await?;
                 }
             }
         }
@@ -535,15 +560,19 @@ impl RedisEngine {
             }
             plan.parts.push(Part::Shard { points, scans });
         }
+        plan.optional = vec![false; plan.reqs.len()];
         if !families.is_empty() {
-            let mut c = redis::cmd("MGET");
-            for f in &families {
-                for s in 0..l.shards() {
+            // One MGET per shard: on a cluster, a shard whose master is down then counts as
+            // last read, and the others still answer.
+            for s in 0..l.shards() {
+                let mut c = redis::cmd("MGET");
+                for f in &families {
                     c.arg(l.value_key(s, Table::Counters, f));
                 }
+                plan.reqs.push(Req::Cmd(c));
+                plan.parts.push(Part::Counters(s, families.clone()));
+                plan.optional.push(l.shards() > 1);
             }
-            plan.reqs.push(Req::Cmd(c));
-            plan.parts.push(Part::Counters(families));
         }
         plan
     }
@@ -559,19 +588,43 @@ impl RedisEngine {
         let mut snap = Snapshot::default();
         let mut scanned: HashMap<ScanKey, Vec<(String, Vec<u8>)>> = HashMap::new();
         for (part, answer) in plan.parts.iter().zip(answers) {
+            if let (Part::Counters(shard, families), Value::Okay) = (part, &answer) {
+                // That shard could not be read: its parts as last read.
+                let last = self
+                    .last_parts
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                for f in families {
+                    let parts = snap
+                        .counters
+                        .entry(*f)
+                        .or_insert_with(|| vec![0; self.layout.shards()]);
+                    parts[*shard] = last.get(&(*f, *shard)).copied().unwrap_or(0);
+                }
+                continue;
+            }
             let Value::Array(items) = answer else {
                 return Err(bad("a read"));
             };
             match part {
-                Part::Counters(families) => {
-                    let n = self.layout.shards();
-                    if items.len() != families.len() * n {
+                Part::Counters(shard, families) => {
+                    if items.len() != families.len() {
                         return Err(bad("the counters' MGET"));
                     }
-                    let mut items = items.into_iter();
-                    for f in families {
-                        let parts: Vec<u64> = items.by_ref().take(n).map(|v| as_u64(&v)).collect();
-                        snap.counters.insert(*f, parts);
+                    let mut last = self
+                        .last_parts
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    for (f, v) in families.iter().zip(items) {
+                        let n = as_u64(&v);
+                        let parts = snap
+                            .counters
+                            .entry(*f)
+                            .or_insert_with(|| vec![0; self.layout.shards()]);
+                        parts[*shard] = n;
+                        if self.layout.shards() > 1 {
+                            last.insert((*f, *shard), n);
+                        }
                     }
                 }
                 Part::Shard { points, scans } => {
@@ -777,9 +830,9 @@ impl RedisEngine {
 
     /// The sum of `family`'s parts in every shard but `shard`.
     async fn others(&self, family: &'static str, shard: usize) -> Result<u64, StoreError> {
-        let plan = self.plan_fetch(&BTreeSet::from([Want::Counter(family)]));
-        let answers = self.exchange(&plan.reqs, true).await?;
-        let snap = self.apply_fetch(&plan, answers)?;
+        let snap = self
+            .fetch(&self.plan_fetch(&BTreeSet::from([Want::Counter(family)])))
+            .await?;
         let parts = snap.counters.get(family).cloned().unwrap_or_default();
         Ok(parts
             .iter()
@@ -947,8 +1000,7 @@ impl AsyncEngine for RedisEngine {
         }
         let scan = (table, after.map(str::to_owned), limit);
         let plan = self.plan_fetch(&BTreeSet::from([Want::Scan(scan.0, scan.1.clone(), limit)]));
-        let answers = self.exchange(&plan.reqs, true).await?;
-        let mut snap = self.apply_fetch(&plan, answers)?;
+        let mut snap = self.fetch(&plan).await?;
         Ok(snap.scans.remove(&scan).unwrap_or_default())
     }
 }
@@ -984,6 +1036,8 @@ struct Snapshot {
 struct FetchPlan {
     reqs: Vec<Req>,
     parts: Vec<Part>,
+    /// Requests whose failure is tolerated (see [`RedisEngine::exchange_some`]).
+    optional: Vec<bool>,
 }
 
 enum Part {
@@ -992,8 +1046,8 @@ enum Part {
         points: Vec<Want>,
         scans: Vec<ScanKey>,
     },
-    /// Every shard's part of these family counters.
-    Counters(Vec<&'static str>),
+    /// One shard's part of these family counters.
+    Counters(usize, Vec<&'static str>),
 }
 
 /// A transaction's progress: what it wants read, what was read, how often it conflicted.
@@ -1366,6 +1420,7 @@ fn classify(e: &RedisError, addr: &str) -> StoreError {
             e.kind(),
             ErrorKind::AuthenticationFailed
                 | ErrorKind::Io
+                | ErrorKind::ClusterConnectionNotFound
                 | ErrorKind::Server(
                     ServerErrorKind::BusyLoading
                         | ServerErrorKind::TryAgain
