@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# bench/state.sh — what state costs (issues 4 and 6): the embedded store (redb, fsync per commit)
-# against Redis, in one run on one machine, loopback only.
+# bench/state.sh — what state costs (issues 4, 6 and 14): the embedded store (redb, fsync per
+# commit) against Redis and a Redis Cluster, in one run on one machine, loopback only.
 #
 #   bench/state.sh
 #
@@ -27,6 +27,13 @@
 #   STATE_ROUNDS=3          rounds of everything (a fresh server and data each round)
 #   STATE_REDIS_CPU=0       CPU for redis-server ("" = not pinned)
 #   STATE_SKIP_REDIS=1      embedded only;   STATE_SKIP_AOF=1  leave out the appendfsync-always run
+#   STATE_SKIP_CLUSTER=1    leave out the Redis Cluster run (three masters on loopback, started
+#                           here, with redis-cli --cluster create; all on STATE_REDIS_CPU)
+#
+# The summary at the end gives, per store and test, good/s and p99 as median (min-max) over the
+# rounds, and each test's ratio to `status` (GET /status/200) of the same statuslab instance in
+# the same round: the figure to compare across machines (issue 14: Redis rate >= 0.25x status;
+# Redis creates with 32 writers >= 5,000/s with p99 < 20 ms). Use STATE_ROUNDS=3 or more.
 #   STATE_BUILD=1           cargo build --release first (otherwise only if the binary is missing)
 #   STATE_BIN=path          the statuslab binary to measure (default target/release/statuslab)
 set -euo pipefail
@@ -160,6 +167,45 @@ start_redis() { # label [redis-server args...]
     done
     die "redis-server did not start (see $RUN/redis-$label.log)"
 }
+CLUSTER_URL=""
+CLUSTER_PIDS=()
+start_cluster() { # label: three cluster-enabled masters and `redis-cli --cluster create`
+    local label=$1 port ports=() nodes=() i
+    mkdir -p "$RUN/redis-$label"
+    CLUSTER_PIDS=()
+    while [[ ${#ports[@]} -lt 3 ]]; do
+        port=$(free_port)
+        # The cluster bus listens 10000 higher.
+        [[ $port -lt 55000 ]] && ports+=("$port")
+    done
+    for port in "${ports[@]}"; do
+        "${REDIS_PIN[@]}" redis-server --port "$port" --bind 127.0.0.1 --dir "$RUN/redis-$label" \
+            --cluster-enabled yes --cluster-config-file "nodes-$port.conf" \
+            --cluster-require-full-coverage no --save '' --appendonly no \
+            --logfile "$RUN/redis-$label-$port.log" --daemonize no &
+        CLUSTER_PIDS+=($!)
+        PIDS+=($!)
+        nodes+=("127.0.0.1:$port")
+    done
+    for port in "${ports[@]}"; do
+        for i in $(seq 1 100); do
+            [[ $(redis-cli -p "$port" ping 2>/dev/null) == PONG ]] && break
+            sleep 0.1
+        done
+    done
+    redis-cli --cluster create "${nodes[@]}" --cluster-yes >"$RUN/redis-$label-create.txt" 2>&1 ||
+        die "redis-cli --cluster create failed (see $RUN/redis-$label-create.txt)"
+    for port in "${ports[@]}"; do
+        for i in $(seq 1 200); do
+            redis-cli -p "$port" cluster info 2>/dev/null | grep -q cluster_state:ok && break
+            sleep 0.1
+        done
+    done
+    CLUSTER_URL="redis+cluster://$(IFS=,; echo "${nodes[*]}")"
+    # CPU of the first master only; no per-response Redis command counts.
+    REDIS_PID=${CLUSTER_PIDS[0]}
+    REDIS_PORT=""
+}
 SL_PORT=""
 SL_PID=""
 start_statuslab() { # label [extra args...]
@@ -220,6 +266,7 @@ measure() { # store test path lua-args... [-- wrk-args...]
         per_exec=$(awk -v a="${x0[0]}" -v b="${x1[0]}" -v g="$good" -v o="$other" 'BEGIN { n = g + o; printf "%.2f", (n ? (b - a) / n : 0) }')
         per_cmd=$(awk -v a="${x0[1]}" -v b="${x1[1]}" -v g="$good" -v o="$other" 'BEGIN { n = g + o; printf "%.1f", (n ? (b - a) / n : 0) }')
     fi
+    printf '%s\t%s\t%s\t%s\t%s\n' "$store" "$test" "$ROUND" "$goodps" "$p99" >>"$RUN/rows.tsv"
     ROWS+=("$(printf '%-14s %-7s %5s %9s %9s %7s %8s %8s %8s %6s %6s %6s %6s %6s  %s' \
         "$store" "$test" "$ROUND" "$goodps" "$rps" "$other" "$p50" "$p99" "$srv" "$red" "$wrkc" "$oth" "$per_exec" "$per_cmd" \
         "$([[ $other != 0 ]] && echo "other: $codes")$([[ -n $errs && $errs != 0 ]] && echo " socket errors: $errs")")")
@@ -293,6 +340,13 @@ for ROUND in $(seq 1 "$ROUNDS"); do
             stop "$REDIS_PID"
         fi
         REDIS_PORT=""; REDIS_PID=""
+        if [[ -z ${STATE_SKIP_CLUSTER:-} ]]; then
+            note "state: round $ROUND: redis cluster (3 masters), no persistence"
+            start_cluster "cluster-r$ROUND"
+            run_store redis-cluster --store "$CLUSTER_URL"
+            for pid in "${CLUSTER_PIDS[@]}"; do stop "$pid"; done
+            REDIS_PORT=""; REDIS_PID=""
+        fi
     fi
 done
 
@@ -307,4 +361,30 @@ done
     echo "== summary: median (min–max) over $ROUNDS round(s); ratio = good/s / /status/200 good/s of the same server and round"
     printf '%s\n' "${ROWS[@]}" | python3 -c "$SUMMARY_PY"
 } | tee "$RUN/state.txt"
+python3 - "$RUN/rows.tsv" <<'EOF' | tee -a "$RUN/state.txt"
+import collections, statistics, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+good = collections.defaultdict(list)
+p99 = collections.defaultdict(list)
+per = {}
+order = []
+for store, test, rnd, g, p in rows:
+    if (store, test) not in good:
+        order.append((store, test))
+    good[(store, test)].append(float(g))
+    p99[(store, test)].append(float(p))
+    per[(store, test, rnd)] = float(g)
+def mmm(v, fmt):
+    return f"{fmt.format(statistics.median(v))} ({fmt.format(min(v))}-{fmt.format(max(v))})"
+print()
+print("== summary: median (min-max) over rounds; x status = good/s over the same instance's")
+print("   GET /status/200 good/s in the same round")
+print(f"{'store':<16} {'test':<7} {'rounds':>6} {'good/s':>24} {'x status':>20} {'p99 ms':>22}")
+for store, test in order:
+    ratios = [g / per[(s, "status", r)] for (s, t, r), g in per.items()
+              if s == store and t == test and per.get((s, "status", r))]
+    ratio = mmm(ratios, "{:.2f}") if ratios else "-"
+    print(f"{store:<16} {test:<7} {len(good[(store, test)]):>6} {mmm(good[(store, test)], '{:.0f}'):>24} "
+          f"{ratio:>20} {mmm(p99[(store, test)], '{:.1f}'):>22}")
+EOF
 note "state: raw outputs in $RUN"

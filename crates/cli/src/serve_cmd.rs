@@ -139,7 +139,8 @@ pub struct ServeArgs {
     #[arg(long, env = "STATUSLAB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Where state lives: `embedded` (a crash-safe database in --data-dir), `memory`, or a
-    /// Redis URL (`redis://host:port/db`, `rediss://…`) shared by many instances.
+    /// Redis URL (`redis://host:port/db`, `rediss://…`) shared by many instances, or a Redis
+    /// Cluster (`redis+cluster://host:port,host:port,…`, `rediss+cluster://…`).
     #[arg(long, env = "STATUSLAB_STORE", default_value = "embedded", value_parser = parse_store)]
     pub store: String,
     /// Prefix of every Redis key (instances sharing a prefix share state).
@@ -363,11 +364,17 @@ impl ServeArgs {
 
 fn parse_store(s: &str) -> Result<String, String> {
     let t = s.trim();
-    if t == "embedded" || t == "memory" || t.starts_with("redis://") || t.starts_with("rediss://") {
+    let redis = [
+        "redis://",
+        "rediss://",
+        "redis+cluster://",
+        "rediss+cluster://",
+    ];
+    if t == "embedded" || t == "memory" || redis.iter().any(|p| t.starts_with(p)) {
         Ok(t.to_owned())
     } else {
         Err(format!(
-            "{s:?}: expected embedded, memory, or a redis:// or rediss:// URL"
+            "{s:?}: expected embedded, memory, or a redis://, rediss:// or redis+cluster:// URL"
         ))
     }
 }

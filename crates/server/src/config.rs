@@ -12,7 +12,8 @@ pub enum StoreChoice {
     Embedded(PathBuf),
     /// Process memory: lost on exit.
     Memory,
-    /// Redis (`redis://` or `rediss://` URL): state shared by every instance.
+    /// Redis (`redis://` or `rediss://` URL, or `redis+cluster://host:port,…` for a Redis
+    /// Cluster): state shared by every instance.
     Redis {
         /// Connection URL; a password may come from the URL or `STATUSLAB_REDIS_PASSWORD`.
         url: String,

@@ -1,6 +1,8 @@
 //! `--store redis://…`: three `statuslab serve` processes on one Redis behave as one server (state,
 //! maintenance mode, the store limits, the server-wide rate limit and the TTL sweep are shared),
-//! and a Redis outage gives 503s (on-demand routes keep working) until Redis is back.
+//! and a Redis outage gives 503s (on-demand routes keep working) until Redis is back. The same
+//! through `--store redis+cluster://…` on a three-master Redis Cluster, one master of which dies
+//! and returns.
 //!
 //! Each test starts its own `redis-server` on a free loopback port, without persistence. A
 //! missing `redis-server` fails the tests, never skips them: `scripts/test.sh` installs it (and,
@@ -35,9 +37,14 @@ impl Redis {
 
     /// Starts it with more arguments.
     pub(crate) fn start_with(extra: Vec<String>) -> Redis {
+        Redis::start_on(free_port(), extra)
+    }
+
+    /// Starts it on `port` with more arguments.
+    fn start_on(port: u16, extra: Vec<String>) -> Redis {
         let mut redis = Redis {
             child: None,
-            port: free_port(),
+            port,
             extra,
         };
         redis.restart();
@@ -121,6 +128,11 @@ fn serve(redis: &Redis, prefix: &str) -> Served {
 fn three_instances_on_one_redis_behave_as_one_server() {
     let redis = Redis::start();
     let servers: Vec<Served> = (0..3).map(|_| serve(&redis, "multi")).collect();
+    behave_as_one_server(&servers);
+}
+
+/// Resources, sequences and rate limits through three instances are one server's.
+fn behave_as_one_server(servers: &[Served]) {
     let [a, b, c] = [servers[0].addr, servers[1].addr, servers[2].addr];
 
     // Create through the first; the second sees the conflict; delete; the third sees 410.
@@ -182,6 +194,186 @@ fn three_instances_on_one_redis_behave_as_one_server() {
         "exactly 10 of 30 concurrent requests pass: {got:?}"
     );
 
+    for s in servers {
+        let log = s.log();
+        assert!(!log.contains("panicked"), "{log}");
+    }
+}
+
+/// A Redis Cluster of three masters (no replicas) on free loopback ports, in a folder of its
+/// own, with `cluster-require-full-coverage no` (a master down leaves the others serving);
+/// killed when dropped.
+struct Cluster {
+    nodes: Vec<Redis>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let dir = tempfile::tempdir().expect("a folder for the cluster");
+        let nodes: Vec<Redis> = (0..3)
+            .map(|_| {
+                let port = cluster_port();
+                Redis::start_on(
+                    port,
+                    [
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        &format!("nodes-{port}.conf"),
+                        "--dir",
+                        &dir.path().display().to_string(),
+                        "--cluster-require-full-coverage",
+                        "no",
+                        "--cluster-node-timeout",
+                        "1000",
+                    ]
+                    .map(str::to_owned)
+                    .to_vec(),
+                )
+            })
+            .collect();
+        let created = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+            .arg("--cluster-yes")
+            .output()
+            .expect("redis-cli --cluster create");
+        assert!(
+            created.status.success(),
+            "{}",
+            String::from_utf8_lossy(&created.stdout)
+        );
+        let cluster = Cluster { nodes, _dir: dir };
+        cluster.await_ok();
+        cluster
+    }
+
+    /// Waits until every node says the cluster is ok.
+    fn await_ok(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self
+            .nodes
+            .iter()
+            .all(|n| cluster_info(n.port).contains("cluster_state:ok"))
+        {
+            assert!(Instant::now() < deadline, "the cluster did not become ok");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn url(&self) -> String {
+        let nodes: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!("redis+cluster://{}", nodes.join(","))
+    }
+}
+
+/// A free port whose cluster bus port (10000 higher) is free too.
+fn cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn cluster_info(port: u16) -> String {
+    Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "cluster", "info"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// `--store redis+cluster://…`: three instances on a three-master cluster behave as one server;
+/// a master killed mid-test makes the state it held answer 503 with `Retry-After` while the rest
+/// keeps working, and once it is back (same port and folder) everything works again, without a
+/// restart of statuslab.
+#[test]
+fn three_instances_on_a_redis_cluster_behave_as_one_and_survive_a_master() {
+    let mut cluster = Cluster::start();
+    let url = cluster.url();
+    let servers: Vec<Served> = (0..3)
+        .map(|_| {
+            Served::start(
+                &[
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--no-access-log",
+                    "--store",
+                    &url,
+                    "--redis-prefix",
+                    "multi",
+                ],
+                &[],
+            )
+        })
+        .collect();
+    behave_as_one_server(&servers);
+    let [a, b] = [servers[0].addr, servers[1].addr];
+
+    let names: Vec<String> = (0..48).map(|i| format!("spread-{i}")).collect();
+    for n in &names {
+        let r = fetch(a, "PUT", &format!("/resources/{n}"), n.as_bytes());
+        assert_eq!(r.status, 201, "{r:?}");
+    }
+    cluster.nodes[1].stop();
+    let (mut lost, mut kept) = (Vec::new(), Vec::new());
+    for n in &names {
+        let started = Instant::now();
+        let r = fetch(b, "GET", &format!("/resources/{n}"), b"");
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "GET {n} took {:?}",
+            started.elapsed()
+        );
+        match r.status {
+            200 => {
+                assert_eq!(r.body, n.as_bytes());
+                kept.push(n.clone());
+            }
+            503 => {
+                assert!(r.header("retry-after").is_some(), "{r:?}");
+                lost.push(n.clone());
+            }
+            other => panic!("GET {n} with a master down: {other} {r:?}"),
+        }
+    }
+    assert!(
+        !lost.is_empty(),
+        "some state was on the master that is down"
+    );
+    assert!(!kept.is_empty(), "the other masters' state still answers");
+    // Writes to the live shards work; on-demand routes never needed the store.
+    let r = fetch(a, "PUT", &format!("/resources/{}", kept[0]), b"again");
+    assert_eq!(r.status, 204, "a replace: {r:?}\n{}", servers[0].log());
+    assert_eq!(fetch(a, "GET", "/status/200", b"").status, 200);
+
+    // The master comes back on its port and folder (empty: it keeps nothing on disk but its
+    // cluster configuration); the same processes recover.
+    cluster.nodes[1].restart();
+    cluster.await_ok();
+    for n in &lost {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let r = fetch(b, "PUT", &format!("/resources/{n}"), b"back");
+            if r.status == 201 {
+                break;
+            }
+            assert_eq!(r.status, 503, "PUT {n} after the master returned: {r:?}");
+            assert!(Instant::now() < deadline, "PUT {n} still 503");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let r = fetch(a, "GET", &format!("/resources/{n}"), b"");
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.body, b"back");
+    }
     for s in &servers {
         let log = s.log();
         assert!(!log.contains("panicked"), "{log}");

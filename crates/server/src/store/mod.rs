@@ -5,8 +5,9 @@
 //! tiny key-value interface ([`Tx`]). A backend only supplies an [`Engine`] that runs such a
 //! transaction atomically (and may run it again on conflict): [`memory`] under a mutex,
 //! [`embedded`] in a redb write transaction (durable when it commits; a writer thread commits
-//! concurrent writes together, with one fsync), [`redis`] as an optimistic
-//! `WATCH`/`MULTI`/`EXEC` transaction shared by every instance. Every backend therefore
+//! concurrent writes together, with one fsync), [`redis`] as an optimistic transaction shared by
+//! every instance (reads fetched in one round trip, the commit one Lua script that checks them),
+//! awaited through [`AsyncEngine`]. Every backend therefore
 //! has exactly the same behaviour, and one conformance suite tests them all.
 //!
 //! Time is an input: every operation reads the store's [`clock::Clock`] (the system clock in
@@ -582,6 +583,43 @@ pub trait Engine: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         self.read(&mut |tx| tx.scan(table, after, limit))
     }
+    /// Learns the limits the store holds its operations to (called once, before any
+    /// transaction): an engine that checks them itself when it commits (Redis) needs them.
+    fn set_limits(&mut self, _limits: &Limits) {}
+    /// The engine's own async path, if it has one (Redis): [`KvStore`] then awaits it instead
+    /// of calling the methods above.
+    fn asynchronous(&self) -> Option<&dyn AsyncEngine> {
+        None
+    }
+    /// Which part of the engine holds `key` of `table`: a write transaction must keep to the
+    /// keys of one part (a Redis Cluster shard), so a sweep batches keys by it. One part (0)
+    /// unless the engine says otherwise.
+    fn shard(&self, _table: Table, _key: &str) -> usize {
+        0
+    }
+}
+
+/// A transaction's result with its type erased, for [`AsyncEngine`].
+pub type AnyResult = Result<Box<dyn std::any::Any + Send>, StoreError>;
+
+/// A transaction with its result type erased, for [`AsyncEngine`].
+pub type AnyTx = dyn for<'t> FnMut(&'t mut (dyn Tx + 't)) -> AnyResult + Send;
+
+/// What an engine with an async path ([`Engine::asynchronous`]) runs: the same transactions,
+/// awaited on the runtime instead of blocking a thread.
+#[async_trait::async_trait]
+pub trait AsyncEngine: Send + Sync {
+    /// Like [`Engine::transact`] (or [`Engine::read`] when `read_only`).
+    async fn transact_any(&self, f: &mut AnyTx, read_only: bool) -> AnyResult;
+    /// Like [`Engine::rate_limit`].
+    async fn rate_limit(&self, query: &RateQuery) -> Result<RateDecision, StoreError>;
+    /// Like [`Engine::peek`].
+    async fn peek(
+        &self,
+        table: Table,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
 }
 
 /// Runs `go` with `engine`: on the blocking pool for an engine that does I/O, else at once.
@@ -676,7 +714,8 @@ impl<E: Engine> KvStore<E> {
 
     /// A store over `engine` whose operations all read `clock` (a [`clock::ManualClock`] in
     /// tests).
-    pub fn with_clock(engine: E, limits: Limits, clock: Arc<dyn Clock>) -> KvStore<E> {
+    pub fn with_clock(mut engine: E, limits: Limits, clock: Arc<dyn Clock>) -> KvStore<E> {
+        engine.set_limits(&limits);
         KvStore {
             engine: Arc::new(engine),
             limits,
@@ -721,10 +760,34 @@ impl<E: Engine> KvStore<E> {
         mut f: impl FnMut(&mut dyn Tx) -> Result<R, StoreError> + Send + 'static,
         mode: Mode,
     ) -> Result<R, StoreError> {
+        if let Some(a) = self.engine.asynchronous() {
+            let mut erased = move |tx: &mut dyn Tx| -> AnyResult {
+                f(tx).map(|r| Box::new(r) as Box<dyn std::any::Any + Send>)
+            };
+            let out = a.transact_any(&mut erased, mode == Mode::Read).await?;
+            return out
+                .downcast::<R>()
+                .map(|r| *r)
+                .map_err(|_| StoreError::Engine("a transaction's result changed type".to_owned()));
+        }
         match mode {
             Mode::Read => self.on_engine(move |engine| engine.read(&mut f)).await,
             Mode::Write => Arc::clone(&self.engine).submit(Box::new(f)).await,
         }
+    }
+
+    /// [`Engine::peek`], on the engine's async path if it has one.
+    async fn peek(
+        &self,
+        table: Table,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        if let Some(a) = self.engine.asynchronous() {
+            return a.peek(table, after.as_deref(), limit).await;
+        }
+        self.on_engine(move |e| e.peek(table, after.as_deref(), limit))
+            .await
     }
 
     /// Runs `go` with the engine (on the blocking pool for engines that do I/O).
@@ -831,6 +894,9 @@ impl<E: Engine> Store for KvStore<E> {
             now_ms: self.now_ms(),
             max_keys: self.limits.max_keys,
         };
+        if let Some(a) = self.engine.asynchronous() {
+            return a.rate_limit(&query).await;
+        }
         Arc::clone(&self.engine).submit_rate_limit(query).await
     }
 
@@ -853,9 +919,7 @@ impl<E: Engine> Store for KvStore<E> {
     /// forever. A pass cut short that way leaves its cursor for the next sweep to resume from.
     async fn sweep(&self) -> Result<u64, StoreError> {
         let (limits, now, batch) = (self.limits, self.now_ms(), self.sweep_batch);
-        let counters = self
-            .on_engine(|e| e.peek(Table::Counters, None, 1024))
-            .await?;
+        let counters = self.peek(Table::Counters, None, 1024).await?;
         let mut removed = 0;
         for table in ops::EXPIRING {
             let mut budget = ops::sweep_bound(table, &counters)
@@ -869,18 +933,20 @@ impl<E: Engine> Store for KvStore<E> {
                 }
                 let want = batch.min(usize::try_from(budget).unwrap_or(usize::MAX));
                 let from = after.clone();
-                let page = self
-                    .on_engine(move |e| e.peek(table, from.as_deref(), want))
-                    .await?;
+                let page = self.peek(table, from, want).await?;
                 budget -= page.len() as u64;
-                let expired: Vec<String> = page
-                    .iter()
-                    .filter(|(k, v)| ops::expired(table, k, v, &limits, now))
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                if !expired.is_empty() {
+                // One transaction per part of the engine (one for most engines).
+                let mut expired: std::collections::BTreeMap<usize, Vec<String>> =
+                    Default::default();
+                for (k, v) in &page {
+                    if ops::expired(table, k, v, &limits, now) {
+                        let part = self.engine.shard(table, k);
+                        expired.entry(part).or_default().push(k.clone());
+                    }
+                }
+                for keys in expired.into_values() {
                     removed += self
-                        .run(move |tx| ops::sweep_keys(tx, table, &expired, &limits, now))
+                        .run(move |tx| ops::sweep_keys(tx, table, &keys, &limits, now))
                         .await?;
                 }
                 if page.len() < want {

@@ -1,15 +1,18 @@
 -- One sliding-window rate-limit request, atomically: `rate::sliding_window` (rate.rs) and the
 -- key accounting of `ops::rate_limit` (ops.rs), step for step, on the same stored values.
 --
--- KEYS[1] the key's value       {ns}:rates:KEY
--- KEYS[2] the rates index        {ns}:index:rates
--- KEYS[3] the family's counter   {ns}:counters:FAMILY
--- KEYS[4] the counters index     {ns}:index:counters
+-- All four keys are in the rate-limit key's shard (one hash tag: see redis.rs):
+-- KEYS[1] the key's value                  {tag}:rates:KEY
+-- KEYS[2] the shard's rates index          {tag}:index:rates
+-- KEYS[3] the shard's part of the family   {tag}:counters:FAMILY
+-- KEYS[4] the shard's counters index       {tag}:index:counters
 -- ARGV    KEY, FAMILY, now (ms), limit, period (ms), --max-keys, fail open (1 or 0),
---         bucket width (0: an exact log)
+--         bucket width (0: an exact log), the family's keys in the other shards ('?': not
+--         read yet)
 --
 -- Returns {status, remaining, reset (s), retry (s)}, seconds rounded up; status 1 passed, 0 refused, 2 passed
--- unrecorded (a new server-wide key past --max-keys), -1 a new key past --max-keys.
+-- unrecorded (a new server-wide key past --max-keys), -1 a new key past --max-keys, -2 a new
+-- key and the other shards' count is needed (nothing changed: ask again with it).
 
 local raw = redis.call('GET', KEYS[1])
 local now = tonumber(ARGV[3])
@@ -18,7 +21,10 @@ local period = tonumber(ARGV[5])
 local width = tonumber(ARGV[8])
 local record = true
 if not raw then
-  local keys = tonumber(redis.call('GET', KEYS[3]) or '0')
+  if ARGV[9] == '?' then
+    return {-2, 0, 0, 0}
+  end
+  local keys = tonumber(redis.call('GET', KEYS[3]) or '0') + tonumber(ARGV[9])
   if keys >= tonumber(ARGV[6]) then
     if ARGV[7] ~= '1' then
       return {-1, 0, 0, 0}

@@ -1,74 +1,239 @@
-//! `--store redis://host:port[/db]` (or `rediss://` for TLS): the key-value layout in Redis, so
-//! any number of statuslab instances share one state.
+//! `--store redis://host:port[/db]` (or `rediss://` for TLS), or `--store
+//! redis+cluster://host:port,host:port,…` (Redis Cluster; `rediss+cluster://` for TLS): the
+//! key-value layout in Redis, so any number of statuslab instances share one state.
 //!
-//! Transactions are optimistic, Redis's own way: every read `WATCH`es its key before it `GET`s
-//! it (one round trip, pipelined), writes are buffered, and the commit sends them in one
-//! `MULTI … EXEC`. If any watched key changed in between, `EXEC` answers nil and the whole
-//! transaction runs again from the start, so each one is serializable and [`super::ops`] works
-//! here exactly as on the other engines. Read-only transactions watch their keys too and end
-//! with an empty `MULTI`/`EXEC`, which makes what they read one consistent snapshot.
+//! # One round trip per read, one per commit
+//!
+//! Transactions are optimistic. [`super::ops`] runs against a snapshot of the keys it reads;
+//! when it reads a key the snapshot does not hold yet, the run stops, the engine fetches every
+//! key the transaction wants so far (with the keys that usually go with it: a resource's
+//! tombstone and its family counters, …) in one atomic step — an `MGET`, or `read.lua` where
+//! it needs existence or a scan — and runs the operation again. Most operations need one
+//! fetch. The commit is one Lua script (`commit.lua`, sent by `EVALSHA`, as `EVAL` on
+//! `NOSCRIPT`) that checks that every value the run relied on is unchanged and writes
+//! everything, or writes nothing and the operation runs again on fresh values. So each
+//! transaction is serializable, and `ops` is still the one source of the semantics: a create
+//! is two round trips (read, commit), a read one. The sliding-window rate limit is one
+//! script of its own (`rate_limit.lua`): one round trip, never rerun. Everything goes over
+//! one multiplexed async connection (tokio), never a blocking thread.
+//!
+//! # Family counters: out of the conflict set
+//!
+//! The counters every write of a family touches (`--max-keys` per family, and the bytes for
+//! `--max-store-bytes`) are not compared at commit, or every two writes would conflict.
+//! The run reads the family's total, the commit script adds the run's delta with `INCRBY`,
+//! and checks the limit itself: if the operation saw room under the limit but the counter has
+//! grown since so that this write would pass it, the transaction runs again and decides on
+//! the new total. On one Redis the check is exact. Independent keys never conflict.
 //!
 //! # Layout
 //!
-//! Every key starts with the hash-tagged prefix (`{statuslab}` for `--redis-prefix statuslab`):
-//! a value is `{statuslab}:TABLE:KEY`, and each table keeps the sorted set
-//! `{statuslab}:index:TABLE` of its keys (all scored 0, so `ZRANGEBYLEX` lists them in byte
-//! order, as the embedded engine does). The single hash tag puts every key in one slot, so each
-//! transaction — whatever keys it touches — is valid on Redis Cluster too; the price is that
-//! one instance's state is not sharded across the cluster, which a test server can afford.
+//! The state is split into shards, each one hash tag: a key belongs to its *entity* (a
+//! resource with its body and tombstone, a job, a sequence with its attempts, a rate-limit
+//! key), and a hash of the entity picks the shard. A shard's keys are `TAG:TABLE:KEY`, each
+//! table's keys of the shard are indexed in the sorted set `TAG:index:TABLE` (all scored 0,
+//! so `ZRANGEBYLEX` lists them in byte order), and the shard's part of each family counter is
+//! `TAG:counters:FAMILY`. Every transaction keeps to one entity, so one shard and one slot: the
+//! read and the commit are valid on a cluster. Scans (listings, the sweep's pages) merge the
+//! shards' indexes.
+//!
+//! On one Redis (`redis://`) there is one shard, tagged `{prefix}` (the layout of earlier
+//! versions). On a cluster (`redis+cluster://`) there are [`CLUSTER_SHARDS`], tagged
+//! `{prefix:K.J}` with `J` chosen so that the shards' slots are spread evenly over the 16384,
+//! so state spreads over every master of an evenly split cluster.
+//!
+//! # Accounting bound on a cluster
+//!
+//! A commit script runs on one shard, so it can check that shard's part of a family counter
+//! exactly but only *read* the others' parts (fetched with the transaction's reads). Writers
+//! on other shards that commit between that read and this commit can each add their own
+//! delta, so a family can pass its limit by at most what the writers concurrently in flight
+//! add: one key per concurrent creating request (over every instance), and for
+//! `--max-store-bytes` the bytes of those concurrent writes. Sequential writers are held to
+//! the limit exactly; no write ever passes it alone. On one Redis the bound is zero. While a
+//! master is down, its shards' parts count as this instance last read them (the state they
+//! counted is unreachable meanwhile; a master that comes back empty has lost its shards'
+//! counter parts together with the keys they counted, so the accounting stays consistent).
 //!
 //! # Faults
 //!
-//! Connections come from a small pool, opened with a connect timeout and used with read and
-//! write timeouts, so an outage fails fast with [`StoreError::Unavailable`] (503 with
-//! `Retry-After`) instead of hanging. A connection that failed is dropped together with every
-//! idle one, and the next transaction connects afresh: when Redis returns, the server recovers
-//! by itself. A write is acknowledged only after `EXEC` returned; if the connection breaks while
-//! a commit is in flight the outcome is unknown and reported as unavailable, never retried.
+//! Connections are opened with a connect timeout and answers awaited with a response
+//! timeout, so an outage fails fast with [`StoreError::Unavailable`] (503 with `Retry-After`)
+//! instead of hanging. A broken connection to one Redis is dropped and the next request
+//! connects afresh (a read that failed on a connection that was already open is tried once
+//! on a new one); a cluster connection follows the cluster's topology by itself. So when Redis
+//! (or a cluster master) returns, the server recovers without a restart; meanwhile on a
+//! cluster only the state on the missing master's slots answers 503 (start the cluster with
+//! `cluster-require-full-coverage no`, or the whole cluster refuses). A write is acknowledged
+//! only after its commit script answered; if the connection breaks while one is in flight the
+//! outcome is unknown and reported as unavailable, never retried.
 
 use super::rate::{self, RateAlgorithm};
-use super::{Engine, RateDecision, RateQuery, StoreError, Table, Tx, ops};
-use redis::{Connection, ConnectionAddr, IntoConnectionInfo, RedisError, Value};
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+use super::{
+    AnyResult, AnyTx, AsyncEngine, Engine, Journal, Limits, RateDecision, RateQuery, StoreError,
+    Table, Tx, ops,
+};
+use redis::{Cmd, ConnectionAddr, IntoConnectionInfo, RedisError, RedisResult, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 /// Environment variable with the Redis password, used when the URL carries none.
 pub const PASSWORD_ENV: &str = "STATUSLAB_REDIS_PASSWORD";
 
+/// Shards of the state on a Redis Cluster (one hash tag each). A power of two that divides
+/// 16384, so that each shard can take a slot of its own range.
+pub const CLUSTER_SHARDS: usize = 16;
+
 /// How long to wait for a TCP (and TLS) connection to Redis.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long one command may wait for Redis's answer.
-const IO_TIMEOUT: Duration = Duration::from_secs(5);
-/// Idle connections kept for reuse.
-const MAX_IDLE: usize = 64;
-/// Runs of a transaction before contention is reported as unavailability.
+const IO_TIMEOUT: Duration = Duration::from_secs(3);
+/// Commits of a transaction before contention is reported as unavailability.
 const MAX_ATTEMPTS: u32 = 200;
+/// Fetches of one run of a transaction (each adds the keys the run went on to read); a
+/// bound against a runaway, far above what an operation needs (two).
+const MAX_ROUNDS: u32 = 64;
+/// What a run returns when it read a key that is not fetched yet (never seen outside).
+const NOT_FETCHED: &str = "Redis: a key read before it was fetched";
 
-/// A Redis server (or cluster slot) and a key prefix.
+/// A Lua script and its SHA1, for `EVALSHA` (and `EVAL` when Redis answers `NOSCRIPT`).
+struct Lua {
+    src: &'static str,
+    sha: String,
+}
+
+impl Lua {
+    fn new(src: &'static str) -> Lua {
+        let sha = redis::Script::new(src).get_hash().to_owned();
+        Lua { src, sha }
+    }
+}
+
+static READ: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("read.lua")));
+static COMMIT: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("commit.lua")));
+static RATE: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("rate_limit.lua")));
+
+/// One command to send: plain, or a script invocation.
+enum Req {
+    Cmd(Cmd),
+    Script {
+        lua: &'static Lua,
+        keys: Vec<Vec<u8>>,
+        args: Vec<Vec<u8>>,
+    },
+}
+
+impl Req {
+    /// The command; for a script `EVALSHA`, or `EVAL` (which also loads it) when `eval`.
+    fn cmd(&self, eval: bool) -> std::borrow::Cow<'_, Cmd> {
+        match self {
+            Req::Cmd(c) => std::borrow::Cow::Borrowed(c),
+            Req::Script { lua, keys, args } => {
+                let mut c = if eval {
+                    let mut c = redis::cmd("EVAL");
+                    c.arg(lua.src);
+                    c
+                } else {
+                    let mut c = redis::cmd("EVALSHA");
+                    c.arg(&lua.sha);
+                    c
+                };
+                c.arg(keys.len()).arg(keys).arg(args);
+                std::borrow::Cow::Owned(c)
+            }
+        }
+    }
+}
+
+fn no_script(e: &RedisError) -> bool {
+    e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
+}
+
+/// Where the engine connects (one per engine: its size does not matter).
+#[allow(clippy::large_enum_variant)]
+enum Target {
+    Single(redis::Client),
+    Cluster(redis::cluster::ClusterClient),
+}
+
+/// A multiplexed async connection (cheap to clone: clones share it).
+#[derive(Clone)]
+enum AsyncConn {
+    Single(redis::aio::MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl AsyncConn {
+    async fn send(&mut self, req: &Req) -> RedisResult<Value> {
+        let first = match self {
+            AsyncConn::Single(c) => req.cmd(false).query_async(c).await,
+            AsyncConn::Cluster(c) => req.cmd(false).query_async(c).await,
+        };
+        match first {
+            Err(e) if no_script(&e) => match self {
+                AsyncConn::Single(c) => req.cmd(true).query_async(c).await,
+                AsyncConn::Cluster(c) => req.cmd(true).query_async(c).await,
+            },
+            r => r,
+        }
+    }
+}
+
+/// A blocking connection, for the synchronous [`Engine`] methods (tests, start-up checks).
+enum SyncConn {
+    Single(redis::Connection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
+}
+
+impl SyncConn {
+    fn send(&mut self, req: &Req) -> RedisResult<Value> {
+        let first = match self {
+            SyncConn::Single(c) => req.cmd(false).query(c),
+            SyncConn::Cluster(c) => req.cmd(false).query(&mut **c),
+        };
+        match first {
+            Err(e) if no_script(&e) => match self {
+                SyncConn::Single(c) => req.cmd(true).query(c),
+                SyncConn::Cluster(c) => req.cmd(true).query(&mut **c),
+            },
+            r => r,
+        }
+    }
+}
+
+/// A Redis server or cluster, and a key prefix.
 pub struct RedisEngine {
-    client: redis::Client,
-    /// `{prefix}`: the hash-tagged start of every key.
-    ns: String,
+    target: Target,
+    layout: Layout,
     /// `host:port` for messages (never the URL, which may hold a password).
     addr: String,
-    idle: Mutex<Vec<Connection>>,
+    limits: Limits,
+    /// The shared connection and its generation (so that only the failure of the current one
+    /// drops it).
+    conn: std::sync::Mutex<Option<(u64, AsyncConn)>>,
+    generation: std::sync::atomic::AtomicU64,
+    connecting: tokio::sync::Mutex<()>,
+    /// On a cluster, each shard's part of each family counter as last read: what a shard that
+    /// cannot be read (its master is down) counts as meanwhile.
+    last_parts: std::sync::Mutex<HashMap<(&'static str, usize), u64>>,
 }
 
 impl std::fmt::Debug for RedisEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisEngine")
             .field("addr", &self.addr)
-            .field("ns", &self.ns)
+            .field("shards", &self.layout.tags)
             .finish_non_exhaustive()
     }
 }
 
 impl RedisEngine {
-    /// An engine for `url` (`redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS)
-    /// whose keys start with `prefix`. The password comes from the URL, else from
-    /// `STATUSLAB_REDIS_PASSWORD`. Nothing is connected yet: a Redis that is down now makes
-    /// requests answer 503 until it is up, not the server fail to start.
+    /// An engine for `url` whose keys start with `prefix`: `redis://[user:password@]host[:port][/db]`
+    /// (or `rediss://` for TLS) for one Redis, `redis+cluster://host:port,host:port,…` (or
+    /// `rediss+cluster://`) for a cluster, given by any of its nodes. The password comes from
+    /// the URL, else from `STATUSLAB_REDIS_PASSWORD`. Nothing is connected yet: a Redis that is
+    /// down now makes requests answer 503 until it is up, not the server fail to start.
     pub fn open(url: &str, prefix: &str) -> Result<RedisEngine, StoreError> {
         let password = std::env::var(PASSWORD_ENV).ok().filter(|p| !p.is_empty());
         RedisEngine::with_password(url, prefix, password.as_deref())
@@ -81,218 +246,615 @@ impl RedisEngine {
         password: Option<&str>,
     ) -> Result<RedisEngine, StoreError> {
         let bad = |e: RedisError| StoreError::Engine(format!("invalid Redis URL: {e}"));
-        let mut info = url.into_connection_info().map_err(bad)?;
-        if info.redis_settings().password().is_none()
-            && let Some(p) = password
-        {
-            let settings = info.redis_settings().clone().set_password(p);
-            info = info.set_redis_settings(settings);
+        let (urls, cluster) = split_url(url)?;
+        let mut infos = Vec::with_capacity(urls.len());
+        for u in &urls {
+            let mut info = u.as_str().into_connection_info().map_err(bad)?;
+            if info.redis_settings().password().is_none()
+                && let Some(p) = password
+            {
+                let settings = info.redis_settings().clone().set_password(p);
+                info = info.set_redis_settings(settings);
+            }
+            infos.push(info);
         }
-        let addr = match info.addr() {
-            ConnectionAddr::Tcp(host, port) => format!("{host}:{port}"),
-            ConnectionAddr::TcpTls { host, port, .. } => format!("{host}:{port} (TLS)"),
-            ConnectionAddr::Unix(path) => path.display().to_string(),
-            other => format!("{other:?}"),
+        let addr = infos
+            .iter()
+            .map(|info| match info.addr() {
+                ConnectionAddr::Tcp(host, port) => format!("{host}:{port}"),
+                ConnectionAddr::TcpTls { host, port, .. } => format!("{host}:{port} (TLS)"),
+                ConnectionAddr::Unix(path) => path.display().to_string(),
+                other => format!("{other:?}"),
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        let (target, shards) = if cluster {
+            let client = redis::cluster::ClusterClient::builder(infos)
+                .connection_timeout(CONNECT_TIMEOUT)
+                .response_timeout(IO_TIMEOUT)
+                .retries(2)
+                .min_retry_wait(10)
+                .max_retry_wait(200)
+                .build()
+                .map_err(bad)?;
+            (Target::Cluster(client), CLUSTER_SHARDS)
+        } else {
+            let info = infos.pop().expect("one URL");
+            (Target::Single(redis::Client::open(info).map_err(bad)?), 1)
         };
-        let client = redis::Client::open(info).map_err(bad)?;
         Ok(RedisEngine {
-            client,
-            ns: namespace(prefix),
+            target,
+            layout: Layout::new(prefix, shards),
             addr,
-            idle: Mutex::new(Vec::new()),
+            limits: Limits::default(),
+            conn: std::sync::Mutex::new(None),
+            generation: std::sync::atomic::AtomicU64::new(0),
+            connecting: tokio::sync::Mutex::new(()),
+            last_parts: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
-    /// Where the engine connects (`host:port`), for logs.
+    /// Where the engine connects (`host:port`, comma-separated for a cluster), for logs.
     pub fn addr(&self) -> &str {
         &self.addr
     }
 
-    /// Checks that Redis answers.
+    /// Whether this is a Redis Cluster (`redis+cluster://`).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster(_))
+    }
+
+    /// Checks that Redis answers (blocking).
     pub fn ping(&self) -> Result<(), StoreError> {
-        let (mut conn, _) = self.connection(false)?;
-        match redis::cmd("PING").query::<String>(&mut conn) {
-            Ok(_) => {
-                self.give_back(conn);
-                Ok(())
+        let mut conn = self.sync_conn()?;
+        conn.send(&Req::Cmd(redis::cmd("PING")))
+            .map(drop)
+            .map_err(|e| classify(&e, &self.addr))
+    }
+
+    fn sync_conn(&self) -> Result<SyncConn, StoreError> {
+        let failed = |e: RedisError| classify(&e, &self.addr);
+        match &self.target {
+            Target::Single(client) => {
+                let conn = client
+                    .get_connection_with_timeout(CONNECT_TIMEOUT)
+                    .map_err(failed)?;
+                conn.set_read_timeout(Some(IO_TIMEOUT))
+                    .and_then(|()| conn.set_write_timeout(Some(IO_TIMEOUT)))
+                    .map_err(failed)?;
+                Ok(SyncConn::Single(conn))
             }
-            Err(e) => Err(self.failed(&e)),
+            Target::Cluster(client) => Ok(SyncConn::Cluster(Box::new(
+                client.get_connection().map_err(failed)?,
+            ))),
         }
     }
 
-    /// A pooled connection (or a new one when `fresh` or none is idle), and whether it was
-    /// reused from the pool.
-    fn connection(&self, fresh: bool) -> Result<(Connection, bool), StoreError> {
-        if !fresh && let Some(c) = self.lock_idle().pop() {
-            return Ok((c, true));
-        }
-        let conn = self
-            .client
-            .get_connection_with_timeout(CONNECT_TIMEOUT)
-            .map_err(|e| self.failed(&e))?;
-        conn.set_read_timeout(Some(IO_TIMEOUT))
-            .and_then(|()| conn.set_write_timeout(Some(IO_TIMEOUT)))
-            .map_err(|e| self.failed(&e))?;
-        Ok((conn, false))
-    }
-
-    fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
-        self.idle
+    fn lock_conn(&self) -> std::sync::MutexGuard<'_, Option<(u64, AsyncConn)>> {
+        self.conn
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn give_back(&self, conn: Connection) {
-        let mut idle = self.lock_idle();
-        if idle.len() < MAX_IDLE {
-            idle.push(conn);
+    /// The shared connection, its generation, and whether it was opened just now.
+    async fn conn(&self) -> Result<(u64, AsyncConn, bool), StoreError> {
+        if let Some((g, c)) = self.lock_conn().clone() {
+            return Ok((g, c, false));
+        }
+        let _one_at_a_time = self.connecting.lock().await;
+        if let Some((g, c)) = self.lock_conn().clone() {
+            return Ok((g, c, false));
+        }
+        let conn = match &self.target {
+            Target::Single(client) => {
+                let config = redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                    .set_response_timeout(Some(IO_TIMEOUT));
+                client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+                    .map(AsyncConn::Single)
+            }
+            Target::Cluster(client) => client.get_async_connection().await.map(AsyncConn::Cluster),
+        }
+        .map_err(|e| classify(&e, &self.addr))?;
+        let g = self
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *self.lock_conn() = Some((g, conn.clone()));
+        Ok((g, conn, true))
+    }
+
+    /// Drops connection `g` if it is still the shared one (it failed). A cluster connection is
+    /// kept: it reconnects to the nodes by itself, and the other masters still answer.
+    fn forget(&self, g: u64) {
+        if matches!(self.target, Target::Single(_)) {
+            let mut conn = self.lock_conn();
+            if conn.as_ref().is_some_and(|(cur, _)| *cur == g) {
+                *conn = None;
+            }
         }
     }
 
-    /// Maps a Redis error; a broken connection also empties the pool (its siblings are most
-    /// likely broken too, and reconnecting is cheap).
-    fn failed(&self, e: &RedisError) -> StoreError {
-        let err = classify(e, &self.addr);
-        if matches!(err, StoreError::Unavailable(_)) {
-            self.lock_idle().clear();
-        }
-        err
+    /// Sends `reqs` (concurrently: they are pipelined on the one connection) and returns their
+    /// answers in order. When `retry` (they only read, or may harmlessly count twice), a
+    /// failure on a connection that was already open is tried once more on a new one: it may
+    /// have died while idle (Redis restarted).
+    async fn exchange(&self, reqs: &[Req], retry: bool) -> Result<Vec<Value>, StoreError> {
+        self.exchange_some(reqs, &[], retry).await
     }
 
-    fn run<R>(
+    /// Like [`RedisEngine::exchange`]; an `optional` request that fails answers `None`
+    /// instead of failing the others (a cluster shard whose master is down).
+    async fn exchange_some(
+        &self,
+        reqs: &[Req],
+        optional: &[bool],
+        retry: bool,
+    ) -> Result<Vec<Value>, StoreError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let (g, conn, fresh) = self.conn().await?;
+            let sends = reqs.iter().enumerate().map(|(i, r)| {
+                let mut c = conn.clone();
+                let optional = optional.get(i).copied().unwrap_or(false);
+                async move {
+                    match c.send(r).await {
+                        Err(_) if optional => Ok(Value::Okay),
+                        other => other,
+                    }
+                }
+            });
+            match futures_util::future::try_join_all(sends).await {
+                Ok(values) => return Ok(values),
+                Err(e) => {
+                    let err = classify(&e, &self.addr);
+                    if matches!(err, StoreError::Unavailable(_)) {
+                        self.forget(g);
+                        if retry && !fresh && tries == 1 && !self.is_cluster() {
+                            continue;
+                        }
+                    }
+                    return Err(err);
+                }
+            }
+        }
+    }
+
+    fn exchange_sync(&self, conn: &mut SyncConn, reqs: &[Req]) -> Result<Vec<Value>, StoreError> {
+        reqs.iter()
+            .map(|r| conn.send(r).map_err(|e| classify(&e, &self.addr)))
+            .collect()
+    }
+
+    /// Fetches what `plan` reads.
+    async fn fetch(&self, plan: &FetchPlan) -> Result<Snapshot, StoreError> {
+        let answers = self.exchange_some(&plan.reqs, &plan.optional, true).await?;
+        self.apply_fetch(plan, answers)
+    }
+
+    /// Runs a transaction on the async connection.
+    async fn run<R: Send>(
+        &self,
+        f: &mut (dyn FnMut(&mut dyn Tx) -> Result<R, StoreError> + Send),
+        read_only: bool,
+    ) -> Result<R, StoreError> {
+        let mut d = Driver::new(read_only);
+        loop {
+            match d.step(self, &mut *f)? {
+                Step::Done(r) => return r,
+                Step::Fetch(plan) => d.snap = self.fetch(&plan).await?,
+                Step::Commit(req, value) => {
+                    let answer = self.exchange(std::slice::from_ref(&req), false).await?;
+                    if committed(&answer[0])? {
+                        return Ok(value);
+                    }
+                    if let Some(pause) = d.conflicted(&self.addr)? {
+                        tokio::time::sleep(pause).await;
+                    }
+                    d.snap = self.fetch(&self.plan_fetch(&d.wants)).await?;
+                }
+            }
+        }
+    }
+
+    /// Runs a transaction on a connection of its own, blocking.
+    fn run_sync<R>(
         &self,
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, StoreError>,
         read_only: bool,
     ) -> Result<R, StoreError> {
-        let mut fresh = false;
-        let mut attempt = 0;
+        let mut conn = self.sync_conn()?;
+        let mut d = Driver::new(read_only);
         loop {
-            attempt += 1;
-            let (mut conn, reused) = self.connection(fresh)?;
-            let mut tx = RedisTx {
-                conn: &mut conn,
-                ns: &self.ns,
-                journal: super::Journal::new(read_only),
-                broken: None,
-                sent: false,
-            };
-            let result = f(&mut tx);
-            let RedisTx {
-                journal: super::Journal { writes, .. },
-                mut broken,
-                sent,
-                ..
-            } = tx;
-            if broken.is_none() && !sent && reused && result.is_ok() {
-                // Nothing was read, so a pooled connection that died while idle would only
-                // show up in the commit, whose outcome would then be unknown: check it first.
-                broken = redis::cmd("PING").exec(&mut conn).err();
-            }
-            if let Some(e) = broken {
-                let err = self.failed(&e);
-                // Only reads were sent, so running again on a new connection is safe: a pooled
-                // connection may simply have died while idle (Redis restarted).
-                if reused && !fresh && matches!(err, StoreError::Unavailable(_)) {
-                    fresh = true;
-                    continue;
+            match d.step(self, &mut *f)? {
+                Step::Done(r) => return r,
+                Step::Fetch(plan) => {
+                    let answers = self.exchange_sync(&mut conn, &plan.reqs)?;
+                    d.snap = self.apply_fetch(&plan, answers)?;
                 }
-                return Err(err);
-            }
-            let value = match result {
-                Ok(v) => v,
-                Err(e) => {
-                    match redis::cmd("UNWATCH").exec(&mut conn) {
-                        Ok(()) => self.give_back(conn),
-                        Err(u) => drop(self.failed(&u)),
+                Step::Commit(req, value) => {
+                    let answer = self.exchange_sync(&mut conn, std::slice::from_ref(&req))?;
+                    if committed(&answer[0])? {
+                        return Ok(value);
                     }
-                    return Err(e);
-                }
-            };
-            match commit(&mut conn, &self.ns, &writes) {
-                Ok(true) => {
-                    self.give_back(conn);
-                    return Ok(value);
-                }
-                Ok(false) => {
-                    // A watched key changed: run again, backing off a little under contention.
-                    self.give_back(conn);
-                    if attempt >= MAX_ATTEMPTS {
-                        return Err(StoreError::Unavailable(format!(
-                            "Redis at {}: a transaction kept conflicting with others ({attempt} attempts)",
-                            self.addr
-                        )));
+                    if let Some(pause) = d.conflicted(&self.addr)? {
+                        std::thread::sleep(pause);
                     }
-                    if attempt > 2 {
-                        let cap = u64::from(attempt.min(20));
-                        std::thread::sleep(Duration::from_micros(fastrand::u64(0..=cap * 500)));
-                    }
+                    let plan = self.plan_fetch(&d.wants);
+                    let answers = self.exchange_sync(&mut conn, &plan.reqs)?;
+                    d.snap = self.apply_fetch(&plan, answers)?;
                 }
-                Err(e) => return Err(self.failed(&e)),
             }
         }
     }
-}
 
-impl Engine for RedisEngine {
-    const KIND: &'static str = "redis";
-    const BLOCKING: bool = true;
-
-    fn transact<R>(
-        &self,
-        f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, StoreError>,
-    ) -> Result<R, StoreError> {
-        self.run(f, false)
-    }
-
-    fn read<R>(
-        &self,
-        f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, StoreError>,
-    ) -> Result<R, StoreError> {
-        self.run(f, true)
-    }
-
-    /// The sliding window runs as one Lua script (`rate_limit.lua`, sent by `EVALSHA`, loaded
-    /// again on `NOSCRIPT`): one round trip per request, atomic, never rerun on conflict.
-    /// GCRA runs as any other transaction.
-    fn rate_limit(&self, query: &RateQuery) -> Result<RateDecision, StoreError> {
-        if query.algorithm != RateAlgorithm::SlidingWindow {
-            return self.transact_volatile(&mut |tx| ops::rate_limit(tx, query));
+    /// The limit a family counter is held to.
+    fn limit_of(&self, family: &str) -> u64 {
+        if family == ops::BYTES_USED {
+            self.limits.max_store_bytes
+        } else {
+            self.limits.max_keys
         }
-        static SCRIPT: std::sync::LazyLock<redis::Script> =
-            std::sync::LazyLock::new(|| redis::Script::new(include_str!("rate_limit.lua")));
+    }
+
+    /// The commands that fetch `wants`: per shard one `MGET` (values only) or one `read.lua`
+    /// (existence, scans), and one `MGET` of every shard's part of the family counters.
+    fn plan_fetch(&self, wants: &BTreeSet<Want>) -> FetchPlan {
+        let l = &self.layout;
+        let mut per: BTreeMap<usize, (Vec<Want>, Vec<ScanKey>)> = BTreeMap::new();
+        let mut families = Vec::new();
+        for w in wants {
+            match w {
+                Want::Value(t, k) | Want::Exists(t, k) => {
+                    per.entry(l.shard(*t, k)).or_default().0.push(w.clone());
+                }
+                Want::Counter(f) => families.push(*f),
+                Want::Scan(t, after, limit) => {
+                    for s in l.scan_shards(*t, after.as_deref()) {
+                        per.entry(s)
+                            .or_default()
+                            .1
+                            .push((*t, after.clone(), *limit));
+                    }
+                }
+            }
+        }
+        let mut plan = FetchPlan::default();
+        for (shard, (points, scans)) in per {
+            let values_only =
+                scans.is_empty() && points.iter().all(|w| matches!(w, Want::Value(..)));
+            let key = |w: &Want| match w {
+                Want::Value(t, k) | Want::Exists(t, k) => l.value_key(shard, *t, k),
+                _ => unreachable!("only point reads here"),
+            };
+            if values_only {
+                let mut c = redis::cmd("MGET");
+                for w in &points {
+                    c.arg(key(w));
+                }
+                plan.reqs.push(Req::Cmd(c));
+            } else {
+                let mut keys: Vec<Vec<u8>> = points.iter().map(key).collect();
+                let mut args: Vec<Vec<u8>> = vec![points.len().to_string().into_bytes()];
+                for w in &points {
+                    args.push(if matches!(w, Want::Exists(..)) {
+                        b"e".to_vec()
+                    } else {
+                        b"v".to_vec()
+                    });
+                }
+                for (t, after, limit) in &scans {
+                    keys.push(l.index_key(shard, *t).into_bytes());
+                    args.push(l.value_key(shard, *t, ""));
+                    args.push(lex_min(after.as_deref()));
+                    // Buffered deletes need not be allowed for: scans run read-only.
+                    args.push(limit.to_string().into_bytes());
+                }
+                plan.reqs.push(Req::Script {
+                    lua: &READ,
+                    keys,
+                    args,
+                });
+            }
+            plan.parts.push(Part::Shard { points, scans });
+        }
+        plan.optional = vec![false; plan.reqs.len()];
+        if !families.is_empty() {
+            // One MGET per shard: on a cluster, a shard whose master is down then counts as
+            // last read, and the others still answer.
+            for s in 0..l.shards() {
+                let mut c = redis::cmd("MGET");
+                for f in &families {
+                    c.arg(l.value_key(s, Table::Counters, f));
+                }
+                plan.reqs.push(Req::Cmd(c));
+                plan.parts.push(Part::Counters(s, families.clone()));
+                plan.optional.push(l.shards() > 1);
+            }
+        }
+        plan
+    }
+
+    /// The snapshot the answers to `plan` make.
+    fn apply_fetch(&self, plan: &FetchPlan, answers: Vec<Value>) -> Result<Snapshot, StoreError> {
+        let bad = |what: &str| {
+            StoreError::Engine(format!(
+                "Redis at {}: unexpected answer to {what}",
+                self.addr
+            ))
+        };
+        let mut snap = Snapshot::default();
+        let mut scanned: HashMap<ScanKey, Vec<(String, Vec<u8>)>> = HashMap::new();
+        for (part, answer) in plan.parts.iter().zip(answers) {
+            if let (Part::Counters(shard, families), Value::Okay) = (part, &answer) {
+                // That shard could not be read: its parts as last read.
+                let last = self
+                    .last_parts
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                for f in families {
+                    let parts = snap
+                        .counters
+                        .entry(*f)
+                        .or_insert_with(|| vec![0; self.layout.shards()]);
+                    parts[*shard] = last.get(&(*f, *shard)).copied().unwrap_or(0);
+                }
+                continue;
+            }
+            let Value::Array(items) = answer else {
+                return Err(bad("a read"));
+            };
+            match part {
+                Part::Counters(shard, families) => {
+                    if items.len() != families.len() {
+                        return Err(bad("the counters' MGET"));
+                    }
+                    let mut last = self
+                        .last_parts
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    for (f, v) in families.iter().zip(items) {
+                        let n = as_u64(&v);
+                        let parts = snap
+                            .counters
+                            .entry(*f)
+                            .or_insert_with(|| vec![0; self.layout.shards()]);
+                        parts[*shard] = n;
+                        if self.layout.shards() > 1 {
+                            last.insert((*f, *shard), n);
+                        }
+                    }
+                }
+                Part::Shard { points, scans } => {
+                    if items.len() != points.len() + scans.len() {
+                        return Err(bad("a shard's reads"));
+                    }
+                    let mut items = items.into_iter();
+                    for (w, v) in points.iter().zip(items.by_ref()) {
+                        match w {
+                            Want::Value(t, k) => {
+                                snap.values.insert((*t, k.clone()), as_bytes(v));
+                            }
+                            Want::Exists(t, k) => {
+                                snap.exists
+                                    .insert((*t, k.clone()), matches!(v, Value::Int(1)));
+                            }
+                            _ => {}
+                        }
+                    }
+                    for (scan, v) in scans.iter().zip(items) {
+                        let Value::Array(flat) = v else {
+                            return Err(bad("a scan"));
+                        };
+                        let rows = scanned.entry(scan.clone()).or_default();
+                        let mut flat = flat.into_iter();
+                        while let (Some(k), Some(v)) = (flat.next(), flat.next()) {
+                            if let (Some(k), Some(v)) = (as_bytes(k), as_bytes(v))
+                                && let Ok(k) = String::from_utf8(k)
+                            {
+                                rows.push((k, v));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (scan, mut rows) in scanned {
+            rows.sort_by(|a, b| a.0.cmp(&b.0));
+            if scan.0 == Table::Counters && self.layout.shards() > 1 {
+                // Each shard holds its part of a family counter: the table shows their sum.
+                let mut merged: Vec<(String, Vec<u8>)> = Vec::with_capacity(rows.len());
+                for (k, v) in rows {
+                    match merged.last_mut() {
+                        Some((last, sum))
+                            if *last == k && family(Table::Counters, &k).is_some() =>
+                        {
+                            let total = parse_u64(sum).saturating_add(parse_u64(&v));
+                            *sum = total.to_string().into_bytes();
+                        }
+                        _ => merged.push((k, v)),
+                    }
+                }
+                rows = merged;
+            }
+            rows.truncate(scan.2);
+            snap.scans.insert(scan, rows);
+        }
+        Ok(snap)
+    }
+
+    /// The commit script for a run's writes, or `None` when it wrote nothing (what it read
+    /// came from one atomic fetch, so it is a consistent answer as it stands).
+    fn plan_commit(
+        &self,
+        used: &BTreeSet<Want>,
+        snap: &Snapshot,
+        writes: &BTreeMap<(Table, String), Option<Vec<u8>>>,
+    ) -> Result<Option<Req>, StoreError> {
+        let l = &self.layout;
+        let mut counters = Vec::new();
+        let mut plain = Vec::new();
+        for ((t, k), v) in writes {
+            match family(*t, k) {
+                Some(f) => {
+                    let parts = snap.counters.get(f).ok_or_else(|| {
+                        StoreError::Engine(format!("Redis: counter {f} written unread"))
+                    })?;
+                    let seen: u64 = parts.iter().sum();
+                    let now = v.as_deref().map_or(0, parse_u64);
+                    counters.push((f, parts, seen, i128::from(now) - i128::from(seen)));
+                }
+                None => plain.push((*t, k, v)),
+            }
+        }
+        if plain.is_empty() && counters.iter().all(|c| c.3 == 0) {
+            return Ok(None);
+        }
+        // The one shard every key of the transaction is in.
+        let mut shards = used
+            .iter()
+            .filter_map(|w| match w {
+                Want::Value(t, k) | Want::Exists(t, k) => Some(l.shard(*t, k)),
+                _ => None,
+            })
+            .chain(plain.iter().map(|(t, k, _)| l.shard(*t, k)));
+        let shard = shards.next().unwrap_or(0);
+        if shards.any(|s| s != shard) {
+            return Err(StoreError::Engine(
+                "Redis: a transaction spans shards (keys of several entities)".to_owned(),
+            ));
+        }
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        let mut checks: Vec<Vec<u8>> = Vec::new();
+        for w in used {
+            match w {
+                Want::Value(t, k) => {
+                    keys.push(l.value_key(shard, *t, k));
+                    checks.push(
+                        match snap.values.get(&(*t, k.clone())).and_then(Option::as_ref) {
+                            Some(v) => {
+                                let mut e = Vec::with_capacity(v.len() + 1);
+                                e.push(b'v');
+                                e.extend_from_slice(v);
+                                e
+                            }
+                            None => b"n".to_vec(),
+                        },
+                    );
+                }
+                Want::Exists(t, k) => {
+                    keys.push(l.value_key(shard, *t, k));
+                    let there = snap.exists.get(&(*t, k.clone())).copied().unwrap_or(false);
+                    checks.push(if there { b"x".to_vec() } else { b"n".to_vec() });
+                }
+                _ => {}
+            }
+        }
+        let mut args: Vec<Vec<u8>> = vec![
+            checks.len().to_string().into_bytes(),
+            plain.len().to_string().into_bytes(),
+            counters.len().to_string().into_bytes(),
+        ];
+        args.extend(checks);
+        for (t, k, v) in &plain {
+            keys.push(l.value_key(shard, *t, k));
+            keys.push(l.index_key(shard, *t).into_bytes());
+            args.push(k.as_bytes().to_vec());
+            match v {
+                Some(v) => {
+                    args.push(b"s".to_vec());
+                    args.push(v.clone());
+                }
+                None => {
+                    args.push(b"d".to_vec());
+                    args.push(Vec::new());
+                }
+            }
+        }
+        for (f, parts, seen, delta) in &counters {
+            keys.push(l.value_key(shard, Table::Counters, f));
+            let others = seen - parts.get(shard).copied().unwrap_or(0);
+            args.push(f.as_bytes().to_vec());
+            args.push(delta.to_string().into_bytes());
+            args.push(self.limit_of(f).to_string().into_bytes());
+            args.push(seen.to_string().into_bytes());
+            args.push(others.to_string().into_bytes());
+        }
+        if !counters.is_empty() {
+            keys.push(l.index_key(shard, Table::Counters).into_bytes());
+        }
+        Ok(Some(Req::Script {
+            lua: &COMMIT,
+            keys,
+            args,
+        }))
+    }
+
+    /// The sliding-window script's invocation for `query`; `others`: the family's keys in the
+    /// other shards, if known.
+    fn rate_req(&self, query: &RateQuery, others: Option<u64>) -> Req {
+        let l = &self.layout;
         let family = ops::rate_family(&query.key);
         let fail_open = family == ops::SERVER_RATE_COUNT;
         let width = rate::bucket_width(query.limit, query.period_ms());
-        let mut invocation = SCRIPT.prepare_invoke();
-        invocation
-            .key(value_key(&self.ns, Table::Rates, &query.key))
-            .key(index_key(&self.ns, Table::Rates))
-            .key(value_key(&self.ns, Table::Counters, family))
-            .key(index_key(&self.ns, Table::Counters))
-            .arg(&query.key)
-            .arg(family)
-            .arg(query.now_ms)
-            .arg(query.limit.max(1))
-            .arg(query.period_ms())
-            .arg(query.max_keys)
-            .arg(u8::from(fail_open))
-            .arg(width);
-        let (mut conn, reused) = self.connection(false)?;
-        let answer = match invocation.invoke::<(i64, u64, u64, u64)>(&mut conn) {
-            Err(e) if reused && matches!(classify(&e, &self.addr), StoreError::Unavailable(_)) => {
-                // A pooled connection may have died while idle (Redis restarted). The script
-                // either ran whole or not at all; a request counted twice after a lost answer
-                // is the rare, harmless side of that.
-                drop(self.failed(&e));
-                let (mut conn, _) = self.connection(true)?;
-                let r = invocation.invoke(&mut conn);
-                r.map(|a| (a, conn))
-            }
-            r => r.map(|a| (a, conn)),
+        let shard = l.shard(Table::Rates, &query.key);
+        let others = match (l.shards(), others) {
+            (1, _) => "0".to_owned(),
+            (_, Some(n)) => n.to_string(),
+            (_, None) => "?".to_owned(),
         };
-        let ((status, remaining, reset_secs, retry_after_secs), conn) =
-            answer.map_err(|e| self.failed(&e))?;
-        self.give_back(conn);
+        let args = [
+            query.key.clone(),
+            family.to_owned(),
+            query.now_ms.to_string(),
+            query.limit.max(1).to_string(),
+            query.period_ms().to_string(),
+            query.max_keys.to_string(),
+            u8::from(fail_open).to_string(),
+            width.to_string(),
+            others,
+        ];
+        Req::Script {
+            lua: &RATE,
+            keys: vec![
+                l.value_key(shard, Table::Rates, &query.key),
+                l.index_key(shard, Table::Rates).into_bytes(),
+                l.value_key(shard, Table::Counters, family),
+                l.index_key(shard, Table::Counters).into_bytes(),
+            ],
+            args: args.into_iter().map(String::into_bytes).collect(),
+        }
+    }
+
+    /// The sum of `family`'s parts in every shard but `shard`.
+    async fn others(&self, family: &'static str, shard: usize) -> Result<u64, StoreError> {
+        let snap = self
+            .fetch(&self.plan_fetch(&BTreeSet::from([Want::Counter(family)])))
+            .await?;
+        let parts = snap.counters.get(family).cloned().unwrap_or_default();
+        Ok(parts
+            .iter()
+            .enumerate()
+            .filter(|(s, _)| *s != shard)
+            .map(|(_, n)| n)
+            .sum())
+    }
+
+    async fn sliding_window(&self, query: &RateQuery) -> Result<RateDecision, StoreError> {
+        let mut answer = self.exchange(&[self.rate_req(query, None)], true).await?;
+        let mut decoded = decode_rate(answer.remove(0), &self.addr)?;
+        if decoded.0 == -2 {
+            // A new key on a cluster: the limit needs the other shards' count.
+            let shard = self.layout.shard(Table::Rates, &query.key);
+            let others = self.others(ops::rate_family(&query.key), shard).await?;
+            let mut answer = self
+                .exchange(&[self.rate_req(query, Some(others))], true)
+                .await?;
+            decoded = decode_rate(answer.remove(0), &self.addr)?;
+        }
+        let (status, remaining, reset_secs, retry_after_secs) = decoded;
         if status < 0 {
             return Err(StoreError::Full {
                 family: "rate-limit keys",
@@ -309,11 +871,125 @@ impl Engine for RedisEngine {
             retry_after_secs,
         })
     }
+}
 
-    /// `ZRANGEBYLEX` on the table's index, then `MGET` of the values, neither watched: no
-    /// transaction, so nothing a writer does can make it fail or run again. A key removed
-    /// between the two commands is left out.
-    fn peek(
+fn decode_rate(v: Value, addr: &str) -> Result<(i64, u64, u64, u64), StoreError> {
+    redis::from_redis_value(v)
+        .map_err(|e| StoreError::Engine(format!("Redis at {addr}: rate-limit script: {e}")))
+}
+
+fn committed(v: &Value) -> Result<bool, StoreError> {
+    match v {
+        Value::Int(n) => Ok(*n == 1),
+        other => Err(StoreError::Engine(format!(
+            "Redis: unexpected answer to a commit: {other:?}"
+        ))),
+    }
+}
+
+fn as_bytes(v: Value) -> Option<Vec<u8>> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.into_bytes()),
+        Value::Int(n) => Some(n.to_string().into_bytes()),
+        _ => None,
+    }
+}
+
+fn as_u64(v: &Value) -> u64 {
+    match v {
+        Value::BulkString(b) => parse_u64(b),
+        Value::Int(n) => u64::try_from(*n).unwrap_or(0),
+        _ => 0,
+    }
+}
+
+fn parse_u64(raw: &[u8]) -> u64 {
+    std::str::from_utf8(raw)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .map_or(0, |n| u64::try_from(n).unwrap_or(0))
+}
+
+/// `redis://…` or `redis+cluster://a,b,…`: the node URLs and whether it is a cluster.
+fn split_url(url: &str) -> Result<(Vec<String>, bool), StoreError> {
+    for (scheme, plain) in [
+        ("redis+cluster://", "redis://"),
+        ("rediss+cluster://", "rediss://"),
+    ] {
+        if let Some(rest) = url.strip_prefix(scheme) {
+            // Credentials, if any, are in front of the first node and apply to all.
+            let (cred, nodes) = match rest.rsplit_once('@') {
+                Some((c, n)) => (format!("{c}@"), n),
+                None => (String::new(), rest),
+            };
+            let urls: Vec<String> = nodes
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(|n| format!("{plain}{cred}{n}"))
+                .collect();
+            if urls.is_empty() {
+                return Err(StoreError::Engine(format!(
+                    "invalid Redis URL: {scheme} needs at least one host:port"
+                )));
+            }
+            return Ok((urls, true));
+        }
+    }
+    Ok((vec![url.to_owned()], false))
+}
+
+impl Engine for RedisEngine {
+    const KIND: &'static str = "redis";
+    const BLOCKING: bool = true;
+
+    fn transact<R>(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        self.run_sync(f, false)
+    }
+
+    fn read<R>(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        self.run_sync(f, true)
+    }
+
+    fn set_limits(&mut self, limits: &Limits) {
+        self.limits = *limits;
+    }
+
+    fn asynchronous(&self) -> Option<&dyn AsyncEngine> {
+        Some(self)
+    }
+
+    fn shard(&self, table: Table, key: &str) -> usize {
+        self.layout.shard(table, key)
+    }
+}
+
+#[async_trait::async_trait]
+impl AsyncEngine for RedisEngine {
+    async fn transact_any(&self, f: &mut AnyTx, read_only: bool) -> AnyResult {
+        self.run(f, read_only).await
+    }
+
+    /// The sliding window runs as one Lua script (`rate_limit.lua`): one round trip per
+    /// request, atomic, never rerun on conflict (a new key on a cluster takes one more, for
+    /// the other shards' count of its family). GCRA runs as any other transaction.
+    async fn rate_limit(&self, query: &RateQuery) -> Result<RateDecision, StoreError> {
+        if query.algorithm == RateAlgorithm::SlidingWindow {
+            return self.sliding_window(query).await;
+        }
+        self.run(&mut |tx| ops::rate_limit(tx, query), false).await
+    }
+
+    /// One fetch of the table's indexes (one `read.lua` per shard), outside any transaction:
+    /// nothing a writer does can make it fail or run again.
+    async fn peek(
         &self,
         table: Table,
         after: Option<&str>,
@@ -322,36 +998,392 @@ impl Engine for RedisEngine {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let (mut conn, _) = self.connection(false)?;
-        let keys: Vec<String> = match redis::cmd("ZRANGEBYLEX")
-            .arg(index_key(&self.ns, table))
-            .arg(lex_min(after))
-            .arg("+")
-            .arg("LIMIT")
-            .arg(0)
-            .arg(limit)
-            .query(&mut conn)
-        {
-            Ok(k) => k,
-            Err(e) => return Err(self.failed(&e)),
+        let scan = (table, after.map(str::to_owned), limit);
+        let plan = self.plan_fetch(&BTreeSet::from([Want::Scan(scan.0, scan.1.clone(), limit)]));
+        let mut snap = self.fetch(&plan).await?;
+        Ok(snap.scans.remove(&scan).unwrap_or_default())
+    }
+}
+
+/// A scan: table, after (exclusive), at most how many.
+type ScanKey = (Table, Option<String>, usize);
+
+/// Something a transaction reads.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Want {
+    /// A value.
+    Value(Table, String),
+    /// Only whether a key exists.
+    Exists(Table, String),
+    /// A family counter's total (every shard's part).
+    Counter(&'static str),
+    /// Entries of a table's index (read-only transactions).
+    Scan(Table, Option<String>, usize),
+}
+
+/// What one fetch read.
+#[derive(Debug, Default)]
+struct Snapshot {
+    values: HashMap<(Table, String), Option<Vec<u8>>>,
+    exists: HashMap<(Table, String), bool>,
+    /// Per family, each shard's part.
+    counters: HashMap<&'static str, Vec<u64>>,
+    scans: HashMap<ScanKey, Vec<(String, Vec<u8>)>>,
+}
+
+/// The commands of one fetch and how to read their answers.
+#[derive(Default)]
+struct FetchPlan {
+    reqs: Vec<Req>,
+    parts: Vec<Part>,
+    /// Requests whose failure is tolerated (see [`RedisEngine::exchange_some`]).
+    optional: Vec<bool>,
+}
+
+enum Part {
+    /// One shard's point reads and scans.
+    Shard {
+        points: Vec<Want>,
+        scans: Vec<ScanKey>,
+    },
+    /// One shard's part of these family counters.
+    Counters(usize, Vec<&'static str>),
+}
+
+/// A transaction's progress: what it wants read, what was read, how often it conflicted.
+struct Driver {
+    wants: BTreeSet<Want>,
+    snap: Snapshot,
+    read_only: bool,
+    rounds: u32,
+    attempts: u32,
+}
+
+enum Step<R> {
+    Fetch(FetchPlan),
+    Commit(Req, R),
+    Done(Result<R, StoreError>),
+}
+
+impl Driver {
+    fn new(read_only: bool) -> Driver {
+        Driver {
+            wants: BTreeSet::new(),
+            snap: Snapshot::default(),
+            read_only,
+            rounds: 0,
+            attempts: 0,
+        }
+    }
+
+    /// Runs `f` once on the snapshot: what to do next.
+    fn step<R>(
+        &mut self,
+        engine: &RedisEngine,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, StoreError>,
+    ) -> Result<Step<R>, StoreError> {
+        let mut tx = RedisTx {
+            snap: &self.snap,
+            journal: Journal::new(self.read_only),
+            read_only: self.read_only,
+            missed: Vec::new(),
+            used: BTreeSet::new(),
         };
-        if keys.is_empty() {
-            self.give_back(conn);
+        let result = f(&mut tx);
+        let RedisTx {
+            journal,
+            missed,
+            used,
+            ..
+        } = tx;
+        if !missed.is_empty() {
+            // Whatever the run answered, it answered without all it wanted to read.
+            self.rounds += 1;
+            if self.rounds > MAX_ROUNDS {
+                return Err(StoreError::Engine(
+                    "Redis: a transaction kept reading new keys".to_owned(),
+                ));
+            }
+            self.wants.extend(missed);
+            return Ok(Step::Fetch(engine.plan_fetch(&self.wants)));
+        }
+        let value = match result {
+            Ok(v) => v,
+            Err(e) => return Ok(Step::Done(Err(e))),
+        };
+        if self.read_only {
+            return Ok(Step::Done(Ok(value)));
+        }
+        Ok(
+            match engine.plan_commit(&used, &self.snap, &journal.writes)? {
+                Some(req) => Step::Commit(req, value),
+                None => Step::Done(Ok(value)),
+            },
+        )
+    }
+
+    /// A commit found something changed: how long to pause before running again, or an
+    /// error once it kept conflicting.
+    fn conflicted(&mut self, addr: &str) -> Result<Option<Duration>, StoreError> {
+        self.attempts += 1;
+        if self.attempts >= MAX_ATTEMPTS {
+            return Err(StoreError::Unavailable(format!(
+                "Redis at {addr}: a transaction kept conflicting with others ({} attempts)",
+                self.attempts
+            )));
+        }
+        Ok((self.attempts > 2).then(|| {
+            let cap = u64::from(self.attempts.min(20));
+            Duration::from_micros(fastrand::u64(0..=cap * 500))
+        }))
+    }
+}
+
+/// One run of a transaction on a snapshot.
+struct RedisTx<'a> {
+    snap: &'a Snapshot,
+    journal: Journal,
+    read_only: bool,
+    /// Reads the snapshot could not answer (the run's result is then discarded).
+    missed: Vec<Want>,
+    /// Reads the run relied on: checked unchanged at commit (counters excepted).
+    used: BTreeSet<Want>,
+}
+
+impl RedisTx<'_> {
+    /// Records a read to fetch, with the keys that usually go with it, and stops the run.
+    fn miss(&mut self, want: Want) -> StoreError {
+        if let Want::Value(t, k) = &want {
+            let ro = self.read_only;
+            let v = |t: Table| Want::Value(t, k.clone());
+            let c = Want::Counter;
+            match t {
+                Table::Resources | Table::Bodies | Table::Tombstones => {
+                    self.missed
+                        .extend([v(Table::Resources), v(Table::Tombstones)]);
+                    if ro {
+                        self.missed.push(v(Table::Bodies));
+                    } else {
+                        self.missed
+                            .extend([c(ops::RESOURCE_COUNT), c(ops::BYTES_USED)]);
+                    }
+                }
+                Table::Jobs if !ro => self.missed.extend([c(ops::JOB_COUNT), c(ops::BYTES_USED)]),
+                Table::Sequences if !ro => self.missed.push(c(ops::SEQUENCE_COUNT)),
+                Table::Rates if !ro => self.missed.push(c(ops::rate_family(k))),
+                _ => {}
+            }
+        }
+        self.missed.push(want);
+        StoreError::Engine(NOT_FETCHED.to_owned())
+    }
+}
+
+impl Tx for RedisTx<'_> {
+    fn get(&mut self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(w) = self.journal.pending(table, key) {
+            return Ok(w.clone());
+        }
+        if let Some(f) = family(table, key) {
+            return match self.snap.counters.get(f) {
+                Some(parts) => {
+                    self.used.insert(Want::Counter(f));
+                    Ok(Some(parts.iter().sum::<u64>().to_string().into_bytes()))
+                }
+                None => Err(self.miss(Want::Counter(f))),
+            };
+        }
+        let want = Want::Value(table, key.to_owned());
+        match self.snap.values.get(&(table, key.to_owned())) {
+            Some(v) => {
+                let v = v.clone();
+                self.used.insert(want);
+                Ok(v)
+            }
+            None => Err(self.miss(want)),
+        }
+    }
+
+    fn put(&mut self, table: Table, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        if let Some(f) = family(table, key)
+            && !self.snap.counters.contains_key(f)
+        {
+            // A family counter's write becomes a delta against what was read.
+            return Err(self.miss(Want::Counter(f)));
+        }
+        self.journal.put(table, key, value)
+    }
+
+    fn delete(&mut self, table: Table, key: &str) -> Result<bool, StoreError> {
+        let existed = match self.journal.pending(table, key) {
+            Some(w) => w.is_some(),
+            None => {
+                let k = (table, key.to_owned());
+                if let Some(v) = self.snap.values.get(&k) {
+                    let there = v.is_some();
+                    self.used.insert(Want::Value(table, key.to_owned()));
+                    there
+                } else if let Some(there) = self.snap.exists.get(&k).copied() {
+                    self.used.insert(Want::Exists(table, key.to_owned()));
+                    there
+                } else {
+                    return Err(self.miss(Want::Exists(table, key.to_owned())));
+                }
+            }
+        };
+        self.journal.delete(table, key)?;
+        Ok(existed)
+    }
+
+    fn remove(&mut self, table: Table, key: &str) -> Result<(), StoreError> {
+        // Blind: nothing to read.
+        self.journal.delete(table, key)
+    }
+
+    fn scan(
+        &mut self,
+        table: Table,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        if !self.read_only {
+            return Err(StoreError::Engine(
+                "Redis: scans run in read-only transactions only".to_owned(),
+            ));
+        }
+        if limit == 0 {
             return Ok(Vec::new());
         }
-        let value_keys: Vec<Vec<u8>> = keys.iter().map(|k| value_key(&self.ns, table, k)).collect();
-        let values: Vec<Option<Vec<u8>>> =
-            match redis::cmd("MGET").arg(&value_keys).query(&mut conn) {
-                Ok(v) => v,
-                Err(e) => return Err(self.failed(&e)),
-            };
-        self.give_back(conn);
-        Ok(keys
-            .into_iter()
-            .zip(values)
-            .filter_map(|(k, v)| Some((k, v?)))
-            .collect())
+        let scan = (table, after.map(str::to_owned), limit);
+        match self.snap.scans.get(&scan) {
+            Some(rows) => Ok(rows.clone()),
+            None => Err(self.miss(Want::Scan(scan.0, scan.1, limit))),
+        }
     }
+}
+
+/// The family counters (the values of `ops`'s `*_COUNT` and `BYTES_USED` keys in
+/// [`Table::Counters`]): sharded, and kept out of the conflict set.
+const FAMILIES: [&str; 6] = [
+    ops::RESOURCE_COUNT,
+    ops::JOB_COUNT,
+    ops::SEQUENCE_COUNT,
+    ops::RATE_COUNT,
+    ops::SERVER_RATE_COUNT,
+    ops::BYTES_USED,
+];
+
+fn family(table: Table, key: &str) -> Option<&'static str> {
+    if table != Table::Counters {
+        return None;
+    }
+    FAMILIES.iter().find(|f| **f == key).copied()
+}
+
+/// Where keys live: one hash tag per shard.
+#[derive(Debug)]
+struct Layout {
+    /// Each shard's hash tag, braces included.
+    tags: Vec<String>,
+}
+
+impl Layout {
+    fn new(prefix: &str, shards: usize) -> Layout {
+        if shards <= 1 || (prefix.contains('{') && prefix.contains('}')) {
+            return Layout {
+                tags: vec![namespace(prefix)],
+            };
+        }
+        let span = 16384 / shards;
+        let tags = (0..shards)
+            .map(|k| {
+                (0u32..)
+                    .map(|j| format!("{prefix}:{k}.{j}"))
+                    .find(|t| usize::from(slot(t.as_bytes())) / span == k)
+                    .map(|t| format!("{{{t}}}"))
+                    .expect("some tag hashes into every range")
+            })
+            .collect();
+        Layout { tags }
+    }
+
+    fn shards(&self) -> usize {
+        self.tags.len()
+    }
+
+    /// The shard of `key` in `table`: its entity's.
+    fn shard(&self, table: Table, key: &str) -> usize {
+        if self.tags.len() == 1 {
+            return 0;
+        }
+        let (kind, entity): (u8, &str) = match table {
+            Table::Resources | Table::Bodies | Table::Tombstones => (b'r', key),
+            Table::Jobs => (b'j', key),
+            Table::Sequences => (b's', key),
+            // `{sequence key}\0{number}`: the sequence's.
+            Table::Attempts => (b's', key.rsplit_once('\0').map_or(key, |(k, _)| k)),
+            Table::Rates => (b'q', key),
+            Table::Counters => (b'c', key),
+        };
+        // FNV-1a: the same on every instance and every build.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in std::iter::once(kind).chain(entity.bytes()) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        (h % self.tags.len() as u64) as usize
+    }
+
+    /// The shards a scan of `table` after `after` visits: a sequence's attempts are all in the
+    /// sequence's shard (what `ops::sequence` scans for), any other scan visits every shard.
+    fn scan_shards(&self, table: Table, after: Option<&str>) -> Vec<usize> {
+        match (table, after) {
+            (Table::Attempts, Some(a)) if a.contains('\0') => vec![self.shard(table, a)],
+            _ => (0..self.shards()).collect(),
+        }
+    }
+
+    fn value_key(&self, shard: usize, table: Table, key: &str) -> Vec<u8> {
+        let tag = &self.tags[shard];
+        let mut k = Vec::with_capacity(tag.len() + table.name().len() + key.len() + 2);
+        k.extend_from_slice(tag.as_bytes());
+        k.push(b':');
+        k.extend_from_slice(table.name().as_bytes());
+        k.push(b':');
+        k.extend_from_slice(key.as_bytes());
+        k
+    }
+
+    fn index_key(&self, shard: usize, table: Table) -> String {
+        format!("{}:index:{}", self.tags[shard], table.name())
+    }
+}
+
+/// The Redis Cluster slot of a key: CRC16 (XMODEM) of its hash tag, or of the whole key.
+fn slot(key: &[u8]) -> u16 {
+    let tagged = key.iter().position(|&b| b == b'{').and_then(|open| {
+        let rest = &key[open + 1..];
+        rest.iter()
+            .position(|&b| b == b'}')
+            .filter(|&close| close > 0)
+            .map(|close| &rest[..close])
+    });
+    crc16(tagged.unwrap_or(key)) % 16384
+}
+
+fn crc16(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in data {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
 }
 
 /// The `ZRANGEBYLEX` lower bound for keys after `after` (exclusive), or from the start.
@@ -376,20 +1408,6 @@ fn namespace(prefix: &str) -> String {
     }
 }
 
-fn value_key(ns: &str, table: Table, key: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(ns.len() + table.name().len() + key.len() + 2);
-    k.extend_from_slice(ns.as_bytes());
-    k.push(b':');
-    k.extend_from_slice(table.name().as_bytes());
-    k.push(b':');
-    k.extend_from_slice(key.as_bytes());
-    k
-}
-
-fn index_key(ns: &str, table: Table) -> String {
-    format!("{ns}:index:{}", table.name())
-}
-
 /// Whether an error means Redis cannot be used right now (503) rather than a fault (500).
 fn classify(e: &RedisError, addr: &str) -> StoreError {
     use redis::{ErrorKind, ServerErrorKind};
@@ -397,10 +1415,12 @@ fn classify(e: &RedisError, addr: &str) -> StoreError {
         || e.is_connection_refusal()
         || e.is_timeout()
         || e.is_connection_dropped()
+        || e.is_cluster_error()
         || matches!(
             e.kind(),
             ErrorKind::AuthenticationFailed
                 | ErrorKind::Io
+                | ErrorKind::ClusterConnectionNotFound
                 | ErrorKind::Server(
                     ServerErrorKind::BusyLoading
                         | ServerErrorKind::TryAgain
@@ -408,6 +1428,8 @@ fn classify(e: &RedisError, addr: &str) -> StoreError {
                         | ServerErrorKind::MasterDown
                         | ServerErrorKind::ReadOnly
                         | ServerErrorKind::NoPerm
+                        | ServerErrorKind::Moved
+                        | ServerErrorKind::Ask
                 )
         );
     if transient {
@@ -424,205 +1446,87 @@ fn classify(e: &RedisError, addr: &str) -> StoreError {
     }
 }
 
-/// Sends the buffered writes in one `MULTI … EXEC`; `false` if a watched key changed (nothing
-/// was written). With no writes it still runs the empty `EXEC`, which checks that everything
-/// read is still current (and clears the watches).
-fn commit(
-    conn: &mut Connection,
-    ns: &str,
-    writes: &BTreeMap<(Table, String), Option<Vec<u8>>>,
-) -> Result<bool, RedisError> {
-    let mut pipe = redis::pipe();
-    pipe.atomic();
-    for ((table, key), value) in writes {
-        let vk = value_key(ns, *table, key);
-        let ik = index_key(ns, *table);
-        match value {
-            Some(v) => {
-                pipe.cmd("SET").arg(&vk).arg(v.as_slice()).ignore();
-                pipe.cmd("ZADD").arg(&ik).arg(0).arg(key).ignore();
-            }
-            None => {
-                pipe.cmd("DEL").arg(&vk).ignore();
-                pipe.cmd("ZREM").arg(&ik).arg(key).ignore();
-            }
-        }
-    }
-    let reply: Value = pipe.query(conn)?;
-    Ok(!matches!(reply, Value::Nil))
-}
-
-/// One run of a transaction on one connection.
-struct RedisTx<'a> {
-    conn: &'a mut Connection,
-    ns: &'a str,
-    journal: super::Journal,
-    /// The first Redis error: the connection is not reused, and the run's result is replaced
-    /// by the error.
-    broken: Option<RedisError>,
-    /// Whether anything was sent to Redis yet.
-    sent: bool,
-}
-
-impl RedisTx<'_> {
-    fn check<T>(&mut self, r: Result<T, RedisError>) -> Result<T, StoreError> {
-        self.sent = true;
-        r.map_err(|e| {
-            let err = classify(&e, "redis");
-            self.broken.get_or_insert(e);
-            err
-        })
-    }
-}
-
-impl Tx for RedisTx<'_> {
-    fn get(&mut self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(w) = self.journal.pending(table, key) {
-            return Ok(w.clone());
-        }
-        let k = value_key(self.ns, table, key);
-        let r = redis::pipe()
-            .cmd("WATCH")
-            .arg(&k)
-            .ignore()
-            .cmd("GET")
-            .arg(&k)
-            .query::<(Option<Vec<u8>>,)>(self.conn);
-        Ok(self.check(r)?.0)
-    }
-
-    fn put(&mut self, table: Table, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.journal.put(table, key, value)
-    }
-
-    fn delete(&mut self, table: Table, key: &str) -> Result<bool, StoreError> {
-        let existed = self.get(table, key)?.is_some();
-        self.journal.delete(table, key)?;
-        Ok(existed)
-    }
-
-    fn remove(&mut self, table: Table, key: &str) -> Result<(), StoreError> {
-        // Blind: no round trip (and no WATCH) to learn what is not asked.
-        self.journal.delete(table, key)
-    }
-
-    fn scan(
-        &mut self,
-        table: Table,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let above = |k: &str| after.is_none_or(|a| k > a);
-        let buffered: Vec<(String, Option<Vec<u8>>)> = self
-            .journal
-            .writes
-            .iter()
-            .filter(|((t, k), _)| *t == table && above(k))
-            .map(|((_, k), v)| (k.clone(), v.clone()))
-            .collect();
-        // Buffered deletes may hide up to that many stored keys, so fetch as many more: the
-        // first `limit` live keys are then all among those fetched.
-        let want = limit.saturating_add(buffered.len());
-        let min = lex_min(after);
-        let r = redis::pipe()
-            .cmd("WATCH")
-            .arg(index_key(self.ns, table))
-            .ignore()
-            .cmd("ZRANGEBYLEX")
-            .arg(index_key(self.ns, table))
-            .arg(min)
-            .arg("+")
-            .arg("LIMIT")
-            .arg(0)
-            .arg(want)
-            .query::<(Vec<String>,)>(self.conn);
-        let stored = self.check(r)?.0;
-        let mut keys: Vec<&str> = stored.iter().map(String::as_str).collect();
-        keys.extend(buffered.iter().map(|(k, _)| k.as_str()));
-        keys.sort_unstable();
-        keys.dedup();
-        // Pick the first `limit` live keys; those not written here are read from Redis.
-        let mut chosen: Vec<(String, Option<Vec<u8>>)> = Vec::new();
-        let mut live = 0;
-        for k in keys {
-            if live >= limit {
-                break;
-            }
-            match buffered.iter().find(|(b, _)| b == k) {
-                Some((_, Some(v))) => {
-                    chosen.push((k.to_owned(), Some(v.clone())));
-                    live += 1;
-                }
-                Some((_, None)) => {}
-                None => {
-                    chosen.push((k.to_owned(), None));
-                    live += 1;
-                }
-            }
-        }
-        let fetch: Vec<Vec<u8>> = chosen
-            .iter()
-            .filter(|(_, v)| v.is_none())
-            .map(|(k, _)| value_key(self.ns, table, k))
-            .collect();
-        let mut fetched = if fetch.is_empty() {
-            Vec::new()
-        } else {
-            let r = redis::pipe()
-                .cmd("WATCH")
-                .arg(&fetch)
-                .ignore()
-                .cmd("MGET")
-                .arg(&fetch)
-                .query::<(Vec<Option<Vec<u8>>>,)>(self.conn);
-            self.check(r)?.0
-        }
-        .into_iter();
-        let mut out = Vec::with_capacity(chosen.len());
-        for (k, v) in chosen {
-            let v = match v {
-                Some(v) => Some(v),
-                None => fetched.next().flatten(),
-            };
-            // An indexed key without a value cannot happen (both change in one EXEC); skip it.
-            if let Some(v) = v {
-                out.push((k, v));
-            }
-        }
-        Ok(out)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn keys_share_one_hash_tag() {
+    fn one_redis_keeps_every_key_under_one_hash_tag() {
         assert_eq!(namespace("statuslab"), "{statuslab}");
         assert_eq!(namespace("app:{x}"), "app:{x}");
+        let l = Layout::new("statuslab", 1);
+        assert_eq!(l.shard(Table::Resources, "a"), 0);
         assert_eq!(
-            value_key("{statuslab}", Table::Resources, "a:b"),
+            l.value_key(0, Table::Resources, "a:b"),
             b"{statuslab}:resources:a:b"
         );
+        assert_eq!(l.index_key(0, Table::Jobs), "{statuslab}:index:jobs");
+        // A prefix with a hash tag of its own keeps everything in its slot, even on a cluster.
+        assert_eq!(Layout::new("app:{x}", CLUSTER_SHARDS).shards(), 1);
+    }
+
+    #[test]
+    fn cluster_shards_spread_evenly_over_the_slots_and_keep_entities_together() {
+        assert_eq!(crc16(b"123456789"), 0x31c3);
+        assert_eq!(slot(b"{user1000}.following"), slot(b"{user1000}.followers"));
+        let l = Layout::new("statuslab", CLUSTER_SHARDS);
+        assert_eq!(l.shards(), CLUSTER_SHARDS);
+        let span = 16384 / CLUSTER_SHARDS;
+        for (k, tag) in l.tags.iter().enumerate() {
+            assert_eq!(usize::from(slot(tag.as_bytes())) / span, k, "{tag}");
+            // Every key of the shard is in the tag's slot.
+            let key = l.value_key(k, Table::Attempts, "x}{y\u{0}1");
+            assert_eq!(slot(&key), slot(tag.as_bytes()));
+        }
+        // A resource's keys, a sequence's attempts: one shard each.
+        let s = l.shard(Table::Resources, "r");
+        assert_eq!(l.shard(Table::Bodies, "r"), s);
+        assert_eq!(l.shard(Table::Tombstones, "r"), s);
+        let q = l.shard(Table::Sequences, "a\0b");
+        assert_eq!(l.shard(Table::Attempts, &ops::attempt_key("a\0b", 7)), q);
+        assert_eq!(l.scan_shards(Table::Attempts, Some("a\0b\0")), vec![q]);
+        assert_eq!(l.scan_shards(Table::Resources, None).len(), CLUSTER_SHARDS);
+        // Many names use every shard.
+        let used: BTreeSet<usize> = (0..1000)
+            .map(|i| l.shard(Table::Resources, &format!("n{i}")))
+            .collect();
+        assert_eq!(used.len(), CLUSTER_SHARDS);
+    }
+
+    #[test]
+    fn cluster_urls_name_every_node() {
+        let (urls, cluster) = split_url("redis+cluster://:pw@a:1,b:2").unwrap();
+        assert!(cluster);
+        assert_eq!(urls, ["redis://:pw@a:1", "redis://:pw@b:2"]);
+        let (urls, cluster) = split_url("rediss+cluster://a:1").unwrap();
+        assert!(cluster);
+        assert_eq!(urls, ["rediss://a:1"]);
         assert_eq!(
-            index_key("{statuslab}", Table::Jobs),
-            "{statuslab}:index:jobs"
+            split_url("redis://a:1/2").unwrap(),
+            (vec!["redis://a:1/2".to_owned()], false)
         );
+        assert!(split_url("redis+cluster://").is_err());
+        let e = RedisEngine::with_password("redis+cluster://127.0.0.1:1,127.0.0.1:2", "p", None)
+            .unwrap();
+        assert!(e.is_cluster());
+        assert_eq!(e.addr(), "127.0.0.1:1,127.0.0.1:2");
     }
 
     #[test]
     fn password_comes_from_the_url_first() {
         let e =
             RedisEngine::with_password("redis://:secret@127.0.0.1:1/2", "p", Some("env")).unwrap();
-        let info = e.client.get_connection_info();
+        let Target::Single(client) = &e.target else {
+            panic!("one Redis")
+        };
+        let info = client.get_connection_info();
         assert_eq!(info.redis_settings().password(), Some("secret"));
         assert_eq!(info.redis_settings().db(), 2);
         let e = RedisEngine::with_password("redis://127.0.0.1:1", "p", Some("env")).unwrap();
-        let info = e.client.get_connection_info();
+        let Target::Single(client) = &e.target else {
+            panic!("one Redis")
+        };
+        let info = client.get_connection_info();
         assert_eq!(info.redis_settings().password(), Some("env"));
         assert_eq!(e.addr(), "127.0.0.1:1");
         assert!(!format!("{e:?}").contains("env"));
@@ -635,6 +1539,18 @@ mod tests {
         let started = std::time::Instant::now();
         let err = e
             .transact(&mut |tx: &mut dyn Tx| tx.get(Table::Counters, "x"))
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_is_unavailable_and_fast_on_the_async_path() {
+        let e = RedisEngine::with_password("redis://127.0.0.1:1", "p", None).unwrap();
+        let started = std::time::Instant::now();
+        let err = e
+            .run(&mut |tx: &mut dyn Tx| tx.get(Table::Counters, "x"), false)
+            .await
             .unwrap_err();
         assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
         assert!(started.elapsed() < Duration::from_secs(3));
