@@ -74,6 +74,24 @@ fn found(code: u16, location: &str) -> Reply {
     reply
 }
 
+/// `url` with each character outside ASCII percent-encoded (its UTF-8 bytes, `é` → `%C3%A9`), as
+/// browsers do, since a Location value is ASCII (RFC 9110 §5.5, RFC 3986 §2.1). Control and
+/// whitespace characters stay as they are, for the location check to refuse.
+fn percent_encode_non_ascii(url: &str) -> String {
+    let mut out = String::with_capacity(url.len());
+    for c in url.chars() {
+        if c.is_ascii() || c.is_control() || c.is_whitespace() {
+            out.push(c);
+        } else {
+            let mut buf = [0; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
+}
+
 /// `/redirect-to?url=…&status_code=…`: a redirect (302 unless `status_code` names another
 /// 3xx) to a relative target, the request's own host or a `--redirect-allow` host; any other
 /// target is 400, naming the flag.
@@ -98,6 +116,7 @@ pub(crate) fn redirect_to(ctx: &Ctx, req: &Request) -> Result<Reply, Problem> {
         }
     }
     let url = url.ok_or_else(|| Problem::new(400, "the url parameter is required"))?;
+    let url = percent_encode_non_ascii(&url);
     let location =
         check_location_allowing(&url, req, &ctx.cfg.redirect_allow).map_err(|why| {
             Problem::new(
@@ -110,4 +129,23 @@ pub(crate) fn redirect_to(ctx: &Ctx, req: &Request) -> Result<Reply, Problem> {
     let mut reply = Reply::new(known(code));
     reply.headers.insert(header::LOCATION, location);
     Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_encode_non_ascii;
+
+    /// Outside ASCII is percent-encoded (UTF-8); ASCII, controls and spaces stay for the check.
+    #[test]
+    fn non_ascii_is_percent_encoded() {
+        assert_eq!(percent_encode_non_ascii("/get"), "/get");
+        assert_eq!(
+            percent_encode_non_ascii("/caf\u{e9}?q=\u{1f600}"),
+            "/caf%C3%A9?q=%F0%9F%98%80"
+        );
+        assert_eq!(
+            percent_encode_non_ascii("/a\u{a0}b\u{85}"),
+            "/a\u{a0}b\u{85}"
+        );
+    }
 }

@@ -461,6 +461,27 @@ async fn redirect_to_other_hosts_needs_the_allow_list() {
     }
 }
 
+/// A target outside ASCII is sent percent-encoded (UTF-8) in Location, as browsers do: a
+/// Location value is ASCII, and the document's `url` pattern admits such targets. Non-ASCII
+/// spaces and controls are still refused.
+#[tokio::test]
+async fn redirect_to_percent_encodes_non_ascii() {
+    let server = TestServer::start().await;
+    for (url, location) in [
+        ("%C3%A9", "%C3%A9"),
+        ("/caf%C3%A9?q=%F0%9F%98%80", "/caf%C3%A9?q=%F0%9F%98%80"),
+        ("/already%25C3%25A9", "/already%C3%A9"),
+    ] {
+        let r = server.get(&format!("/redirect-to?url={url}"), &[]).await;
+        assert_eq!(r.status, 302, "{url}");
+        assert_eq!(r.must("Location"), location, "{url}");
+    }
+    for url in ["/a%C2%A0b", "/a%C2%85b"] {
+        let r = server.get(&format!("/redirect-to?url={url}"), &[]).await;
+        assert_eq!(r.status, 400, "{url}");
+    }
+}
+
 #[tokio::test]
 async fn echo_shapes_on_the_wire() {
     let server = TestServer::start().await;
