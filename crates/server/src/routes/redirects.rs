@@ -133,7 +133,7 @@ pub(crate) fn redirect_to(ctx: &Ctx, req: &Request) -> Result<Reply, Problem> {
 
 #[cfg(test)]
 mod tests {
-    use super::percent_encode_non_ascii;
+    use crate::routes::redirects::percent_encode_non_ascii;
 
     /// Outside ASCII is percent-encoded (UTF-8); ASCII, controls and spaces stay for the check.
     #[test]
