@@ -113,6 +113,25 @@ impl EmbeddedEngine {
     }
 
     /// Queues `job` to the writer.
+    /// Queues `f` for the writer (`durable`: its batch is fsynced) and awaits its answer.
+    fn enqueue<R, F>(&self, f: F, durable: bool) -> BoxFuture<'static, Result<R, StoreError>>
+    where
+        R: Send + 'static,
+        F: FnMut(&mut dyn Tx) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let queued = self.queue(Box::new(Pending {
+            f,
+            durable,
+            result: None,
+            reply,
+        }));
+        Box::pin(async move {
+            queued?;
+            answer.await.map_err(|_| writer_gone())?
+        })
+    }
+
     fn queue(&self, job: Box<dyn Queued>) -> Result<(), StoreError> {
         let writer = self.writer.as_ref().ok_or_else(writer_gone)?;
         writer.queue.send(job).map_err(|_| writer_gone())
@@ -427,17 +446,7 @@ impl Engine for EmbeddedEngine {
         self: Arc<Self>,
         f: OwnedTx<R>,
     ) -> BoxFuture<'static, Result<R, StoreError>> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let queued = self.queue(Box::new(Pending {
-            f,
-            durable: true,
-            result: None,
-            reply,
-        }));
-        Box::pin(async move {
-            queued?;
-            answer.await.map_err(|_| writer_gone())?
-        })
+        self.enqueue(f, true)
     }
 
     fn submit_rate_limit(
@@ -445,17 +454,10 @@ impl Engine for EmbeddedEngine {
         query: RateQuery,
     ) -> BoxFuture<'static, Result<RateDecision, StoreError>> {
         // Through the writer, in a batch with other writes; no fsync of its own.
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let queued = self.queue(Box::new(Pending {
-            f: move |tx: &mut dyn Tx| super::ops::rate_limit(tx, &query),
-            durable: false,
-            result: None,
-            reply,
-        }));
-        Box::pin(async move {
-            queued?;
-            answer.await.map_err(|_| writer_gone())?
-        })
+        self.enqueue(
+            move |tx: &mut dyn Tx| super::ops::rate_limit(tx, &query),
+            false,
+        )
     }
 
     fn read<R>(
