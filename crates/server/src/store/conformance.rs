@@ -1515,6 +1515,68 @@ macro_rules! conformance_tests {
                 }
             }
 
+            /// Requests that arrive at once on one key (on Redis, one script call for the lot)
+            /// decide as the same requests one after another: as many pass as the window has
+            /// room for, each with its own `remaining`, the rest are refused with the same
+            /// `Retry-After`, and the window holds them all afterwards. A log and buckets.
+            #[tokio::test]
+            async fn a_burst_at_once_decides_as_one_request_after_another() {
+                let key_of = |d: &RateDecision| {
+                    (d.allowed, d.remaining, d.reset_secs, d.retry_after_secs)
+                };
+                for (limit, period, before) in [(5u32, 1_000u64, 2usize), (100, 10_000, 30)] {
+                    let s = store(Limits::default()).await;
+                    let key = format!("burst{limit}");
+                    let span = Duration::from_millis(period);
+                    let mut model: Option<Vec<u8>> = None;
+                    let mut now = START_MS;
+                    let one = async |model: &mut Option<Vec<u8>>, now: u64| {
+                        s.clock.set_ms(now);
+                        let d = s.rate_limit(&key, limit, span).await.unwrap();
+                        let (want, value) = rate::sliding_window(model.as_deref(), limit, period, now);
+                        assert_eq!(d, want, "{limit} per {period} ms at +{} ms", now - START_MS);
+                        if value.is_some() {
+                            *model = value;
+                        }
+                    };
+                    for _ in 0..before {
+                        now += 7;
+                        one(&mut model, now).await;
+                    }
+                    now += 3;
+                    s.clock.set_ms(now);
+                    let burst = 3 * limit as usize;
+                    let mut got: Vec<RateDecision> = futures_util::future::join_all(
+                        (0..burst).map(|_| s.rate_limit(&key, limit, span)),
+                    )
+                    .await
+                    .into_iter()
+                    .map(Result::unwrap)
+                    .collect();
+                    let mut want = Vec::new();
+                    for _ in 0..burst {
+                        let (d, value) = rate::sliding_window(model.as_deref(), limit, period, now);
+                        if value.is_some() {
+                            model = value;
+                        }
+                        want.push(d);
+                    }
+                    got.sort_by_key(key_of);
+                    want.sort_by_key(key_of);
+                    assert_eq!(got, want, "a burst of {burst} on {limit} per {period} ms");
+                    assert_eq!(
+                        got.iter().filter(|d| d.allowed).count(),
+                        limit as usize - before,
+                        "the room the window had"
+                    );
+                    for step in [1, period / 2, period] {
+                        now += step;
+                        one(&mut model, now).await;
+                    }
+                    s.census();
+                }
+            }
+
             /// A window's key expires once its newest admitted request has left the window;
             /// GCRA's once its TAT has passed.
             #[tokio::test]

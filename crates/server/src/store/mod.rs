@@ -36,7 +36,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clock::Clock;
 
 /// A store failure that is not a normal outcome.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The storage engine failed (I/O, corruption). Internal detail; never sent to clients.

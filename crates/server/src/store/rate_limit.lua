@@ -8,28 +8,33 @@
 -- KEYS[4] the shard's counters index       {tag}:index:counters
 -- ARGV    KEY, FAMILY, now (ms), limit, period (ms), --max-keys, fail open (1 or 0),
 --         bucket width (0: an exact log), the family's keys in the other shards ('?': not
---         read yet)
+--         read yet), n: how many requests arrive at `now` (a batch; see redis.rs)
 --
--- Returns {status, remaining, reset (s), retry (s)}, seconds rounded up; status 1 passed, 0 refused, 2 passed
--- unrecorded (a new server-wide key past --max-keys), -1 a new key past --max-keys, -2 a new
--- key and the other shards' count is needed (nothing changed: ask again with it).
+-- A batch of n decides exactly as n requests at `now` one after another would: the first
+-- `admitted` pass (the i-th, from 0, with `remaining - i` left), the others are refused.
+-- Returns {status, admitted, remaining, reset, refused reset, refused retry}, times in seconds
+-- rounded up: status 1 decided as said, 2 every request passed unrecorded (a new server-wide
+-- key past --max-keys; each with `remaining`), -1 a new key past --max-keys, -2 a new key and
+-- the other shards' count is needed (nothing changed: ask again with it).
 
 local raw = redis.call('GET', KEYS[1])
 local now = tonumber(ARGV[3])
 local limit = tonumber(ARGV[4])
 local period = tonumber(ARGV[5])
 local width = tonumber(ARGV[8])
+local n = tonumber(ARGV[10] or '1')
 local record = true
 if not raw then
   if ARGV[9] == '?' then
-    return {-2, 0, 0, 0}
+    return {-2, 0, 0, 0, 0, 0}
   end
   local keys = tonumber(redis.call('GET', KEYS[3]) or '0') + tonumber(ARGV[9])
   if keys >= tonumber(ARGV[6]) then
     if ARGV[7] ~= '1' then
-      return {-1, 0, 0, 0}
+      return {-1, 0, 0, 0, 0, 0}
     end
     record = false
+    n = 1
   end
 end
 
@@ -48,7 +53,8 @@ local function ceil_secs(ms)
   return math.ceil(ms / 1000)
 end
 
-local status, remaining, reset, retry, value
+local admitted, remaining, reset, value = 0, 0, 0, nil
+local refused_reset, refused_retry = 0, 0
 
 if width == 0 then
   -- The exact log of admission times.
@@ -60,8 +66,11 @@ if width == 0 then
   end
   table.sort(times)
   local count = #times
-  if count < limit then
-    times[#times + 1] = now
+  admitted = math.max(math.min(n, limit - count), 0)
+  if admitted > 0 then
+    for _ = 1, admitted do
+      times[#times + 1] = now
+    end
     table.sort(times)
     local expires = times[#times] + period
     local parts = {}
@@ -69,12 +78,13 @@ if width == 0 then
       parts[i] = string.format('%d', t)
     end
     value = string.format('S%d;0;', expires) .. table.concat(parts, ',')
-    status, remaining, reset, retry = 1, limit - count - 1, expires - now, 0
-  else
+    remaining, reset = limit - count - 1, expires - now
+    count = #times
+  end
+  if admitted < n then
     local leaves = times[count - limit + 1] + period
-    status, remaining = 0, 0
-    reset = times[count] + period - now
-    retry = math.max(leaves - now, 1)
+    refused_reset = times[count] + period - now
+    refused_retry = math.max(leaves - now, 1)
   end
 else
   -- Buckets: bucket i counts until (i + 1) * width + period - 1.
@@ -98,12 +108,13 @@ else
   local function leaves(i)
     return (i + 1) * width + period - 1
   end
-  if total < limit then
+  admitted = math.max(math.min(n, limit - total), 0)
+  if admitted > 0 then
     if not counts[current] then
       counts[current] = 0
       order[#order + 1] = current
     end
-    counts[current] = counts[current] + 1
+    counts[current] = counts[current] + admitted
     table.sort(order)
     local expires = leaves(order[#order])
     local parts = {}
@@ -111,8 +122,10 @@ else
       parts[#parts + 1] = string.format('%d,%d', i, counts[i])
     end
     value = string.format('S%d;%d;', expires, width) .. table.concat(parts, ',')
-    status, remaining, reset, retry = 1, limit - total - 1, expires - now, 0
-  else
+    remaining, reset = limit - total - 1, expires - now
+    total = total + admitted
+  end
+  if admitted < n then
     table.sort(order)
     local left, next_at = total, now
     for _, i in ipairs(order) do
@@ -122,13 +135,13 @@ else
         break
       end
     end
-    status, remaining = 0, 0
-    reset = math.max(leaves(order[#order]) - now, 0)
-    retry = math.max(next_at - now, 1)
+    refused_reset = math.max(leaves(order[#order]) - now, 0)
+    refused_retry = math.max(next_at - now, 1)
   end
 end
 
-if status == 1 then
+local status = 1
+if admitted > 0 then
   if record then
     redis.call('SET', KEYS[1], value)
     redis.call('ZADD', KEYS[2], 0, ARGV[1])
@@ -140,4 +153,4 @@ if status == 1 then
     status = 2
   end
 end
-return {status, remaining, ceil_secs(reset), ceil_secs(retry)}
+return {status, admitted, remaining, ceil_secs(reset), ceil_secs(refused_reset), ceil_secs(refused_retry)}

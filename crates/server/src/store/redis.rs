@@ -14,7 +14,8 @@
 //! everything, or writes nothing and the operation runs again on fresh values. So each
 //! transaction is serializable, and `ops` is still the one source of the semantics: a create
 //! is two round trips (read, commit), a read one. The sliding-window rate limit is one
-//! script of its own (`rate_limit.lua`): one round trip, never rerun. Everything goes over
+//! script of its own (`rate_limit.lua`): one round trip, never rerun, for every request on
+//! the key that arrived while the one before was in flight ([`RateBatches`]). Everything goes over
 //! one multiplexed async connection (tokio), never a blocking thread.
 //!
 //! # Family counters: out of the conflict set
@@ -75,7 +76,7 @@ use super::{
 };
 use redis::{Cmd, ConnectionAddr, IntoConnectionInfo, RedisError, RedisResult, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 /// Environment variable with the Redis password, used when the URL carries none.
@@ -204,130 +205,33 @@ impl SyncConn {
 
 /// A Redis server or cluster, and a key prefix.
 pub struct RedisEngine {
-    target: Target,
+    link: Arc<Link>,
     layout: Layout,
     /// `host:port` for messages (never the URL, which may hold a password).
     addr: String,
     limits: Limits,
+    /// On a cluster, each shard's part of each family counter as last read: what a shard that
+    /// cannot be read (its master is down) counts as meanwhile.
+    last_parts: std::sync::Mutex<HashMap<(&'static str, usize), u64>>,
+    /// Sliding-window requests waiting for their key's batch (see [`RateBatches`]).
+    rate_batches: Arc<RateBatches>,
+}
+
+/// The connection to Redis, shared with the tasks that run rate-limit batches.
+struct Link {
+    target: Target,
+    /// `host:port` for messages.
+    addr: String,
     /// The shared connection and its generation (so that only the failure of the current one
     /// drops it).
     conn: std::sync::Mutex<Option<(u64, AsyncConn)>>,
     generation: std::sync::atomic::AtomicU64,
     connecting: tokio::sync::Mutex<()>,
-    /// On a cluster, each shard's part of each family counter as last read: what a shard that
-    /// cannot be read (its master is down) counts as meanwhile.
-    last_parts: std::sync::Mutex<HashMap<(&'static str, usize), u64>>,
 }
 
-impl std::fmt::Debug for RedisEngine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisEngine")
-            .field("addr", &self.addr)
-            .field("shards", &self.layout.tags)
-            .finish_non_exhaustive()
-    }
-}
-
-impl RedisEngine {
-    /// An engine for `url` whose keys start with `prefix`: `redis://[user:password@]host[:port][/db]`
-    /// (or `rediss://` for TLS) for one Redis, `redis+cluster://host:port,host:port,…` (or
-    /// `rediss+cluster://`) for a cluster, given by any of its nodes. The password comes from
-    /// the URL, else from `STATUSLAB_REDIS_PASSWORD`. Nothing is connected yet: a Redis that is
-    /// down now makes requests answer 503 until it is up, not the server fail to start.
-    pub fn open(url: &str, prefix: &str) -> Result<RedisEngine, StoreError> {
-        let password = std::env::var(PASSWORD_ENV).ok().filter(|p| !p.is_empty());
-        RedisEngine::with_password(url, prefix, password.as_deref())
-    }
-
-    /// Like [`RedisEngine::open`], with the fallback password given.
-    pub fn with_password(
-        url: &str,
-        prefix: &str,
-        password: Option<&str>,
-    ) -> Result<RedisEngine, StoreError> {
-        let bad = |e: RedisError| StoreError::Engine(format!("invalid Redis URL: {e}"));
-        let (urls, cluster) = split_url(url)?;
-        let mut infos = Vec::with_capacity(urls.len());
-        for u in &urls {
-            let mut info = u.as_str().into_connection_info().map_err(bad)?;
-            if info.redis_settings().password().is_none()
-                && let Some(p) = password
-            {
-                let settings = info.redis_settings().clone().set_password(p);
-                info = info.set_redis_settings(settings);
-            }
-            infos.push(info);
-        }
-        let addr = infos
-            .iter()
-            .map(|info| match info.addr() {
-                ConnectionAddr::Tcp(host, port) => format!("{host}:{port}"),
-                ConnectionAddr::TcpTls { host, port, .. } => format!("{host}:{port} (TLS)"),
-                ConnectionAddr::Unix(path) => path.display().to_string(),
-                other => format!("{other:?}"),
-            })
-            .collect::<Vec<_>>()
-            .join(",");
-        let (target, shards) = if cluster {
-            let client = redis::cluster::ClusterClient::builder(infos)
-                .connection_timeout(CONNECT_TIMEOUT)
-                .response_timeout(IO_TIMEOUT)
-                .retries(2)
-                .min_retry_wait(10)
-                .max_retry_wait(200)
-                .build()
-                .map_err(bad)?;
-            (Target::Cluster(client), CLUSTER_SHARDS)
-        } else {
-            let info = infos.pop().expect("one URL");
-            (Target::Single(redis::Client::open(info).map_err(bad)?), 1)
-        };
-        Ok(RedisEngine {
-            target,
-            layout: Layout::new(prefix, shards),
-            addr,
-            limits: Limits::default(),
-            conn: std::sync::Mutex::new(None),
-            generation: std::sync::atomic::AtomicU64::new(0),
-            connecting: tokio::sync::Mutex::new(()),
-            last_parts: std::sync::Mutex::new(HashMap::new()),
-        })
-    }
-
-    /// Where the engine connects (`host:port`, comma-separated for a cluster), for logs.
-    pub fn addr(&self) -> &str {
-        &self.addr
-    }
-
-    /// Whether this is a Redis Cluster (`redis+cluster://`).
-    pub fn is_cluster(&self) -> bool {
+impl Link {
+    fn is_cluster(&self) -> bool {
         matches!(self.target, Target::Cluster(_))
-    }
-
-    /// Checks that Redis answers (blocking).
-    pub fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.sync_conn()?;
-        conn.send(&Req::Cmd(redis::cmd("PING")))
-            .map(drop)
-            .map_err(|e| classify(&e, &self.addr))
-    }
-
-    fn sync_conn(&self) -> Result<SyncConn, StoreError> {
-        let failed = |e: RedisError| classify(&e, &self.addr);
-        match &self.target {
-            Target::Single(client) => {
-                let conn = client
-                    .get_connection_with_timeout(CONNECT_TIMEOUT)
-                    .map_err(failed)?;
-                conn.set_read_timeout(Some(IO_TIMEOUT))
-                    .and_then(|()| conn.set_write_timeout(Some(IO_TIMEOUT)))
-                    .map_err(failed)?;
-                Ok(SyncConn::Single(conn))
-            }
-            Target::Cluster(client) => Ok(SyncConn::Cluster(Box::new(
-                client.get_connection().map_err(failed)?,
-            ))),
-        }
     }
 
     fn lock_conn(&self) -> std::sync::MutexGuard<'_, Option<(u64, AsyncConn)>> {
@@ -421,6 +325,122 @@ impl RedisEngine {
             }
         }
     }
+}
+
+impl std::fmt::Debug for RedisEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisEngine")
+            .field("addr", &self.addr)
+            .field("shards", &self.layout.tags)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisEngine {
+    /// An engine for `url` whose keys start with `prefix`: `redis://[user:password@]host[:port][/db]`
+    /// (or `rediss://` for TLS) for one Redis, `redis+cluster://host:port,host:port,…` (or
+    /// `rediss+cluster://`) for a cluster, given by any of its nodes. The password comes from
+    /// the URL, else from `STATUSLAB_REDIS_PASSWORD`. Nothing is connected yet: a Redis that is
+    /// down now makes requests answer 503 until it is up, not the server fail to start.
+    pub fn open(url: &str, prefix: &str) -> Result<RedisEngine, StoreError> {
+        let password = std::env::var(PASSWORD_ENV).ok().filter(|p| !p.is_empty());
+        RedisEngine::with_password(url, prefix, password.as_deref())
+    }
+
+    /// Like [`RedisEngine::open`], with the fallback password given.
+    pub fn with_password(
+        url: &str,
+        prefix: &str,
+        password: Option<&str>,
+    ) -> Result<RedisEngine, StoreError> {
+        let bad = |e: RedisError| StoreError::Engine(format!("invalid Redis URL: {e}"));
+        let (urls, cluster) = split_url(url)?;
+        let mut infos = Vec::with_capacity(urls.len());
+        for u in &urls {
+            let mut info = u.as_str().into_connection_info().map_err(bad)?;
+            if info.redis_settings().password().is_none()
+                && let Some(p) = password
+            {
+                let settings = info.redis_settings().clone().set_password(p);
+                info = info.set_redis_settings(settings);
+            }
+            infos.push(info);
+        }
+        let addr = infos
+            .iter()
+            .map(|info| match info.addr() {
+                ConnectionAddr::Tcp(host, port) => format!("{host}:{port}"),
+                ConnectionAddr::TcpTls { host, port, .. } => format!("{host}:{port} (TLS)"),
+                ConnectionAddr::Unix(path) => path.display().to_string(),
+                other => format!("{other:?}"),
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        let (target, shards) = if cluster {
+            let client = redis::cluster::ClusterClient::builder(infos)
+                .connection_timeout(CONNECT_TIMEOUT)
+                .response_timeout(IO_TIMEOUT)
+                .retries(2)
+                .min_retry_wait(10)
+                .max_retry_wait(200)
+                .build()
+                .map_err(bad)?;
+            (Target::Cluster(client), CLUSTER_SHARDS)
+        } else {
+            let info = infos.pop().expect("one URL");
+            (Target::Single(redis::Client::open(info).map_err(bad)?), 1)
+        };
+        Ok(RedisEngine {
+            link: Arc::new(Link {
+                target,
+                addr: addr.clone(),
+                conn: std::sync::Mutex::new(None),
+                generation: std::sync::atomic::AtomicU64::new(0),
+                connecting: tokio::sync::Mutex::new(()),
+            }),
+            layout: Layout::new(prefix, shards),
+            addr,
+            limits: Limits::default(),
+            last_parts: std::sync::Mutex::new(HashMap::new()),
+            rate_batches: Arc::default(),
+        })
+    }
+
+    /// Where the engine connects (`host:port`, comma-separated for a cluster), for logs.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Whether this is a Redis Cluster (`redis+cluster://`).
+    pub fn is_cluster(&self) -> bool {
+        self.link.is_cluster()
+    }
+
+    /// Checks that Redis answers (blocking).
+    pub fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.sync_conn()?;
+        conn.send(&Req::Cmd(redis::cmd("PING")))
+            .map(drop)
+            .map_err(|e| classify(&e, &self.addr))
+    }
+
+    fn sync_conn(&self) -> Result<SyncConn, StoreError> {
+        let failed = |e: RedisError| classify(&e, &self.addr);
+        match &self.link.target {
+            Target::Single(client) => {
+                let conn = client
+                    .get_connection_with_timeout(CONNECT_TIMEOUT)
+                    .map_err(failed)?;
+                conn.set_read_timeout(Some(IO_TIMEOUT))
+                    .and_then(|()| conn.set_write_timeout(Some(IO_TIMEOUT)))
+                    .map_err(failed)?;
+                Ok(SyncConn::Single(conn))
+            }
+            Target::Cluster(client) => Ok(SyncConn::Cluster(Box::new(
+                client.get_connection().map_err(failed)?,
+            ))),
+        }
+    }
 
     fn exchange_sync(&self, conn: &mut SyncConn, reqs: &[Req]) -> Result<Vec<Value>, StoreError> {
         reqs.iter()
@@ -430,7 +450,10 @@ impl RedisEngine {
 
     /// Fetches what `plan` reads.
     async fn fetch(&self, plan: &FetchPlan) -> Result<Snapshot, StoreError> {
-        let answers = self.exchange_some(&plan.reqs, &plan.optional, true).await?;
+        let answers = self
+            .link
+            .exchange_some(&plan.reqs, &plan.optional, true)
+            .await?;
         self.apply_fetch(plan, answers)
     }
 
@@ -446,7 +469,10 @@ impl RedisEngine {
                 Step::Done(r) => return r,
                 Step::Fetch(plan) => d.snap = self.fetch(&plan).await?,
                 Step::Commit(req, value) => {
-                    let answer = self.exchange(std::slice::from_ref(&req), false).await?;
+                    let answer = self
+                        .link
+                        .exchange(std::slice::from_ref(&req), false)
+                        .await?;
                     if committed(&answer[0])? {
                         return Ok(value);
                     }
@@ -792,8 +818,8 @@ impl RedisEngine {
         }))
     }
 
-    /// The sliding-window script's invocation for `query`; `others`: the family's keys in the
-    /// other shards, if known.
+    /// The sliding-window script's invocation for `query` (one request; a batch sets its `now`
+    /// and size with [`set_batch`]); `others`: the family's keys in the other shards, if known.
     fn rate_req(&self, query: &RateQuery, others: Option<u64>) -> Req {
         let l = &self.layout;
         let family = ops::rate_family(&query.key);
@@ -815,6 +841,7 @@ impl RedisEngine {
             u8::from(fail_open).to_string(),
             width.to_string(),
             others,
+            "1".to_owned(),
         ];
         Req::Script {
             lua: &RATE,
@@ -842,40 +869,198 @@ impl RedisEngine {
             .sum())
     }
 
+    /// One sliding-window request: with the others on its key that arrive meanwhile, in one
+    /// script call (see [`RateBatches`]).
     async fn sliding_window(&self, query: &RateQuery) -> Result<RateDecision, StoreError> {
-        let mut answer = self.exchange(&[self.rate_req(query, None)], true).await?;
-        let mut decoded = decode_rate(answer.remove(0), &self.addr)?;
-        if decoded.0 == -2 {
-            // A new key on a cluster: the limit needs the other shards' count.
+        let key = (
+            query.key.clone(),
+            query.limit,
+            query.period_ms(),
+            query.max_keys,
+        );
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let waiter = Waiter {
+            now_ms: query.now_ms,
+            answer: tx,
+        };
+        if let Some(template) = self
+            .rate_batches
+            .join(&key, waiter, || self.rate_req(query, None))
+        {
+            let (link, batches) = (Arc::clone(&self.link), Arc::clone(&self.rate_batches));
+            tokio::spawn(batches.run(link, key, template));
+        }
+        let (answer, i) = rx.await.unwrap_or_else(|_| {
+            Err(StoreError::Engine(format!(
+                "Redis at {}: a rate-limit batch ended without an answer",
+                self.addr
+            )))
+        })?;
+        let (answer, i) = if answer.status == -2 {
+            // A new key on a cluster: the limit needs the other shards' count. Rare (once per
+            // key), so alone.
             let shard = self.layout.shard(Table::Rates, &query.key);
             let others = self.others(ops::rate_family(&query.key), shard).await?;
-            let mut answer = self
+            let reply = self
+                .link
                 .exchange(&[self.rate_req(query, Some(others))], true)
                 .await?;
-            decoded = decode_rate(answer.remove(0), &self.addr)?;
-        }
-        let (status, remaining, reset_secs, retry_after_secs) = decoded;
-        if status < 0 {
+            (BatchAnswer::decode(reply, &self.addr)?, 0)
+        } else {
+            (answer, i)
+        };
+        if answer.status < 0 {
             return Err(StoreError::Full {
                 family: "rate-limit keys",
                 limit: query.max_keys,
             });
         }
-        if status == 2 {
+        if answer.status == 2 {
             ops::warn_server_keys_full(query.max_keys, query.now_ms);
         }
-        Ok(RateDecision {
-            allowed: status > 0,
-            remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
-            reset_secs,
-            retry_after_secs,
-        })
+        Ok(answer.decision(i))
     }
 }
 
-fn decode_rate(v: Value, addr: &str) -> Result<(i64, u64, u64, u64), StoreError> {
-    redis::from_redis_value(v)
-        .map_err(|e| StoreError::Engine(format!("Redis at {addr}: rate-limit script: {e}")))
+/// Sliding-window requests on one rate-limit key batched: the first starts a task that sends
+/// the key's script with every request waiting for it (`n` of them, at the latest of their
+/// `now`s), answers each its share, and goes on while more have arrived meanwhile; the queue
+/// ends with the task. A batch of n decides as n requests at that `now` one after another
+/// (`rate_limit.lua`), so a hot key costs Redis one script call per round trip, not one per
+/// request, and every request still waits at most for the call in flight and its own.
+/// Requests that arrive at once are concurrent: in which order a batch admits them is free.
+#[derive(Default)]
+struct RateBatches {
+    queues: std::sync::Mutex<HashMap<BatchKey, Vec<Waiter>>>,
+}
+
+/// What a batch's requests share: the key, the limit, the period (ms), `--max-keys`.
+type BatchKey = (String, u32, u64, u64);
+
+/// A request waiting for its batch: its `now`, and where its answer (with its place in the
+/// batch) goes.
+struct Waiter {
+    now_ms: u64,
+    answer: tokio::sync::oneshot::Sender<Result<(BatchAnswer, usize), StoreError>>,
+}
+
+impl RateBatches {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<BatchKey, Vec<Waiter>>> {
+        self.queues
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues `waiter` on `key`; if no task serves the key, returns the script invocation
+    /// (`template()`) a new task must run.
+    fn join(&self, key: &BatchKey, waiter: Waiter, template: impl FnOnce() -> Req) -> Option<Req> {
+        let mut queues = self.lock();
+        if let Some(queue) = queues.get_mut(key) {
+            queue.push(waiter);
+            return None;
+        }
+        queues.insert(key.clone(), vec![waiter]);
+        Some(template())
+    }
+
+    /// The task of `key`: sends its waiting requests as one batch until none are waiting.
+    async fn run(self: Arc<Self>, link: Arc<Link>, key: BatchKey, mut req: Req) {
+        // Whatever ends the task (a panic included), the key's queue ends with it: requests
+        // still in it learn so (their sender drops) and later ones start a new task.
+        struct Done<'a>(&'a RateBatches, &'a BatchKey);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.lock().remove(self.1);
+            }
+        }
+        let _done = Done(&self, &key);
+        loop {
+            let batch = {
+                let mut queues = self.lock();
+                match queues.get_mut(&key) {
+                    Some(queue) if !queue.is_empty() => std::mem::take(queue),
+                    _ => return,
+                }
+            };
+            let now = batch.iter().map(|w| w.now_ms).max().unwrap_or(0);
+            set_batch(&mut req, now, batch.len());
+            let answer = match link.exchange(std::slice::from_ref(&req), true).await {
+                Ok(reply) => BatchAnswer::decode(reply, &link.addr),
+                Err(e) => Err(e),
+            };
+            for (i, w) in batch.into_iter().enumerate() {
+                // A request that stopped waiting (its client left) needs no answer.
+                let _ = w.answer.send(answer.clone().map(|a| (a, i)));
+            }
+        }
+    }
+}
+
+/// Sets a sliding-window invocation's `now` (ARGV 3) and batch size (ARGV 10).
+fn set_batch(req: &mut Req, now_ms: u64, n: usize) {
+    if let Req::Script { args, .. } = req {
+        args[2] = now_ms.to_string().into_bytes();
+        args[9] = n.to_string().into_bytes();
+    }
+}
+
+/// `rate_limit.lua`'s answer for a batch.
+#[derive(Debug, Clone, Copy)]
+struct BatchAnswer {
+    /// 1 decided, 2 every request passed unrecorded, -1 a new key past `--max-keys`, -2 the
+    /// other shards' count is needed.
+    status: i64,
+    /// The first `admitted` requests pass.
+    admitted: u64,
+    /// What the first passing request has left; the i-th, `remaining - i`.
+    remaining: u64,
+    reset_secs: u64,
+    refused_reset_secs: u64,
+    refused_retry_secs: u64,
+}
+
+impl BatchAnswer {
+    fn decode(mut reply: Vec<Value>, addr: &str) -> Result<BatchAnswer, StoreError> {
+        let (status, admitted, remaining, reset_secs, refused_reset_secs, refused_retry_secs) =
+            redis::from_redis_value(reply.remove(0)).map_err(|e| {
+                StoreError::Engine(format!("Redis at {addr}: rate-limit script: {e}"))
+            })?;
+        Ok(BatchAnswer {
+            status,
+            admitted,
+            remaining,
+            reset_secs,
+            refused_reset_secs,
+            refused_retry_secs,
+        })
+    }
+
+    /// The decision for the `i`-th request of the batch.
+    fn decision(&self, i: usize) -> RateDecision {
+        let i = i as u64;
+        if self.status == 2 {
+            // Nothing recorded: each request saw the same empty window.
+            return self.passed(self.remaining);
+        }
+        if i < self.admitted {
+            return self.passed(self.remaining - i);
+        }
+        RateDecision {
+            allowed: false,
+            remaining: 0,
+            reset_secs: self.refused_reset_secs,
+            retry_after_secs: self.refused_retry_secs,
+        }
+    }
+
+    fn passed(&self, remaining: u64) -> RateDecision {
+        RateDecision {
+            allowed: true,
+            remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+            reset_secs: self.reset_secs,
+            retry_after_secs: 0,
+        }
+    }
 }
 
 fn committed(v: &Value) -> Result<bool, StoreError> {
@@ -1516,14 +1701,14 @@ mod tests {
     fn password_comes_from_the_url_first() {
         let e =
             RedisEngine::with_password("redis://:secret@127.0.0.1:1/2", "p", Some("env")).unwrap();
-        let Target::Single(client) = &e.target else {
+        let Target::Single(client) = &e.link.target else {
             panic!("one Redis")
         };
         let info = client.get_connection_info();
         assert_eq!(info.redis_settings().password(), Some("secret"));
         assert_eq!(info.redis_settings().db(), 2);
         let e = RedisEngine::with_password("redis://127.0.0.1:1", "p", Some("env")).unwrap();
-        let Target::Single(client) = &e.target else {
+        let Target::Single(client) = &e.link.target else {
             panic!("one Redis")
         };
         let info = client.get_connection_info();
