@@ -18,9 +18,8 @@
 # Only responses with the wanted status count in "good/s"; others are listed. Each redis-server
 # is started here (by default on CPU 0 with statuslab: the server side gets one core) with its own
 # port and folder. Everything it starts is stopped on exit, failure or Ctrl-C. Raw outputs go to
-# target/bench/state-<time>/. The summary at the end gives each test's good/s, and its ratio to
-# /status/200 of the same server in the same round, as the median (min–max) over the rounds;
-# rounds interleave the stores, so that a slow spell of the machine hits all of them. Knobs:
+# target/bench/state-<time>/. Rounds interleave the stores, so that a slow spell of the machine
+# hits all of them. Knobs:
 #   STATE_DURATION=10s      each wrk measurement (after a 2 s warm-up)
 #   STATE_CONNECTIONS=32    wrk connections;  STATE_WRK_THREADS=1  wrk threads
 #   STATE_CREATE_CONNECTIONS=64  wrk connections of the create test (concurrent writers)
@@ -294,36 +293,6 @@ run_store() { # label [statuslab args...]
     stop "$SL_PID"
 }
 
-# The summary of the rows (stdin): per store and test, the median (min–max) over the rounds of
-# good/s and of its ratio to /status/200 of the same server and round.
-SUMMARY_PY=$(cat <<'EOF'
-import sys
-from collections import defaultdict
-good = defaultdict(dict)  # (store, test) -> {round: good/s}
-order = []
-for line in sys.stdin:
-    f = line.split()
-    if len(f) < 4:
-        continue
-    store, test, rnd, g = f[0], f[1], f[2], float(f[3])
-    if (store, test) not in good:
-        order.append((store, test))
-    good[(store, test)][rnd] = g
-def med(v):
-    v = sorted(v)
-    n = len(v)
-    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
-def show(v, digits):
-    return f"{med(v):.{digits}f} ({min(v):.{digits}f}–{max(v):.{digits}f})" if v else "-"
-print(f"{'store':<18} {'test':<7} {'good/s':>26} {'ratio to /status/200':>26}")
-for store, test in order:
-    per = good[(store, test)]
-    base = good.get((store, "status"), {})
-    ratios = [g / base[r] for r, g in per.items() if base.get(r)]
-    print(f"{store:<18} {test:<7} {show(list(per.values()), 0):>26} {show(ratios, 3):>26}")
-EOF
-)
-
 for ROUND in $(seq 1 "$ROUNDS"); do
     note "state: round $ROUND: embedded"
     REDIS_PORT=""; REDIS_PID=""
@@ -357,9 +326,6 @@ done
     printf '%-14s %-7s %5s %9s %9s %7s %8s %8s %8s %6s %6s %6s %6s %6s\n' \
         store test round "good/s" "wrk r/s" other "p50 ms" "p99 ms" "srv CPU" redis wrk other "EXEC" cmds
     printf '%s\n' "${ROWS[@]}"
-    echo
-    echo "== summary: median (min–max) over $ROUNDS round(s); ratio = good/s / /status/200 good/s of the same server and round"
-    printf '%s\n' "${ROWS[@]}" | python3 -c "$SUMMARY_PY"
 } | tee "$RUN/state.txt"
 python3 - "$RUN/rows.tsv" <<'EOF' | tee -a "$RUN/state.txt"
 import collections, statistics, sys

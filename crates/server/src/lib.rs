@@ -122,7 +122,7 @@ impl Server {
             listener, app, tls, ..
         } = self;
         let cfg = Arc::clone(&app.ctx.cfg);
-        let limits = wire_limits(&cfg);
+        let limits = wire::Limits::of(&cfg);
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
         let slots = Arc::new(Semaphore::new(cfg.max_connections));
@@ -158,11 +158,16 @@ impl Server {
                     let panics = Arc::clone(&panics);
                     let lingering = Arc::clone(&lingering);
                     let metrics = app.ctx.metrics.clone();
-                    tracker.spawn(async move {
+                    let task = async move {
                         if let Some(m) = &metrics {
                             m.connection(1);
                         }
-                        let conn = async move {
+                        // Handlers never panic out (dispatch turns a panic into a 500); a panic
+                        // here is a bug in the connection itself: logged, counted, and reported
+                        // by `run` when it returns.
+                        // Built where it is awaited: bound to a variable first, the task would hold
+                        // the connection's future twice (the variable and the `CatchUnwind`).
+                        let closing = match AssertUnwindSafe(async move {
                             match tls {
                                 None => {
                                     wire::h1::Conn::new(io, peer, app, limits, stop, Some(permit))
@@ -180,11 +185,10 @@ impl Server {
                                     plain
                                 }
                             }
-                        };
-                        // Handlers never panic out (dispatch turns a panic into a 500); a panic
-                        // here is a bug in the connection itself: logged, counted, and reported
-                        // by `run` when it returns.
-                        let closing = match AssertUnwindSafe(conn).catch_unwind().await {
+                        })
+                        .catch_unwind()
+                        .await
+                        {
                             Ok(closing) => closing,
                             Err(panic) => {
                                 panics.fetch_add(1, Ordering::Relaxed);
@@ -200,7 +204,8 @@ impl Server {
                         if let Some(io) = closing {
                             linger(&lingering, io).await;
                         }
-                    });
+                    };
+                    tracker.spawn(task);
                 }
                 Err(_) => {
                     let lingering = Arc::clone(&lingering);
@@ -274,21 +279,6 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// What the connections enforce, from the configuration.
-fn wire_limits(cfg: &Config) -> wire::Limits {
-    wire::Limits {
-        max_headers: cfg.max_headers,
-        max_head_bytes: cfg.max_head_bytes,
-        max_uri: cfg.max_uri,
-        max_body: cfg.max_body,
-        header_timeout: cfg.header_timeout,
-        body_timeout: cfg.body_timeout,
-        idle_timeout: cfg.idle_timeout,
-        max_h2_streams: cfg.max_h2_streams,
-        max_ws_message: cfg.max_ws_message,
-        send_timeout: cfg.send_timeout,
-    }
-}
-
 /// Binds with a deep accept queue (tokio's default backlog of 128 overflows when thousands of
 /// clients connect at once, and the kernel then retransmits their SYNs).
 fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {

@@ -75,6 +75,18 @@ enum Next {
     WebSocket,
 }
 
+/// A request refused before admission: as far as it was made, the code and the detail.
+type Refusal = Box<(Request, u16, String)>;
+
+/// What follows a reply once it is queued.
+enum Then {
+    /// A fault answers instead (its reply, boxed off the common path).
+    Fault(Box<(Reply, Fault)>),
+    /// A paced body's pieces go out, then the connection goes on as said.
+    Paced(Box<Paced>, Next),
+    Next(Next),
+}
+
 pub(crate) struct Conn<T, S> {
     io: T,
     bounds: Limits,
@@ -140,47 +152,86 @@ impl<T: Io, S: Service> Conn<T, S> {
     /// Serves requests until the client closes, an error closes the connection, or shutdown.
     /// Returns the connection when statuslab closed it while the client may still be sending:
     /// the caller then drains it briefly ([`linger`]) before dropping it.
-    pub(crate) async fn run(mut self) -> Option<T> {
-        // One timer and one shutdown waiter for the connection's whole life, re-armed rather
-        // than made anew for every read (see `read_head`).
-        let mut timer = pin!(tokio::time::sleep_until(
-            tokio::time::Instant::now() + self.bounds.header_timeout
-        ));
-        let mut stopped = pin!(self.shutdown.clone().cancelled_owned());
-        loop {
-            let head = match self.read_head(timer.as_mut(), stopped.as_mut()).await {
-                Ok(Some(head)) => head,
-                Ok(None) => {
-                    // The client speaks HTTP/2 with prior knowledge: hand the connection over.
-                    let prefix = self.buf.split().freeze();
-                    let io = Rewind::new(self.io, prefix);
-                    super::h2::serve(io, self.peer, self.app, self.bounds, self.shutdown).await;
-                    return None;
+    ///
+    /// Every connection's task holds this future for the connection's whole life, sized for
+    /// its largest state (a held request), so the connection's methods keep large values out
+    /// of their futures: an `async fn` keeps each argument for its whole run (moved or not),
+    /// and a local that was borrowed lives until its scope ends. Hence the async block here
+    /// (an `async fn run(mut self)` held the connection twice), the request built by a plain
+    /// function, tickets and replies lent or consumed before the first await.
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn would hold the connection twice"
+    )]
+    pub(crate) fn run(mut self) -> impl Future<Output = Option<T>> + Send {
+        async move {
+            // One timer and one shutdown waiter for the connection's whole life, re-armed
+            // rather than made anew for every read (see `read_head`).
+            let mut timer = pin!(tokio::time::sleep_until(
+                tokio::time::Instant::now() + self.bounds.header_timeout
+            ));
+            let mut stopped = pin!(self.shutdown.clone().cancelled_owned());
+            loop {
+                let head = match self.read_head(timer.as_mut(), stopped.as_mut()).await {
+                    Ok(Some(head)) => head,
+                    Ok(None) => {
+                        // The client speaks HTTP/2 with prior knowledge: hand the connection
+                        // over.
+                        let prefix = self.buf.split().freeze();
+                        let io = Rewind::new(self.io, prefix);
+                        // Boxed, as the WebSocket below: rare, and inline their state would
+                        // size every connection's task.
+                        Box::pin(super::h2::serve(
+                            io,
+                            self.peer,
+                            self.app,
+                            self.bounds,
+                            self.shutdown,
+                        ))
+                        .await;
+                        return None;
+                    }
+                    Err(HeadError::Close) => break,
+                    Err(HeadError::Reject(code, detail)) => {
+                        self.linger = true;
+                        self.reject(code, &detail).await;
+                        break;
+                    }
+                };
+                let started = Instant::now();
+                let next = match self.request(head) {
+                    Ok((mut req, framing, expect_continue)) => {
+                        self.serve_one(&mut req, framing, expect_continue, started)
+                            .await
+                    }
+                    Err(refusal) => {
+                        let (req, code, detail) = *refusal;
+                        self.refuse(&req, code, &detail, started).await
+                    }
+                };
+                match next {
+                    Ok(Next::KeepAlive) => {}
+                    Ok(Next::WebSocket) => {
+                        let prefix = self.buf.split().freeze();
+                        let max = self.bounds.max_ws_message;
+                        let idle = self.bounds.idle_timeout;
+                        Box::pin(super::websocket::echo(
+                            Rewind::new(self.io, prefix),
+                            max,
+                            idle,
+                        ))
+                        .await;
+                        return None;
+                    }
+                    Ok(Next::Abort) => return None,
+                    Ok(Next::Close) | Err(_) => break,
                 }
-                Err(HeadError::Close) => break,
-                Err(HeadError::Reject(code, detail)) => {
-                    self.linger = true;
-                    self.reject(code, &detail).await;
-                    break;
-                }
-            };
-            match self.serve_one(head).await {
-                Ok(Next::KeepAlive) => {}
-                Ok(Next::WebSocket) => {
-                    let prefix = self.buf.split().freeze();
-                    let max = self.bounds.max_ws_message;
-                    let idle = self.bounds.idle_timeout;
-                    super::websocket::echo(Rewind::new(self.io, prefix), max, idle).await;
-                    return None;
-                }
-                Ok(Next::Abort) => return None,
-                Ok(Next::Close) | Err(_) => break,
             }
+            let _ = self.flush().await;
+            drop(self.slot.take());
+            let _ = self.io.shutdown().await;
+            self.linger.then_some(self.io)
         }
-        let _ = self.flush().await;
-        drop(self.slot.take());
-        let _ = self.io.shutdown().await;
-        self.linger.then_some(self.io)
     }
 
     /// Reads until a complete head is buffered. `Ok(None)` means the HTTP/2 preface arrived.
@@ -308,8 +359,10 @@ impl<T: Io, S: Service> Conn<T, S> {
         }
     }
 
-    async fn serve_one(&mut self, head: Head) -> std::io::Result<Next> {
-        let started = Instant::now();
+    /// The request of `head` (its bytes taken from the read buffer), its framing and whether
+    /// it expects `100 Continue`; or the request as far as it was made, with the code and
+    /// detail it is refused with.
+    fn request(&mut self, head: Head) -> Result<(Request, Framing, bool), Refusal> {
         let cfg = self.bounds;
         // The head gets an allocation of its own (a copy of a few hundred bytes): split off
         // the read buffer, it would keep the whole buffer alive for as long as the request
@@ -318,8 +371,10 @@ impl<T: Io, S: Service> Conn<T, S> {
         self.buf.advance(head.len);
         let mut headers = HeaderMap::with_capacity(head.headers.len());
         for (name, start, end) in head.headers {
-            let value = HeaderValue::from_maybe_shared(bytes.slice(start..end))
-                .map_err(|_| bad("header value"))?;
+            let Ok(value) = HeaderValue::from_maybe_shared(bytes.slice(start..end)) else {
+                let detail = format!("the value of {name} is not a valid field value");
+                return Err(Box::new((self.bare_request(), 400, detail)));
+            };
             headers.append(name, value);
         }
         let target = bytes.slice(head.target.0..head.target.1);
@@ -334,13 +389,15 @@ impl<T: Io, S: Service> Conn<T, S> {
         req.uri = match Uri::from_maybe_shared(target) {
             Ok(uri) => uri,
             Err(_) => {
-                return self
-                    .refuse(&req, 400, "the request target is not a valid URI", started)
-                    .await;
+                return Err(Box::new((
+                    req,
+                    400,
+                    "the request target is not a valid URI".to_owned(),
+                )));
             }
         };
         if let Some(problem) = check_host(&req) {
-            return self.refuse(&req, 400, problem, started).await;
+            return Err(Box::new((req, 400, problem.to_owned())));
         }
         let role = Role::Request {
             http10: req.version == Version::HTTP_10,
@@ -348,10 +405,8 @@ impl<T: Io, S: Service> Conn<T, S> {
         let framing = match framing::framing(&req.headers, role) {
             Ok(f) => f,
             Err(e) => {
-                let detail = e.to_string();
-                return self
-                    .refuse(&req, e.status().as_u16(), &detail, started)
-                    .await;
+                let code = e.status().as_u16();
+                return Err(Box::new((req, code, e.to_string())));
             }
         };
         let expect_continue = match req.headers.get(header::EXPECT) {
@@ -367,7 +422,7 @@ impl<T: Io, S: Service> Conn<T, S> {
                     "statuslab meets only the expectation 100-continue, not {:?}",
                     String::from_utf8_lossy(v.as_bytes())
                 );
-                return self.refuse(&req, 417, &detail, started).await;
+                return Err(Box::new((req, 417, detail)));
             }
         };
         if let Framing::Length(n) = framing
@@ -377,20 +432,33 @@ impl<T: Io, S: Service> Conn<T, S> {
                 "the content is {n} bytes; the limit is {} (--max-body)",
                 cfg.max_body
             );
-            return self.refuse(&req, 413, &detail, started).await;
+            return Err(Box::new((req, 413, detail)));
         }
+        Ok((req, framing, expect_continue))
+    }
+
+    /// Admits, reads the content of, answers and sends one request.
+    async fn serve_one(
+        &mut self,
+        req: &mut Request,
+        framing: Framing,
+        expect_continue: bool,
+        started: Instant,
+    ) -> std::io::Result<Next> {
         let has_body = framing != Framing::None && framing != Framing::Length(0);
-        let admitted = match self.app.admit_now(&req) {
-            Some(admitted) => admitted,
-            None => self.app.admit(&req).await,
-        };
-        let ticket = match admitted {
-            Ok(ticket) => ticket,
-            Err(reply) => {
-                // The content is never read, so the connection cannot be reused after it.
-                self.linger = has_body;
-                let close = has_body || wants_close(&req);
-                return self.send(&req, reply, close, started).await;
+        let ticket = {
+            let admitted = match self.app.admit_now(req) {
+                Some(admitted) => admitted,
+                None => self.app.admit(req).await,
+            };
+            match admitted {
+                Ok(ticket) => ticket,
+                Err(reply) => {
+                    // The content is never read, so the connection cannot be reused after it.
+                    self.linger = has_body;
+                    let close = has_body || wants_close(req);
+                    return self.send(req, reply, close, started).await;
+                }
             }
         };
         if expect_continue && has_body && req.version == Version::HTTP_11 {
@@ -406,39 +474,38 @@ impl<T: Io, S: Service> Conn<T, S> {
                 Ok(body) => req.body = body,
                 Err(BodyError::Io) => return Ok(Next::Close),
                 Err(BodyError::Reject(code, detail)) => {
-                    return self.refuse(&req, code, &detail, started).await;
+                    return self.refuse(req, code, &detail, started).await;
                 }
             }
         }
-        let reply = self.call(&req, ticket).await;
-        let close = wants_close(&req);
-        self.send(&req, reply, close, started).await
+        let reply = self.call(req, &ticket).await;
+        // What admission holds (an in-flight slot) is given back before the reply goes out.
+        drop(ticket);
+        let close = wants_close(req);
+        self.send(req, reply, close, started).await
     }
 
     /// Runs the handler; if it does not finish at once (a delayed reply), the connection's
     /// buffers are released while it waits.
-    async fn call(&mut self, req: &Request, ticket: S::Ticket) -> Reply {
-        let ticket = match self.app.handle_now(req, ticket) {
-            Ok(reply) => return reply,
-            Err(ticket) => ticket,
-        };
-        // Borrows only the `app` field, so the buffers can be released below.
-        // Inline, not boxed: a held request then costs one allocation (its task), and measured
-        // less memory per held request (5.6 vs 7.1 KiB) than with the future boxed.
-        let mut fut = pin!(self.app.handle(req, ticket));
-        let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
-        match first {
-            Poll::Ready(reply) => reply,
-            Poll::Pending => {
-                if self.buf.is_empty() {
-                    self.buf = BytesMut::new();
-                }
-                if self.out.is_empty() {
-                    self.out = BytesMut::new();
-                }
-                fut.await
-            }
+    async fn call(&mut self, req: &Request, ticket: &S::Ticket) -> Reply {
+        if let Some(reply) = self.app.handle_now(req, ticket) {
+            return reply;
         }
+        // Borrows only the `app` field, so the buffers can be released below. Inline, not
+        // boxed: a held request then costs one allocation (its task).
+        let mut fut = pin!(self.app.handle(req, ticket));
+        if let Poll::Ready(reply) =
+            std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await
+        {
+            return reply;
+        }
+        if self.buf.is_empty() {
+            self.buf = BytesMut::new();
+        }
+        if self.out.is_empty() {
+            self.out = BytesMut::new();
+        }
+        fut.await
     }
 
     async fn refuse(
@@ -454,17 +521,43 @@ impl<T: Io, S: Service> Conn<T, S> {
     }
 
     /// Writes a reply (interim responses first), then switches protocols or closes if asked.
-    async fn send(
-        &mut self,
-        req: &Request,
-        reply: Reply,
+    /// The reply is written out before the returned future first waits, so the future holds
+    /// none of it (a held request's task is sized by the largest of these futures).
+    fn send<'a>(
+        &'a mut self,
+        req: &'a Request,
+        mut reply: Reply,
         close: bool,
         started: Instant,
-    ) -> std::io::Result<Next> {
-        if let Some(fault) = reply.fault {
+    ) -> impl Future<Output = std::io::Result<Next>> + Send + 'a {
+        let then = match reply.fault.take() {
             // Boxed, like `call`'s handler: a rare path that would size every request's state.
-            return Box::pin(self.fault(req, reply, fault, started)).await;
+            Some(fault) => Then::Fault(Box::new((reply, fault))),
+            None => self.put_reply(req, reply, close, started),
+        };
+        async move {
+            match then {
+                Then::Fault(f) => {
+                    let (reply, fault) = *f;
+                    Box::pin(self.fault(req, reply, fault, started)).await
+                }
+                Then::Paced(p, next) => {
+                    Box::pin(self.paced(&p)).await?;
+                    self.after_reply(next).await
+                }
+                Then::Next(next) => self.after_reply(next).await,
+            }
         }
+    }
+
+    /// Queues `reply` (interim responses first) and says what comes after it.
+    fn put_reply(
+        &mut self,
+        req: &Request,
+        mut reply: Reply,
+        close: bool,
+        started: Instant,
+    ) -> Then {
         let close = close || reply.close || self.app.stopping();
         if req.version == Version::HTTP_11 {
             for interim in &reply.interim {
@@ -476,7 +569,6 @@ impl<T: Io, S: Service> Conn<T, S> {
             }
         }
         self.continued = false;
-        let mut reply = reply;
         if req.version == Version::HTTP_10 && !close {
             reply
                 .headers
@@ -493,24 +585,27 @@ impl<T: Io, S: Service> Conn<T, S> {
         reply::put_final(&mut self.out, &reply, req.is_head(), close);
         self.served += 1;
         self.log(req, &reply, started);
-        if let Body::Paced(p) = &reply.body
-            && reply.body_allowed()
-            && !req.is_head()
-        {
-            Box::pin(self.paced(p)).await?;
+        let next = if reply.upgrade == Some(Upgrade::WebSocketEcho) && reply.status.code() == 101 {
+            Next::WebSocket
+        } else if close {
+            Next::Close
+        } else {
+            Next::KeepAlive
+        };
+        let paced = reply.body_allowed() && !req.is_head();
+        match reply.body {
+            Body::Paced(p) if paced => Then::Paced(p, next),
+            _ => Then::Next(next),
         }
-        if reply.upgrade == Some(Upgrade::WebSocketEcho) && reply.status.code() == 101 {
+    }
+
+    /// Flushes as `next` needs: at once before a protocol switch or a close, otherwise when
+    /// no pipelined request is waiting or enough output is queued.
+    async fn after_reply(&mut self, next: Next) -> std::io::Result<Next> {
+        if next != Next::KeepAlive || self.buf.is_empty() || self.out.len() >= FLUSH_AT {
             self.flush().await?;
-            return Ok(Next::WebSocket);
         }
-        if close {
-            self.flush().await?;
-            return Ok(Next::Close);
-        }
-        if self.buf.is_empty() || self.out.len() >= FLUSH_AT {
-            self.flush().await?;
-        }
-        Ok(Next::KeepAlive)
+        Ok(next)
     }
 
     /// Answers with a fault: the exact bytes (or silence) of `fault.kind`, then what becomes
@@ -767,10 +862,6 @@ enum BodyError {
     Reject(u16, String),
 }
 
-fn bad(what: &str) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("invalid {what}"))
-}
-
 /// A head is parsed again after this many more bytes even if no end was seen (so a malformed
 /// head dribbled slowly is still refused early).
 const REPARSE_EVERY: usize = 1024;
@@ -852,10 +943,13 @@ fn check_head_size(head: &Head, cfg: Limits) -> Result<(), HeadError> {
 
 /// Parses a head from `buf`; `Ok(None)` if it is incomplete.
 fn parse_head(buf: &[u8], max_headers: usize) -> Result<Option<Head>, HeadError> {
-    let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
+    // Left uninitialized: httparse writes the slots it fills (zeroing all of them cost a
+    // 3.2 KiB memset per request).
+    let mut slots =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADER_SLOTS];
     let slots = &mut slots[..max_headers.min(HEADER_SLOTS)];
-    let mut req = httparse::Request::new(slots);
-    let len = match req.parse(buf) {
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, slots) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => {
@@ -1095,7 +1189,8 @@ const LINGER_BYTES: usize = 1024 * 1024;
 /// reset, which can destroy the answer (413, 400, 503) before the client reads it.
 pub(crate) async fn linger<T: AsyncRead + Unpin>(mut io: T) {
     let drain = async {
-        let mut scratch = [0u8; 4096];
+        // On the heap: inline, the buffer would size every connection's task, lingering or not.
+        let mut scratch = vec![0u8; 4096];
         let mut total = 0;
         while total < LINGER_BYTES {
             match io.read(&mut scratch).await {

@@ -234,9 +234,9 @@ async fn stream<S: Service>(
             match read_body(&mut recv, max_body, cfg.body_timeout, &mut held).await {
                 Ok(body) => {
                     req.body = body;
-                    match app.handle_now(&req, ticket) {
-                        Ok(reply) => reply,
-                        Err(ticket) => app.handle(&req, ticket).await,
+                    match app.handle_now(&req, &ticket) {
+                        Some(reply) => reply,
+                        None => app.handle(&req, &ticket).await,
                     }
                 }
                 Err(BodyError::TooLarge) => app.reject(

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 /// an admitted one is then handed to [`Service::handle`] with what admission decided.
 pub(crate) trait Service: Send + Sync + 'static {
     /// What admission hands on to the handler (the route, the slot it holds, limits met).
-    type Ticket: Send;
+    type Ticket: Send + Sync;
 
     /// Decides from the head whether the request goes on (`Ok`) or is answered now (`Err`).
     fn admit(&self, req: &Request) -> impl Future<Output = Result<Self::Ticket, Reply>> + Send;
@@ -43,12 +43,14 @@ pub(crate) trait Service: Send + Sync + 'static {
     /// otherwise (then `admit` decides). The hot path: no future is made for it.
     fn admit_now(&self, req: &Request) -> Option<Result<Self::Ticket, Reply>>;
 
-    /// Answers an admitted request whose content has been read.
-    fn handle(&self, req: &Request, ticket: Self::Ticket) -> impl Future<Output = Reply> + Send;
+    /// Answers an admitted request whose content has been read. The ticket is lent, not
+    /// given: the caller keeps it (and what it holds) until the reply is made, and a held
+    /// request's future carries no copy of it.
+    fn handle(&self, req: &Request, ticket: &Self::Ticket) -> impl Future<Output = Reply> + Send;
 
-    /// [`Service::handle`] without waiting, for an answer that is ready at once; otherwise the
-    /// ticket comes back (then `handle` answers).
-    fn handle_now(&self, req: &Request, ticket: Self::Ticket) -> Result<Reply, Self::Ticket>;
+    /// [`Service::handle`] without waiting, for an answer that is ready at once; `None`
+    /// otherwise (then `handle` answers).
+    fn handle_now(&self, req: &Request, ticket: &Self::Ticket) -> Option<Reply>;
 
     /// The answer to a request the wire refuses before the application sees it (malformed
     /// head, limits, time-outs, too many connections): `code` with `detail` saying why.
@@ -148,4 +150,22 @@ pub(crate) struct Limits {
     pub(crate) max_ws_message: usize,
     /// A write that makes no progress for this long closes the connection.
     pub(crate) send_timeout: Duration,
+}
+
+impl Limits {
+    /// The limits `cfg` sets.
+    pub(crate) fn of(cfg: &crate::config::Config) -> Limits {
+        Limits {
+            max_headers: cfg.max_headers,
+            max_head_bytes: cfg.max_head_bytes,
+            max_uri: cfg.max_uri,
+            max_body: cfg.max_body,
+            header_timeout: cfg.header_timeout,
+            body_timeout: cfg.body_timeout,
+            idle_timeout: cfg.idle_timeout,
+            max_h2_streams: cfg.max_h2_streams,
+            max_ws_message: cfg.max_ws_message,
+            send_timeout: cfg.send_timeout,
+        }
+    }
 }
