@@ -128,7 +128,7 @@ pub struct ServeArgs {
     /// Request content held in memory at once over all connections, 1 byte to 1TiB; past it, 503 with Retry-After.
     #[arg(long, env = "STATUSLAB_MAX_BUFFERED_BODIES", value_name = "SIZE", default_value = "256MiB", value_parser = size_in(1, TIB))]
     pub max_buffered_bodies: usize,
-    /// Worker threads (default: one per core).
+    /// Worker threads (default: one per core); 1 runs everything on one event loop.
     #[arg(long, env = "STATUSLAB_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub workers: Option<u16>,
     /// Log filter: a level (off, error, warn, info, debug, trace), or comma-separated
@@ -680,11 +680,19 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), Failure> {
     if !tracing::enabled!(target: "statuslab::access", tracing::Level::INFO) {
         config.access_log = AccessLog::Off;
     }
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    // One worker: a single-threaded runtime, an event loop as nginx's worker is (no
+    // work-stealing queues, no atomic hand-offs between threads on every wake-up).
+    let mut rt = match args.workers.map(usize::from) {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut rt = tokio::runtime::Builder::new_multi_thread();
+            if let Some(n) = n {
+                rt.worker_threads(n);
+            }
+            rt
+        }
+    };
     rt.enable_all();
-    if let Some(n) = args.workers {
-        rt.worker_threads(usize::from(n));
-    }
     let rt = rt.build().context("starting the runtime")?;
     // Room for every connection the server admits, so connection bursts never wait on the
     // kernel growing the descriptor table.

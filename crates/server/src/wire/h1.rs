@@ -262,16 +262,18 @@ impl<T: Io, S: Service> Conn<T, S> {
                 } else if self.served == 0 && self.buf.starts_with(H2_PREFACE) {
                     return Ok(None);
                 } else {
-                    let ended = may_end_head(&self.buf[scanned..]);
-                    scanned = self.buf.len().saturating_sub(3);
+                    // The first look parses at once, without scanning: a pipelined batch's
+                    // later requests are not scanned once per request before them. After a
+                    // partial parse, only the bytes read since are scanned for a head's end.
                     let due = match parsed_at {
                         None => true,
                         Some(at) => {
-                            ended
+                            may_end_head(&self.buf[scanned..])
                                 || self.buf.len() >= at + REPARSE_EVERY
                                 || self.buf.len() >= cfg.max_head_bytes
                         }
                     };
+                    scanned = self.buf.len().saturating_sub(3);
                     if due {
                         parsed_at = Some(self.buf.len());
                         if let Some(head) = parse_head(&self.buf, cfg.max_headers)? {
