@@ -225,12 +225,28 @@ pub(crate) fn is_framing_header(name: &HeaderName) -> bool {
 
 /// Writes an HTTP/1.1 status line, e.g. `HTTP/1.1 404 Not Found`, with the RFC reason phrase.
 pub(crate) fn put_status_line(out: &mut BytesMut, code: u16) {
+    match STATUS_LINES.get(usize::from(code).wrapping_sub(100)) {
+        Some(line) => out.put_slice(line),
+        None => out.put_slice(&status_line(code)),
+    }
+}
+
+/// The status line of every code 100–599, rendered once (the hot path copies it).
+static STATUS_LINES: std::sync::LazyLock<Vec<Vec<u8>>> =
+    std::sync::LazyLock::new(|| (100..=599).map(status_line).collect());
+
+fn status_line(code: u16) -> Vec<u8> {
     let reason = Status::new(code).map_or("", Status::wire_reason);
-    out.put_slice(b"HTTP/1.1 ");
-    out.put_slice(itoa::Buffer::new().format(code).as_bytes());
-    out.put_u8(b' ');
-    out.put_slice(reason.as_bytes());
-    out.put_slice(b"\r\n");
+    format!("HTTP/1.1 {code} {reason}\r\n").into_bytes()
+}
+
+/// Writes the `Date` field with the cached current date.
+fn put_date(out: &mut BytesMut) {
+    with_date(|date| {
+        out.put_slice(b"Date: ");
+        out.put_slice(date);
+        out.put_slice(b"\r\n");
+    });
 }
 
 /// Names whose conventional spelling is not plain title case.
@@ -289,12 +305,12 @@ pub(crate) fn put_final(out: &mut BytesMut, reply: &Reply, head_only: bool, clos
     put_status_line(out, reply.status.code());
     if let Some(p) = &reply.prebuilt {
         // Date first, as below; a prebuilt reply never holds one.
-        with_date(|date| put_header(out, b"date", date));
+        put_date(out);
         out.put_slice(&p.h1);
     } else if !reply.headers.contains_key(header::DATE) {
         // A Date the request asked for (`header=Date:...`) replaces the clock's: Date is a
         // singleton field (RFC 9110 §6.6.1), never sent twice.
-        with_date(|date| put_header(out, b"date", date));
+        put_date(out);
     }
     let mut said_close = false;
     for (name, value) in &reply.headers {
