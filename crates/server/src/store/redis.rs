@@ -965,21 +965,28 @@ impl RateBatches {
 
     /// The task of `key`: sends its waiting requests as one batch until none are waiting.
     async fn run(self: Arc<Self>, link: Arc<Link>, key: BatchKey, mut req: Req) {
-        // Whatever ends the task (a panic included), the key's queue ends with it: requests
-        // still in it learn so (their sender drops) and later ones start a new task.
-        struct Done<'a>(&'a RateBatches, &'a BatchKey);
-        impl Drop for Done<'_> {
+        // The queue ends when the task finds it empty, under the same lock that `join` takes,
+        // so a request never joins a queue that no task serves. Should the task end otherwise
+        // (a panic), the guard ends the queue: requests still in it learn so (their sender
+        // drops) and later ones start a new task.
+        struct Unfinished<'a>(&'a RateBatches, &'a BatchKey);
+        impl Drop for Unfinished<'_> {
             fn drop(&mut self) {
                 self.0.lock().remove(self.1);
             }
         }
-        let _done = Done(&self, &key);
+        let guard = Unfinished(&self, &key);
         loop {
             let batch = {
                 let mut queues = self.lock();
                 match queues.get_mut(&key) {
                     Some(queue) if !queue.is_empty() => std::mem::take(queue),
-                    _ => return,
+                    _ => {
+                        queues.remove(&key);
+                        drop(queues);
+                        std::mem::forget(guard);
+                        return;
+                    }
                 }
             };
             let now = batch.iter().map(|w| w.now_ms).max().unwrap_or(0);
