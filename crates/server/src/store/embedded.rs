@@ -358,30 +358,9 @@ impl Tx for JournalTx<'_> {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let lower = match after {
-            Some(a) => Bound::Excluded((table, a.to_owned())),
-            None => Bound::Included((table, String::new())),
-        };
-        let pending: Vec<(String, Option<Vec<u8>>)> = self
-            .journal
-            .writes
-            .range((lower, Bound::Unbounded))
-            .take_while(|((t, _), _)| *t == table)
-            .map(|((_, k), v)| (k.clone(), v.clone()))
-            .collect();
-        // Buffered deletes hide at most that many stored keys, so the first `limit` live keys
-        // are among this many stored ones.
-        let enough = limit.saturating_add(pending.len());
         let t = self.txn.open_table(def(table)).map_err(engine_error)?;
-        let mut merged: std::collections::BTreeMap<String, Vec<u8>> =
-            collect(&t, after, enough)?.into_iter().collect();
-        for (k, v) in pending {
-            match v {
-                Some(v) => merged.insert(k, v),
-                None => merged.remove(&k),
-            };
-        }
-        Ok(merged.into_iter().take(limit).collect())
+        self.journal
+            .scan_over(table, after, limit, |enough| collect(&t, after, enough))
     }
 }
 

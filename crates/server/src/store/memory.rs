@@ -50,39 +50,19 @@ impl Tx for MemTx<'_> {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let lower = match after {
-            Some(a) => Bound::Excluded((table, a.to_owned())),
-            None => Bound::Included((table, String::new())),
-        };
-        let mut out = Vec::new();
-        let mut keys: Vec<String> = self
-            .journal
-            .writes
-            .range((lower.clone(), Bound::Unbounded))
-            .take_while(|((t, _), _)| *t == table)
-            .map(|((_, k), _)| k.clone())
-            .collect();
-        // Buffered deletes hide at most that many stored keys, so the first `limit` live keys
-        // are among this many stored ones: a scan costs its page, not the rest of the table.
-        let enough = limit.saturating_add(keys.len());
-        keys.extend(
-            self.data
+        let data = self.data;
+        self.journal.scan_over(table, after, limit, |enough| {
+            let lower = match after {
+                Some(a) => Bound::Excluded((table, a.to_owned())),
+                None => Bound::Included((table, String::new())),
+            };
+            Ok(data
                 .range((lower, Bound::Unbounded))
                 .take_while(|((t, _), _)| *t == table)
                 .take(enough)
-                .map(|((_, k), _)| k.clone()),
-        );
-        keys.sort();
-        keys.dedup();
-        for k in keys {
-            if out.len() >= limit {
-                break;
-            }
-            if let Some(v) = self.get(table, &k)? {
-                out.push((k, v));
-            }
-        }
-        Ok(out)
+                .map(|((_, k), v)| (k.clone(), v.clone()))
+                .collect())
+        })
     }
 }
 

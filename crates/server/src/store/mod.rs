@@ -668,6 +668,40 @@ impl Journal {
         self.record(table, key, Some(value.to_vec()))
     }
 
+    /// A scan of `table` as this transaction sees it: the stored entries after `after` with
+    /// this journal's writes over them, at most `limit`. `stored(n)` gives the first `n` stored
+    /// entries after `after`; buffered deletes hide at most as many stored keys as the journal
+    /// holds in the range, so that many more than `limit` are enough: a scan costs its page,
+    /// not the rest of the table.
+    pub(crate) fn scan_over(
+        &self,
+        table: Table,
+        after: Option<&str>,
+        limit: usize,
+        stored: impl FnOnce(usize) -> Result<Vec<(String, Vec<u8>)>, StoreError>,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let lower = match after {
+            Some(a) => std::ops::Bound::Excluded((table, a.to_owned())),
+            None => std::ops::Bound::Included((table, String::new())),
+        };
+        let pending: Vec<_> = self
+            .writes
+            .range((lower, std::ops::Bound::Unbounded))
+            .take_while(|((t, _), _)| *t == table)
+            .collect();
+        let mut merged: std::collections::BTreeMap<String, Vec<u8>> =
+            stored(limit.saturating_add(pending.len()))?
+                .into_iter()
+                .collect();
+        for ((_, k), v) in pending {
+            match v {
+                Some(v) => merged.insert(k.clone(), v.clone()),
+                None => merged.remove(k),
+            };
+        }
+        Ok(merged.into_iter().take(limit).collect())
+    }
+
     pub(crate) fn delete(&mut self, table: Table, key: &str) -> Result<(), StoreError> {
         self.record(table, key, None)
     }
