@@ -102,9 +102,10 @@ impl AccessLog {
         self.shared.dropped.load(Ordering::Relaxed)
     }
 
-    /// Logs one answered request. Never blocks on the destination.
-    pub(crate) fn log(&self, req: &Request, reply: &Reply, started: Instant) {
-        let micros = started.elapsed().as_micros() as u64;
+    /// Logs one answered request, whose head was read at `started` and whose reply was made
+    /// at `done`. Never blocks on the destination.
+    pub(crate) fn log(&self, req: &Request, reply: &Reply, started: Instant, done: Instant) {
+        let micros = done.saturating_duration_since(started).as_micros() as u64;
         let shard = &self.shared.shards[shard_index()];
         let mut buf = shard.0.lock().unwrap_or_else(PoisonError::into_inner);
         if buf.len() >= SHARD_MAX {
@@ -118,6 +119,7 @@ impl AccessLog {
             code: reply.status.code(),
             bytes: reply.body.len(),
             micros,
+            at: done,
         };
         if self.shared.json {
             line.json(&mut buf);
@@ -211,12 +213,14 @@ struct Line<'a> {
     code: u16,
     bytes: usize,
     micros: u64,
+    /// When the reply was made: the line's timestamp.
+    at: Instant,
 }
 
 impl Line<'_> {
     /// `2026-11-30T11:40:12.123456Z  INFO statuslab::access: peer=… method=GET path="/x" …`
     fn text(&self, out: &mut Vec<u8>) {
-        timestamp(out);
+        timestamp(out, self.at);
         out.extend_from_slice(b"  INFO statuslab::access: peer=");
         peer(out, self.req.peer);
         out.extend_from_slice(b" method=");
@@ -232,7 +236,7 @@ impl Line<'_> {
     /// The same fields as one JSON object.
     fn json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"timestamp\":\"");
-        timestamp(out);
+        timestamp(out, self.at);
         out.extend_from_slice(b"\",\"level\":\"INFO\",\"peer\":\"");
         peer(out, self.req.peer);
         out.extend_from_slice(b"\",\"method\":\"");
@@ -326,10 +330,11 @@ thread_local! {
     static SECOND: std::cell::RefCell<(u64, [u8; 20])> = const { std::cell::RefCell::new((u64::MAX, [0; 20])) };
 }
 
-/// Now, as RFC 3339 UTC with microseconds (as `tracing`'s formatter writes it). The date and
-/// time of day are formatted once a second per thread; only the microseconds each time.
-fn timestamp(out: &mut Vec<u8>) {
-    let now = SystemTime::now()
+/// The instant `at`, as RFC 3339 UTC with microseconds (as `tracing`'s formatter writes it).
+/// The date and time of day are formatted once a second per thread; only the microseconds
+/// each time.
+fn timestamp(out: &mut Vec<u8>, at: Instant) {
+    let now = crate::wire::clock::wall(at)
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
     let secs = now.as_secs();
@@ -422,6 +427,7 @@ mod tests {
             code: 401,
             bytes: 12,
             micros: 7,
+            at: Instant::now(),
         }
         .json(&mut out);
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
@@ -442,6 +448,7 @@ mod tests {
             code: 404,
             bytes: 0,
             micros: 3,
+            at: Instant::now(),
         }
         .text(&mut out);
         let line = String::from_utf8(out).unwrap();
@@ -465,7 +472,7 @@ mod tests {
                 let (log, req, reply) = (&log, &req, &reply);
                 move || {
                     for _ in 0..5_000 {
-                        log.log(req, reply, Instant::now());
+                        log.log(req, reply, Instant::now(), Instant::now());
                     }
                 }
             })

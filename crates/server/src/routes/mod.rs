@@ -150,6 +150,9 @@ const fn bin(pattern: &'static str, bin: Bin, methods: &'static [Method]) -> Rou
     route(pattern, Handler::Httpbin(bin), methods)
 }
 
+/// The index of the on-demand route (`/status/{codes}`) in [`ROUTES`].
+const ON_DEMAND: usize = 3;
+
 /// The whole URL space.
 pub(crate) const ROUTES: &[Route] = &[
     route("/", Handler::Index, READ),
@@ -304,6 +307,8 @@ pub struct App {
     access_log: Option<access_log::AccessLog>,
     router: matchit::Router<usize>,
     allow: Vec<HeaderValue>,
+    /// Each route's parameter names.
+    names: Vec<Vec<&'static str>>,
     pages: catalog::Pages,
     /// The plain on-demand answers, prebuilt.
     plain: on_demand::Plain,
@@ -318,6 +323,8 @@ pub(crate) struct Routed<'a> {
     index: usize,
     route: &'a Route,
     allow: &'a HeaderValue,
+    /// The names of the route's parameters, in pattern order.
+    names: &'a [&'static str],
     /// The path matched, and where its parameters lie in it.
     path: &'a str,
     spans: Spans,
@@ -332,8 +339,10 @@ impl<'a> Routed<'a> {
 
     /// The path parameter `name`, if the route has one.
     fn get(&self, name: &str) -> Option<&'a str> {
-        param_index(self.route.pattern, name)
-            .and_then(|i| self.spans.0.get(i).copied().flatten())
+        self.names
+            .iter()
+            .position(|n| *n == name)
+            .and_then(|i| self.spans.get(i))
             .and_then(|(start, end)| self.path.get(start as usize..end as usize))
     }
 }
@@ -343,32 +352,53 @@ const MAX_PARAMS: usize = 6;
 
 /// Where each of a route's parameters (in pattern order) lies in the path: what admission
 /// matched, handed to the handler so the path is matched once per request.
-#[derive(Debug, Clone, Copy, Default)]
-struct Spans([Option<(u32, u32)>; MAX_PARAMS]);
+/// (`(start, end)` each; [`Spans::NONE`] where a route has no such parameter. Compact: every
+/// request's ticket carries it.)
+#[derive(Debug, Clone, Copy)]
+struct Spans([(u32, u32); MAX_PARAMS]);
+
+impl Default for Spans {
+    fn default() -> Spans {
+        Spans([Spans::NONE; MAX_PARAMS])
+    }
+}
 
 impl Spans {
+    const NONE: (u32, u32) = (u32::MAX, u32::MAX);
+
     /// The spans of matchit's parameters, which are slices of `path`; `None` if one is not.
     fn of(path: &str, params: &matchit::Params<'_, '_>) -> Option<Spans> {
         let mut spans = Spans::default();
-        for (slot, (_, value)) in spans.0.iter_mut().zip(params.iter()) {
+        for (i, (_, value)) in params.iter().enumerate().take(MAX_PARAMS) {
             let start = (value.as_ptr() as usize).checked_sub(path.as_ptr() as usize)?;
             let end = start + value.len();
             if path.get(start..end) != Some(value) {
                 return None;
             }
-            *slot = Some((u32::try_from(start).ok()?, u32::try_from(end).ok()?));
+            spans.set(i, start, end)?;
         }
         Some(spans)
     }
+
+    /// Parameter `i` lies at `start..end` (`None` past `u32`).
+    fn set(&mut self, i: usize, start: usize, end: usize) -> Option<()> {
+        self.0[i] = (u32::try_from(start).ok()?, u32::try_from(end).ok()?);
+        (self.0[i] != Spans::NONE).then_some(())
+    }
+
+    /// Where parameter `i` lies, if the route has it.
+    fn get(&self, i: usize) -> Option<(u32, u32)> {
+        self.0.get(i).copied().filter(|&span| span != Spans::NONE)
+    }
 }
 
-/// The position of `{name}` (or `{*name}`) among a pattern's parameters.
-fn param_index(pattern: &str, name: &str) -> Option<usize> {
+/// The names of a pattern's parameters (`{name}` or `{*name}`), in order.
+fn param_names(pattern: &'static str) -> Vec<&'static str> {
     pattern
         .split('{')
         .skip(1)
         .map(|p| p.split('}').next().unwrap_or("").trim_start_matches('*'))
-        .position(|p| p == name)
+        .collect()
 }
 
 /// What admission hands on to the handler.
@@ -379,7 +409,7 @@ pub(crate) struct Ticket {
     /// The in-flight slot held while the handler runs (under `--max-in-flight`).
     _slot: Option<Slot>,
     /// Where the client stands in the server-wide rate limit, for the RateLimit headers.
-    limited: Option<RateLimited>,
+    limited: Option<Box<RateLimited>>,
     /// The route's index in `ROUTES` (`usize::MAX`: none), for the handler and the metrics.
     route: usize,
     /// Where the route's parameters lie in the path.
@@ -404,6 +434,7 @@ impl App {
                 HeaderValue::from_str(&list.join(", ")).expect("method names are tokens")
             })
             .collect();
+        let names = ROUTES.iter().map(|r| param_names(r.pattern)).collect();
         let pages = catalog::Pages::new(&cfg);
         let ctx = Ctx::new(cfg, store, ROUTES.iter().map(|r| r.pattern));
         App {
@@ -413,6 +444,7 @@ impl App {
             access_log: None,
             router,
             allow,
+            names,
             pages,
         }
     }
@@ -460,6 +492,20 @@ impl App {
     }
 
     fn route<'a>(&'a self, path: &'a str) -> Option<Routed<'a>> {
+        // The on-demand route, the hot path, without the router: `/status/` and one segment.
+        if let Some(codes) = path.strip_prefix("/status/")
+            && !codes.is_empty()
+            && !codes.contains('/')
+        {
+            let mut spans = Spans::default();
+            spans.set(0, 8, path.len())?;
+            return Some(self.routed(ON_DEMAND, path, spans));
+        }
+        self.matched(path)
+    }
+
+    /// [`App::route`] through the router alone.
+    fn matched<'a>(&'a self, path: &'a str) -> Option<Routed<'a>> {
         let m = self.router.at(path).ok()?;
         let route = &ROUTES[*m.value];
         if route.handler == Handler::Httpstat {
@@ -468,24 +514,25 @@ impl App {
                 return None;
             }
         }
-        Some(Routed {
-            index: *m.value,
-            route,
-            allow: &self.allow[*m.value],
-            path,
-            spans: Spans::of(path, &m.params)?,
-        })
+        Some(self.routed(*m.value, path, Spans::of(path, &m.params)?))
     }
 
     /// The route admission matched, without matching the path again.
     fn admitted<'a>(&'a self, ticket: &Ticket, path: &'a str) -> Option<Routed<'a>> {
-        Some(Routed {
-            index: ticket.route,
-            route: ROUTES.get(ticket.route)?,
-            allow: &self.allow[ticket.route],
+        ROUTES.get(ticket.route)?;
+        Some(self.routed(ticket.route, path, ticket.spans))
+    }
+
+    /// Route `index` (which must be one) matched on `path`.
+    fn routed<'a>(&'a self, index: usize, path: &'a str, spans: Spans) -> Routed<'a> {
+        Routed {
+            index,
+            route: &ROUTES[index],
+            allow: &self.allow[index],
+            names: &self.names[index],
             path,
-            spans: ticket.spans,
-        })
+            spans,
+        }
     }
 
     /// The admission pipeline, the same for every request and run once, from the head alone
@@ -495,11 +542,14 @@ impl App {
         let mut ticket = self.admission_before_limit(req)?;
         if !edge::exempt(req.path()) {
             let ctx = &self.ctx;
-            ticket.limited = edge::rate_limit::server(ctx, req).await.inspect_err(|p| {
-                if let (429, Some(m)) = (p.code(), &ctx.metrics) {
-                    m.rate_limited(crate::metrics::Limiter::Server);
-                }
-            })?;
+            ticket.limited = edge::rate_limit::server(ctx, req)
+                .await
+                .inspect_err(|p| {
+                    if let (429, Some(m)) = (p.code(), &ctx.metrics) {
+                        m.rate_limited(crate::metrics::Limiter::Server);
+                    }
+                })?
+                .map(Box::new);
         }
         self.admission_after_limit(req, ticket)
     }
@@ -782,17 +832,17 @@ impl Service for App {
         self.stopping.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    fn completed(&self, req: &Request, reply: &Reply, started: Instant) {
+    fn completed(&self, req: &Request, reply: &Reply, started: Instant, done: Instant) {
         if let Some(m) = &self.ctx.metrics {
             m.request(
                 reply.route,
                 req.method.as_str(),
                 reply.status.code(),
-                started.elapsed(),
+                done.saturating_duration_since(started),
             );
         }
         if let Some(log) = &self.access_log {
-            log.log(req, reply, started);
+            log.log(req, reply, started, done);
         }
     }
 }
@@ -955,7 +1005,7 @@ mod tests {
         };
         let h1 = |reply: &Reply| {
             let mut out = bytes::BytesMut::new();
-            put_final(&mut out, reply, false, false);
+            put_final(&mut out, reply, false, false, std::time::Instant::now());
             let text = String::from_utf8(out.to_vec()).unwrap();
             text.split("\r\n")
                 .filter(|l| !l.starts_with("Date: "))
@@ -1066,13 +1116,7 @@ mod tests {
             }
             let matched = app.router.at(&path).unwrap();
             let ticket_spans = routed.spans;
-            let again = Routed {
-                index: i,
-                route: r,
-                allow: &app.allow[i],
-                path: &path,
-                spans: ticket_spans,
-            };
+            let again = app.routed(i, &path, ticket_spans);
             for (name, value) in matched.params.iter() {
                 assert_eq!(again.param(name), value, "{} on {path}", r.pattern);
             }
@@ -1083,6 +1127,42 @@ mod tests {
             checked * 10 >= ROUTES.len() * 9,
             "only {checked} of {} routes checked",
             ROUTES.len()
+        );
+    }
+
+    /// The on-demand route's shortcut past the router routes every path as the router does.
+    #[test]
+    fn the_on_demand_shortcut_agrees_with_the_router() {
+        let app = App::new(
+            Config::default(),
+            std::sync::Arc::new(crate::store::KvStore::new(
+                crate::store::memory::MemoryEngine::new(),
+                Default::default(),
+            )),
+        );
+        assert_eq!(ROUTES[ON_DEMAND].pattern, "/status/{codes}");
+        let paths = [
+            "/status/404",
+            "/status/200,500:3",
+            "/status/%2F",
+            "/status/",
+            "/status",
+            "/status//",
+            "/status/404/",
+            "/status/404/x",
+            "/statusx/404",
+            "/status/a b",
+            "/404",
+            "/",
+        ];
+        for path in paths {
+            let fast = app.route(path).map(|r| (r.index, r.param("codes")));
+            let slow = app.matched(path).map(|r| (r.index, r.param("codes")));
+            assert_eq!(fast, slow, "{path}");
+        }
+        assert_eq!(
+            app.route("/status/200,500").map(|r| r.param("codes")),
+            Some("200,500")
         );
     }
 

@@ -56,6 +56,16 @@ struct Head {
     len: usize,
 }
 
+/// What a request's head says of the exchange, beyond the request itself.
+struct Exchange {
+    /// How its content is framed.
+    framing: Framing,
+    /// It expects `100 Continue` before sending its content.
+    expect_continue: bool,
+    /// The client asks to close after this exchange ([`wants_close`]).
+    close: bool,
+}
+
 /// Why a head could not be read.
 enum HeadError {
     /// Answer with this code and detail, then close.
@@ -96,6 +106,10 @@ pub(crate) struct Conn<T, S> {
     buf: BytesMut,
     out: BytesMut,
     served: u64,
+    /// When the last reply was made, if it went out without waiting for the client: the
+    /// connection has been idle since (the start of `--idle-timeout`, without reading the
+    /// clock again).
+    settled: Option<Instant>,
     /// A `100 Continue` already went out for the request being answered.
     continued: bool,
     /// The connection's slot under `--max-connections`, given back before the close is
@@ -144,6 +158,7 @@ impl<T: Io, S: Service> Conn<T, S> {
             buf: BytesMut::new(),
             out: BytesMut::new(),
             served: 0,
+            settled: None,
             continued: false,
             linger: false,
         }
@@ -200,10 +215,7 @@ impl<T: Io, S: Service> Conn<T, S> {
                 };
                 let started = Instant::now();
                 let next = match self.request(head) {
-                    Ok((mut req, framing, expect_continue)) => {
-                        self.serve_one(&mut req, framing, expect_continue, started)
-                            .await
-                    }
+                    Ok((mut req, exchange)) => self.serve_one(&mut req, exchange, started).await,
                     Err(refusal) => {
                         let (req, code, detail) = *refusal;
                         self.refuse(&req, code, &detail, started).await
@@ -295,7 +307,13 @@ impl<T: Io, S: Service> Conn<T, S> {
             } else {
                 cfg.header_timeout
             };
-            let until = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + limit);
+            let until = *deadline.get_or_insert_with(|| {
+                let from = match self.settled {
+                    Some(at) if idle => at,
+                    _ => Instant::now(),
+                };
+                tokio::time::Instant::from_std(from) + limit
+            });
             if timer.deadline() > until {
                 timer.as_mut().reset(until);
             }
@@ -321,8 +339,10 @@ impl<T: Io, S: Service> Conn<T, S> {
                 Ok(Ok(0)) | Ok(Err(_)) => return Err(HeadError::Close),
                 Ok(Ok(_)) => {
                     if idle {
-                        // The next request has begun: it now has --header-timeout to complete.
-                        deadline = Some(tokio::time::Instant::now() + cfg.header_timeout);
+                        // The next request has begun: should it need another read, it has
+                        // --header-timeout from then to complete (most heads come whole, so
+                        // the clock is not read for it here).
+                        deadline = None;
                     }
                 }
                 Err(_elapsed) if idle => return Err(HeadError::Close),
@@ -344,8 +364,9 @@ impl<T: Io, S: Service> Conn<T, S> {
         let req = self.bare_request();
         let mut reply = self.app.reject(&req, code, detail);
         reply.close = true;
-        reply::put_final(&mut self.out, &reply, false, true);
-        self.log(&req, &reply, Instant::now());
+        let now = Instant::now();
+        reply::put_final(&mut self.out, &reply, false, true, now);
+        self.log(&req, &reply, now, now);
         let _ = self.flush().await;
     }
 
@@ -361,10 +382,10 @@ impl<T: Io, S: Service> Conn<T, S> {
         }
     }
 
-    /// The request of `head` (its bytes taken from the read buffer), its framing and whether
-    /// it expects `100 Continue`; or the request as far as it was made, with the code and
-    /// detail it is refused with.
-    fn request(&mut self, head: Head) -> Result<(Request, Framing, bool), Refusal> {
+    /// The request of `head` (its bytes taken from the read buffer) and what its head says of
+    /// the exchange; or the request as far as it was made, with the code and detail it is
+    /// refused with.
+    fn request(&mut self, head: Head) -> Result<(Request, Exchange), Refusal> {
         let cfg = self.bounds;
         // The head gets an allocation of its own (a copy of a few hundred bytes): split off
         // the read buffer, it would keep the whole buffer alive for as long as the request
@@ -372,7 +393,21 @@ impl<T: Io, S: Service> Conn<T, S> {
         let bytes = Bytes::copy_from_slice(&self.buf[..head.len]);
         self.buf.advance(head.len);
         let mut headers = HeaderMap::with_capacity(head.headers.len());
+        // The fields the connection itself reads, noted while the map is filled: most heads
+        // have none but Host, and each look-up in the map hashes the name.
+        let (mut hosts, mut host) = (0, (0, 0));
+        let (mut framed, mut expects, mut connection) = (false, false, false);
         for (name, start, end) in head.headers {
+            if name == header::HOST {
+                hosts += 1;
+                host = (start, end);
+            } else if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+                framed = true;
+            } else if name == header::EXPECT {
+                expects = true;
+            } else if name == header::CONNECTION {
+                connection = true;
+            }
             let Ok(value) = HeaderValue::from_maybe_shared(bytes.slice(start..end)) else {
                 let detail = format!("the value of {name} is not a valid field value");
                 return Err(Box::new((self.bare_request(), 400, detail)));
@@ -398,20 +433,24 @@ impl<T: Io, S: Service> Conn<T, S> {
                 )));
             }
         };
-        if let Some(problem) = check_host(&req) {
+        if let Some(problem) = check_host(req.version, hosts, &bytes[host.0..host.1]) {
             return Err(Box::new((req, 400, problem.to_owned())));
         }
         let role = Role::Request {
             http10: req.version == Version::HTTP_10,
         };
-        let framing = match framing::framing(&req.headers, role) {
-            Ok(f) => f,
-            Err(e) => {
-                let code = e.status().as_u16();
-                return Err(Box::new((req, code, e.to_string())));
+        let framing = if framed {
+            match framing::framing(&req.headers, role) {
+                Ok(f) => f,
+                Err(e) => {
+                    let code = e.status().as_u16();
+                    return Err(Box::new((req, code, e.to_string())));
+                }
             }
+        } else {
+            Framing::None
         };
-        let expect_continue = match req.headers.get(header::EXPECT) {
+        let expect_continue = match req.headers.get(header::EXPECT).filter(|_| expects) {
             None => false,
             Some(v)
                 if v.as_bytes().eq_ignore_ascii_case(b"100-continue")
@@ -436,17 +475,33 @@ impl<T: Io, S: Service> Conn<T, S> {
             );
             return Err(Box::new((req, 413, detail)));
         }
-        Ok((req, framing, expect_continue))
+        let close = if connection {
+            wants_close(&req)
+        } else {
+            req.version == Version::HTTP_10
+        };
+        Ok((
+            req,
+            Exchange {
+                framing,
+                expect_continue,
+                close,
+            },
+        ))
     }
 
     /// Admits, reads the content of, answers and sends one request.
     async fn serve_one(
         &mut self,
         req: &mut Request,
-        framing: Framing,
-        expect_continue: bool,
+        exchange: Exchange,
         started: Instant,
     ) -> std::io::Result<Next> {
+        let Exchange {
+            framing,
+            expect_continue,
+            close: asks_close,
+        } = exchange;
         let has_body = framing != Framing::None && framing != Framing::Length(0);
         let ticket = {
             let admitted = match self.app.admit_now(req) {
@@ -458,7 +513,7 @@ impl<T: Io, S: Service> Conn<T, S> {
                 Err(reply) => {
                     // The content is never read, so the connection cannot be reused after it.
                     self.linger = has_body;
-                    let close = has_body || wants_close(req);
+                    let close = has_body || asks_close;
                     return self.send(req, reply, close, started).await;
                 }
             }
@@ -483,7 +538,7 @@ impl<T: Io, S: Service> Conn<T, S> {
         let reply = self.call(req, &ticket).await;
         // What admission holds (an in-flight slot) is given back before the reply goes out.
         drop(ticket);
-        let close = wants_close(req);
+        let close = asks_close;
         self.send(req, reply, close, started).await
     }
 
@@ -540,10 +595,13 @@ impl<T: Io, S: Service> Conn<T, S> {
         async move {
             match then {
                 Then::Fault(f) => {
+                    self.settled = None;
                     let (reply, fault) = *f;
                     Box::pin(self.fault(req, reply, fault, started)).await
                 }
                 Then::Paced(p, next) => {
+                    // Its pieces take time: the idle time starts after them.
+                    self.settled = None;
                     Box::pin(self.paced(&p)).await?;
                     self.after_reply(next).await
                 }
@@ -584,9 +642,11 @@ impl<T: Io, S: Service> Conn<T, S> {
             p.chunked = false;
             p.trailers.clear();
         }
-        reply::put_final(&mut self.out, &reply, req.is_head(), close);
+        let done = Instant::now();
+        reply::put_final(&mut self.out, &reply, req.is_head(), close, done);
         self.served += 1;
-        self.log(req, &reply, started);
+        self.settled = Some(done);
+        self.log(req, &reply, started, done);
         let next = if reply.upgrade == Some(Upgrade::WebSocketEcho) && reply.status.code() == 101 {
             Next::WebSocket
         } else if close {
@@ -620,7 +680,7 @@ impl<T: Io, S: Service> Conn<T, S> {
         started: Instant,
     ) -> std::io::Result<Next> {
         reply.fault = None;
-        self.log(req, &reply, started);
+        self.log(req, &reply, started, Instant::now());
         self.served += 1;
         self.continued = false;
         self.flush().await?;
@@ -661,7 +721,7 @@ impl<T: Io, S: Service> Conn<T, S> {
             _ => true,
         };
         let mut bytes = BytesMut::new();
-        reply::put_final(&mut bytes, &reply, head_only, close);
+        reply::put_final(&mut bytes, &reply, head_only, close, Instant::now());
         let head_len = bytes.len() - if head_only { 0 } else { reply.body.len() };
         match fault.kind {
             FaultKind::Truncate => {
@@ -755,6 +815,7 @@ impl<T: Io, S: Service> Conn<T, S> {
             let wrote = match self.io.write(&self.out[done..]).now_or_never() {
                 Some(wrote) => wrote?,
                 None => {
+                    self.settled = None;
                     tokio::time::timeout(self.bounds.send_timeout, self.io.write(&self.out[done..]))
                         .await
                         .map_err(|_| {
@@ -854,8 +915,8 @@ impl<T: Io, S: Service> Conn<T, S> {
         }
     }
 
-    fn log(&self, req: &Request, reply: &Reply, started: Instant) {
-        self.app.completed(req, reply, started);
+    fn log(&self, req: &Request, reply: &Reply, started: Instant, done: Instant) {
+        self.app.completed(req, reply, started, done);
     }
 }
 
@@ -1041,23 +1102,86 @@ fn version_error(buf: &[u8]) -> Option<HeadError> {
 /// HTTP/1.1 requests need exactly one `Host` (RFC 9112 §3.2), and its value must be an
 /// authority (`uri-host [ ":" port ]`, RFC 9110 §7.2): no user information, lists, spaces or
 /// paths, which proxies and caches in front of statuslab would read differently.
-fn check_host(req: &Request) -> Option<&'static str> {
-    let mut hosts = req.headers.get_all(header::HOST).iter();
-    match (hosts.next(), hosts.next()) {
-        (None, _) if req.version == Version::HTTP_11 => {
+/// (For a request of `version` with `hosts` Host fields, the last one `value`.)
+fn check_host(version: Version, hosts: usize, value: &[u8]) -> Option<&'static str> {
+    match hosts {
+        0 if version == Version::HTTP_11 => {
             Some("an HTTP/1.1 request must carry a Host header (RFC 9112 §3.2)")
         }
-        (None, _) => None,
-        (Some(_), Some(_)) => Some("the request carries more than one Host header (RFC 9112 §3.2)"),
-        (Some(v), None) if !valid_host(v.as_bytes()) => {
+        0 => None,
+        1 if !valid_host(value) => {
             Some("the Host header is not a valid host[:port] (RFC 9110 §7.2)")
         }
-        (Some(_), None) => None,
+        1 => None,
+        _ => Some("the request carries more than one Host header (RFC 9112 §3.2)"),
     }
 }
 
 /// Whether `v` is empty or a host with an optional port.
 fn valid_host(v: &[u8]) -> bool {
+    match v.first() {
+        None => true,
+        Some(b'[') => valid_host_general(v),
+        Some(_) => {
+            // A name or an IPv4 address, in one pass: the host's characters, then at most a
+            // port.
+            let n = v.iter().take_while(|&&b| is_host_char(b)).count();
+            match &v[n..] {
+                _ if n == 0 => false,
+                [] => true,
+                [b':', port @ ..] => valid_port(port),
+                _ => false,
+            }
+        }
+    }
+}
+
+/// Whether `b` may appear in a reg-name (RFC 3986 §3.2.2: unreserved, pct-encoded and
+/// sub-delims; an IPv4 address is one too).
+fn is_host_char(b: u8) -> bool {
+    HOST_CHARS[usize::from(b)]
+}
+
+/// [`is_host_char`] of every byte.
+static HOST_CHARS: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b';'
+                    | b'='
+            );
+        b += 1;
+    }
+    table
+};
+
+/// port = *DIGIT (RFC 3986 §3.2.3), and a TCP port fits in 16 bits.
+fn valid_port(port: &[u8]) -> bool {
+    let mut n: u32 = 0;
+    port.iter().all(|&b| {
+        n = n * 10 + u32::from(b.wrapping_sub(b'0'));
+        b.is_ascii_digit() && n <= u32::from(u16::MAX)
+    })
+}
+
+/// [`valid_host`] for any value, an IPv6 literal included.
+fn valid_host_general(v: &[u8]) -> bool {
     if v.is_empty() {
         return true;
     }
@@ -1071,38 +1195,13 @@ fn valid_host(v: &[u8]) -> bool {
         Some(i) if !v[i..].contains(&b']') => (&v[..i], &v[i + 1..]),
         _ => (v, &b""[..]),
     };
-    // port = *DIGIT (RFC 3986 §3.2.3), and a TCP port fits in 16 bits.
-    let port_ok = port.iter().all(u8::is_ascii_digit)
-        && (port.is_empty() || std::str::from_utf8(port).is_ok_and(|p| p.parse::<u16>().is_ok()));
     let host_ok = match host {
         [b'[', inner @ .., b']'] => {
             std::str::from_utf8(inner).is_ok_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok())
         }
-        _ => {
-            !host.is_empty()
-                && host.iter().all(|&b| {
-                    b.is_ascii_alphanumeric()
-                        || matches!(
-                            b,
-                            b'-' | b'.'
-                                | b'_'
-                                | b'~'
-                                | b'%'
-                                | b'!'
-                                | b'$'
-                                | b'&'
-                                | b'\''
-                                | b'('
-                                | b')'
-                                | b'*'
-                                | b'+'
-                                | b';'
-                                | b'='
-                        )
-                })
-        }
+        _ => !host.is_empty() && host.iter().all(|&b| is_host_char(b)),
     };
-    port_ok && host_ok
+    valid_port(port) && host_ok
 }
 
 /// Whether the client asked to close after this exchange (RFC 9112 §9.3).
@@ -1175,7 +1274,7 @@ async fn refuse_unread<S: Service>(
     };
     let reply = app.reject(&req, code, detail);
     let mut out = BytesMut::new();
-    reply::put_final(&mut out, &reply, false, true);
+    reply::put_final(&mut out, &reply, false, true, Instant::now());
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), io.write_all(&out)).await;
     let _ = io.shutdown().await;
     io
@@ -1424,6 +1523,13 @@ pub(crate) mod props {
         #[test]
         fn any_host_bytes(v in vec(any::<u8>(), 0..40)) {
             check_host(&v);
+            prop_assert_eq!(valid_host(&v), valid_host_general(&v));
+        }
+
+        /// The one-pass check of names and IPv4 addresses decides as the general one.
+        #[test]
+        fn the_quick_host_check_agrees(v in "[a-z0-9.:\\[\\]@%~ -]{0,16}") {
+            prop_assert_eq!(valid_host(v.as_bytes()), valid_host_general(v.as_bytes()), "{}", v);
         }
     }
 }

@@ -261,7 +261,8 @@ async fn stream<S: Service>(
             }
         }
     };
-    app.completed(&req, &reply, started);
+    let done = Instant::now();
+    app.completed(&req, &reply, started, done);
     match reply.fault {
         Some(fault) => faulty(respond, &req, reply, fault, continued).await,
         None => {
@@ -269,7 +270,8 @@ async fn stream<S: Service>(
                 Body::Paced(p) if reply.body_allowed() && !req.is_head() => Some(p.clone()),
                 _ => None,
             };
-            if let (Ok(Some(stream)), Some(p)) = (send(&mut respond, &req, reply, continued), paced)
+            if let (Ok(Some(stream)), Some(p)) =
+                (send(&mut respond, &req, reply, continued, done), paced)
             {
                 let _ = send_paced(stream, *p).await;
             }
@@ -351,10 +353,10 @@ async fn faulty(
         }
         FaultKind::SlowHeaders | FaultKind::Latency => {
             tokio::time::sleep(fault.duration).await;
-            let _ = send(&mut respond, req, reply, continued);
+            let _ = send(&mut respond, req, reply, continued, Instant::now());
         }
         FaultKind::SlowClose => {
-            let _ = send(&mut respond, req, reply, continued);
+            let _ = send(&mut respond, req, reply, continued, Instant::now());
         }
         FaultKind::Truncate | FaultKind::CloseAfterHeaders | FaultKind::Drip => {
             let body = match std::mem::take(&mut reply.body) {
@@ -402,11 +404,13 @@ fn connection_specific(name: &http::HeaderName) -> bool {
 
 /// Sends the reply, interim responses first (but not a second 100 when the upload already
 /// got one: `continued`). A paced body is left to the caller: its open stream is returned.
+/// `at`: when the reply was made (its `Date`).
 fn send(
     respond: &mut SendResponse<Bytes>,
     req: &Request,
     reply: Reply,
     continued: bool,
+    at: Instant,
 ) -> Result<Option<h2::SendStream<Bytes>>, h2::Error> {
     for interim in &reply.interim {
         if interim.status == 100 && continued {
@@ -426,7 +430,7 @@ fn send(
     }
     if !reply.headers.contains_key(header::DATE) {
         // A Date the request asked for (`header=Date:...`) replaces the clock's.
-        headers.insert(header::DATE, reply::date_value());
+        headers.insert(header::DATE, reply::date_value(at));
     }
     for (name, value) in &reply.headers {
         if !connection_specific(name) {

@@ -10,6 +10,7 @@
 //! parsed), so this layer imports nothing above it.
 
 pub(crate) mod client;
+pub(crate) mod clock;
 pub(crate) mod fault;
 pub(crate) mod framing;
 pub(crate) mod h1;
@@ -56,8 +57,9 @@ pub(crate) trait Service: Send + Sync + 'static {
     /// head, limits, time-outs, too many connections): `code` with `detail` saying why.
     fn reject(&self, req: &Request, code: u16, detail: &str) -> Reply;
 
-    /// Called once per answered request (the access log).
-    fn completed(&self, req: &Request, reply: &Reply, started: Instant);
+    /// Called once per answered request (metrics, the access log): its head was read at
+    /// `started`, its reply made at `done`.
+    fn completed(&self, req: &Request, reply: &Reply, started: Instant, done: Instant);
 
     /// The server-wide budget for buffered request content.
     fn budget(&self) -> &Arc<BodyBudget>;

@@ -4,13 +4,14 @@
 //! so interim responses, framing rules and `Connection: close` are under statuslab's control;
 //! the HTTP/2 writer ([`crate::wire::h2`]) maps the same reply onto h2 frames.
 
+use super::clock;
 use super::fault::Fault;
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use statuslab_catalog::{BodyRule, Status};
 use std::cell::RefCell;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 /// The content of a reply.
 #[derive(Debug, Clone, Default)]
@@ -241,8 +242,8 @@ fn status_line(code: u16) -> Vec<u8> {
 }
 
 /// Writes the `Date` field with the cached current date.
-fn put_date(out: &mut BytesMut) {
-    with_date(|date| {
+fn put_date(out: &mut BytesMut, at: Instant) {
+    with_date(at, |date| {
         out.put_slice(b"Date: ");
         out.put_slice(date);
         out.put_slice(b"\r\n");
@@ -300,17 +301,24 @@ pub(crate) fn put_interim(out: &mut BytesMut, interim: &Interim) {
     out.put_slice(b"\r\n");
 }
 
-/// Writes the HTTP/1.1 head (and, unless `head_only`, the content) of a final reply.
-pub(crate) fn put_final(out: &mut BytesMut, reply: &Reply, head_only: bool, close: bool) {
+/// Writes the HTTP/1.1 head (and, unless `head_only`, the content) of a final reply made at
+/// `at` (its `Date`).
+pub(crate) fn put_final(
+    out: &mut BytesMut,
+    reply: &Reply,
+    head_only: bool,
+    close: bool,
+    at: Instant,
+) {
     put_status_line(out, reply.status.code());
     if let Some(p) = &reply.prebuilt {
         // Date first, as below; a prebuilt reply never holds one.
-        put_date(out);
+        put_date(out, at);
         out.put_slice(&p.h1);
     } else if !reply.headers.contains_key(header::DATE) {
         // A Date the request asked for (`header=Date:...`) replaces the clock's: Date is a
         // singleton field (RFC 9110 §6.6.1), never sent twice.
-        put_date(out);
+        put_date(out, at);
     }
     let mut said_close = false;
     for (name, value) in &reply.headers {
@@ -332,16 +340,17 @@ pub(crate) fn put_final(out: &mut BytesMut, reply: &Reply, head_only: bool, clos
         put_header(out, name.as_str().as_bytes(), value.as_bytes());
     }
     if reply.has_content_length() {
-        put_header(
-            out,
-            b"content-length",
+        // Spelled out: the framing fields' names need no spelling look-up.
+        out.put_slice(b"Content-Length: ");
+        out.put_slice(
             itoa::Buffer::new()
                 .format(reply.content_length())
                 .as_bytes(),
         );
+        out.put_slice(b"\r\n");
     }
     if reply.is_chunked() {
-        put_header(out, b"transfer-encoding", b"chunked");
+        out.put_slice(b"Transfer-Encoding: chunked\r\n");
         if let Body::Paced(p) = &reply.body
             && !p.trailers.is_empty()
         {
@@ -350,7 +359,7 @@ pub(crate) fn put_final(out: &mut BytesMut, reply: &Reply, head_only: bool, clos
         }
     }
     if close && !said_close {
-        put_header(out, b"connection", b"close");
+        out.put_slice(b"Connection: close\r\n");
     }
     out.put_slice(b"\r\n");
     if !head_only
@@ -389,12 +398,13 @@ thread_local! {
     static DATE: RefCell<(u64, [u8; 29])> = const { RefCell::new((u64::MAX, [0; 29])) };
 }
 
-/// Runs `f` with the current IMF-fixdate (RFC 9110 §5.6.7), reformatted at most once a second
-/// per thread, so the hot path neither allocates nor shares a lock for it.
-pub(crate) fn with_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
+/// Runs `f` with the IMF-fixdate (RFC 9110 §5.6.7) of the instant `at`, reformatted at most once
+/// a second per thread, so the hot path neither allocates nor shares a lock for it (nor reads
+/// the clock: see [`clock`]).
+pub(crate) fn with_date<R>(at: Instant, f: impl FnOnce(&[u8]) -> R) -> R {
+    let now = clock::wall(at);
     DATE.with(|cell| {
         let mut d = cell.borrow_mut();
-        let now = SystemTime::now();
         let secs = now
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -407,9 +417,11 @@ pub(crate) fn with_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
     })
 }
 
-/// The current date as a header value (for HTTP/2 replies).
-pub(crate) fn date_value() -> HeaderValue {
-    with_date(|d| HeaderValue::from_bytes(d).unwrap_or(HeaderValue::from_static("")))
+/// The date of the instant `at` as a header value (for HTTP/2 replies).
+pub(crate) fn date_value(at: Instant) -> HeaderValue {
+    with_date(at, |d| {
+        HeaderValue::from_bytes(d).unwrap_or(HeaderValue::from_static(""))
+    })
 }
 
 #[cfg(test)]
@@ -428,7 +440,7 @@ mod tests {
             ..Paced::default()
         }));
         let mut out = BytesMut::new();
-        put_final(&mut out, &reply, false, false);
+        put_final(&mut out, &reply, false, false, Instant::now());
         let head = String::from_utf8(out.to_vec()).expect("ASCII");
         assert!(head.contains("Transfer-Encoding: chunked\r\nTrailer: x-sum\r\n"));
         assert!(!head.contains("Content-Length"));
