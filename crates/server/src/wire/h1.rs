@@ -110,6 +110,8 @@ pub(crate) struct Conn<T, S> {
     /// connection has been idle since (the start of `--idle-timeout`, without reading the
     /// clock again).
     settled: Option<Instant>,
+    /// The last head's list of header fields, emptied: its allocation serves the next head.
+    fields: Vec<(HeaderName, usize, usize)>,
     /// A `100 Continue` already went out for the request being answered.
     continued: bool,
     /// The connection's slot under `--max-connections`, given back before the close is
@@ -125,11 +127,24 @@ pub(crate) struct Conn<T, S> {
 pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     /// Makes the coming close a TCP reset (`SO_LINGER` 0): the `reset` fault.
     fn abort(&self);
+
+    /// Writes what can be written at once, without a task context: `None` if the stream
+    /// cannot say without one (then `flush` polls a write).
+    fn write_now(&self, _buf: &[u8]) -> Option<std::io::Result<usize>> {
+        None
+    }
 }
 
 impl Io for TcpStream {
     fn abort(&self) {
         let _ = socket2::SockRef::from(self).set_linger(Some(std::time::Duration::ZERO));
+    }
+
+    fn write_now(&self, buf: &[u8]) -> Option<std::io::Result<usize>> {
+        match self.try_write(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+            wrote => Some(wrote),
+        }
     }
 }
 
@@ -159,6 +174,7 @@ impl<T: Io, S: Service> Conn<T, S> {
             out: BytesMut::new(),
             served: 0,
             settled: None,
+            fields: Vec::new(),
             continued: false,
             linger: false,
         }
@@ -288,7 +304,8 @@ impl<T: Io, S: Service> Conn<T, S> {
                     scanned = self.buf.len().saturating_sub(3);
                     if due {
                         parsed_at = Some(self.buf.len());
-                        if let Some(head) = parse_head(&self.buf, cfg.max_headers)? {
+                        let fields = std::mem::take(&mut self.fields);
+                        if let Some(head) = parse_head(&self.buf, cfg.max_headers, fields)? {
                             check_head_size(&head, cfg)?;
                             return Ok(Some(head));
                         }
@@ -392,12 +409,13 @@ impl<T: Io, S: Service> Conn<T, S> {
         // is in flight, which is 1 KiB and more per held (delayed) request.
         let bytes = Bytes::copy_from_slice(&self.buf[..head.len]);
         self.buf.advance(head.len);
-        let mut headers = HeaderMap::with_capacity(head.headers.len());
+        let mut fields = head.headers;
+        let mut headers = HeaderMap::with_capacity(fields.len());
         // The fields the connection itself reads, noted while the map is filled: most heads
         // have none but Host, and each look-up in the map hashes the name.
         let (mut hosts, mut host) = (0, (0, 0));
         let (mut framed, mut expects, mut connection) = (false, false, false);
-        for (name, start, end) in head.headers {
+        for (name, start, end) in fields.drain(..) {
             if name == header::HOST {
                 hosts += 1;
                 host = (start, end);
@@ -414,6 +432,8 @@ impl<T: Io, S: Service> Conn<T, S> {
             };
             headers.append(name, value);
         }
+        // The list's allocation serves the next head.
+        self.fields = fields;
         let target = bytes.slice(head.target.0..head.target.1);
         let mut req = Request {
             method: head.method,
@@ -562,6 +582,7 @@ impl<T: Io, S: Service> Conn<T, S> {
         if self.out.is_empty() {
             self.out = BytesMut::new();
         }
+        self.fields = Vec::new();
         fut.await
     }
 
@@ -812,7 +833,11 @@ impl<T: Io, S: Service> Conn<T, S> {
         while done < self.out.len() {
             // Most writes complete at once: try first, and start the --send-timeout clock
             // only for a write that has to wait for the client.
-            let wrote = match self.io.write(&self.out[done..]).now_or_never() {
+            let now = match self.io.write_now(&self.out[done..]) {
+                Some(wrote) => Some(wrote),
+                None => self.io.write(&self.out[done..]).now_or_never(),
+            };
+            let wrote = match now {
                 Some(wrote) => wrote?,
                 None => {
                     self.settled = None;
@@ -1005,7 +1030,12 @@ fn check_head_size(head: &Head, cfg: Limits) -> Result<(), HeadError> {
 }
 
 /// Parses a head from `buf`; `Ok(None)` if it is incomplete.
-fn parse_head(buf: &[u8], max_headers: usize) -> Result<Option<Head>, HeadError> {
+/// `fields`: an empty list to fill with the header fields (its allocation reused).
+fn parse_head(
+    buf: &[u8],
+    max_headers: usize,
+    mut fields: Vec<(HeaderName, usize, usize)>,
+) -> Result<Option<Head>, HeadError> {
     // Left uninitialized: httparse writes the slots it fills (zeroing all of them cost a
     // 3.2 KiB memset per request).
     let mut slots =
@@ -1047,7 +1077,11 @@ fn parse_head(buf: &[u8], max_headers: usize) -> Result<Option<Head>, HeadError>
         method,
         target,
         version,
-        headers: Vec::with_capacity(req.headers.len()),
+        headers: {
+            fields.clear();
+            fields.reserve(req.headers.len());
+            fields
+        },
         len,
     };
     for h in req.headers.iter() {
@@ -1321,7 +1355,7 @@ pub(crate) mod props {
     /// What `read_head` decides from the bytes buffered so far: a head that passes the target
     /// limit, a refusal, or `None` (read on).
     fn decide(buf: &[u8], max_headers: usize, max_uri: usize) -> Option<Result<Parsed, u16>> {
-        match parse_head(buf, max_headers) {
+        match parse_head(buf, max_headers, Vec::new()) {
             Ok(Some(head)) if head.target.1 - head.target.0 > max_uri => Some(Err(414)),
             Ok(Some(h)) => Some(Ok((h.method, h.target, h.version, h.headers, h.len))),
             Err(HeadError::Reject(code, _)) => Some(Err(code)),
@@ -1540,7 +1574,7 @@ mod tests {
 
     /// What `parse_head` answers: `Some(0)` for a head, a refusal's code, `None` to read on.
     fn answer(buf: &[u8]) -> Option<u16> {
-        match parse_head(buf, HEADER_SLOTS) {
+        match parse_head(buf, HEADER_SLOTS, Vec::new()) {
             Ok(Some(_)) => Some(0),
             Ok(None) => None,
             Err(HeadError::Reject(code, _)) => Some(code),
