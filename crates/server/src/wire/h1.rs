@@ -56,6 +56,13 @@ struct Head {
     len: usize,
 }
 
+/// What ended a wait for request bytes.
+enum Woke {
+    Read(std::io::Result<usize>),
+    Timer,
+    Stopped,
+}
+
 /// What a request's head says of the exchange, beyond the request itself.
 struct Exchange {
     /// How its content is framed.
@@ -112,6 +119,8 @@ pub(crate) struct Conn<T, S> {
     settled: Option<Instant>,
     /// The last head's list of header fields, emptied: its allocation serves the next head.
     fields: Vec<(HeaderName, usize, usize)>,
+    /// The shutdown waiter has registered with the shutdown token (see `read_head`).
+    watching: bool,
     /// A `100 Continue` already went out for the request being answered.
     continued: bool,
     /// The connection's slot under `--max-connections`, given back before the close is
@@ -175,6 +184,7 @@ impl<T: Io, S: Service> Conn<T, S> {
             served: 0,
             settled: None,
             fields: Vec::new(),
+            watching: false,
             continued: false,
             linger: false,
         }
@@ -339,17 +349,37 @@ impl<T: Io, S: Service> Conn<T, S> {
                 self.buf.reserve(grow);
             }
             let read = loop {
-                tokio::select! {
-                    biased;
-                    r = self.io.read_buf(&mut self.buf) => break Ok(r),
-                    () = timer.as_mut() => {
-                        if tokio::time::Instant::now() < until {
-                            timer.as_mut().reset(until);
-                            continue;
-                        }
-                        break Err(());
+                // The read, the timer, and (between requests) the shutdown waiter, polled in
+                // that order. The waiter is polled until it has registered with the shutdown
+                // token, then only once `Service::stopping` says the server is shutting down
+                // (set before the token is cancelled): polling it checks the token under a
+                // lock, on every request.
+                let between = self.buf.is_empty();
+                let (app, watching) = (&self.app, &mut self.watching);
+                let mut read = pin!(self.io.read_buf(&mut self.buf));
+                let woke = std::future::poll_fn(|cx| {
+                    if let Poll::Ready(r) = read.as_mut().poll(cx) {
+                        return Poll::Ready(Woke::Read(r));
                     }
-                    () = stopped.as_mut(), if self.buf.is_empty() => return Err(HeadError::Close),
+                    if timer.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Woke::Timer);
+                    }
+                    if between && (!*watching || app.stopping()) {
+                        *watching = true;
+                        if stopped.as_mut().poll(cx).is_ready() {
+                            return Poll::Ready(Woke::Stopped);
+                        }
+                    }
+                    Poll::Pending
+                })
+                .await;
+                match woke {
+                    Woke::Read(r) => break Ok(r),
+                    Woke::Timer if tokio::time::Instant::now() < until => {
+                        timer.as_mut().reset(until);
+                    }
+                    Woke::Timer => break Err(()),
+                    Woke::Stopped => return Err(HeadError::Close),
                 }
             };
             match read {

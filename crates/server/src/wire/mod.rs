@@ -64,7 +64,9 @@ pub(crate) trait Service: Send + Sync + 'static {
     /// The server-wide budget for buffered request content.
     fn budget(&self) -> &Arc<BodyBudget>;
 
-    /// Whether the server is shutting down (every reply then closes its connection).
+    /// Whether the server is shutting down (every reply then closes its connection). True
+    /// before the connections' shutdown token is cancelled: a connection waiting for its next
+    /// request looks at the token only once this says so.
     fn stopping(&self) -> bool;
 }
 
