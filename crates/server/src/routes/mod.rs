@@ -1097,12 +1097,7 @@ mod tests {
         );
         let mut checked = 0;
         for (i, r) in ROUTES.iter().enumerate() {
-            let names: Vec<&str> = r
-                .pattern
-                .split('{')
-                .skip(1)
-                .map(|p| p.split('}').next().unwrap().trim_start_matches('*'))
-                .collect();
+            let names = param_names(r.pattern);
             assert!(names.len() <= MAX_PARAMS, "{}", r.pattern);
             let mut path = r.pattern.to_owned();
             for (k, name) in names.iter().enumerate() {

@@ -500,7 +500,12 @@ impl<T: Io, S: Service> Conn<T, S> {
         } else {
             Framing::None
         };
-        let expect_continue = match req.headers.get(header::EXPECT).filter(|_| expects) {
+        let expect = if expects {
+            req.headers.get(header::EXPECT)
+        } else {
+            None
+        };
+        let expect_continue = match expect {
             None => false,
             Some(v)
                 if v.as_bytes().eq_ignore_ascii_case(b"100-continue")
