@@ -241,7 +241,7 @@ fn status_line(code: u16) -> Vec<u8> {
     format!("HTTP/1.1 {code} {reason}\r\n").into_bytes()
 }
 
-/// Writes the `Date` field with the cached current date.
+/// Writes the `Date` field: the date of the instant `at`, formatted at most once a second.
 fn put_date(out: &mut BytesMut, at: Instant) {
     with_date(at, |date| {
         out.put_slice(b"Date: ");
