@@ -306,7 +306,6 @@ async fn limits_on_uri_headers_and_connections() {
         c.max_uri = 100;
         c.max_headers = 10;
         c.max_head_bytes = 2048;
-        c.max_connections = 1;
     })
     .await;
     let host = server.host();
