@@ -788,16 +788,16 @@ fn panicked(panic: &(dyn std::any::Any + Send)) -> Problem {
 impl Service for App {
     type Ticket = Ticket;
 
-    async fn admit(&self, req: &Request) -> Result<Ticket, Reply> {
+    async fn admit(&self, req: &Request) -> Result<Ticket, Box<Reply>> {
         guarded(self.admission(req))
             .await
-            .map_err(|p| self.refused(req, p))
+            .map_err(|p| Box::new(self.refused(req, p)))
     }
 
-    fn admit_now(&self, req: &Request) -> Option<Result<Ticket, Reply>> {
+    fn admit_now(&self, req: &Request) -> Option<Result<Ticket, Box<Reply>>> {
         let admitted = std::panic::catch_unwind(AssertUnwindSafe(|| self.admission_now(req)))
             .unwrap_or_else(|panic| Some(Err(panicked(&*panic))))?;
-        Some(admitted.map_err(|p| self.refused(req, p)))
+        Some(admitted.map_err(|p| Box::new(self.refused(req, p))))
     }
 
     async fn handle(&self, req: &Request, ticket: &Ticket) -> Reply {
@@ -810,13 +810,17 @@ impl Service for App {
     }
 
     fn handle_now(&self, req: &Request, ticket: &Ticket) -> Option<Reply> {
-        let mut reply =
-            match std::panic::catch_unwind(AssertUnwindSafe(|| self.answer_now(req, ticket))) {
-                Ok(reply) => reply?,
-                Err(panic) => panicked(&*panic).into_reply(&self.ctx, req),
-            };
-        self.conclude(&mut reply, ticket);
-        Some(reply)
+        // Concluded inside the guard: the reply is then moved once on its way out, not twice.
+        std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let mut reply = self.answer_now(req, ticket)?;
+            self.conclude(&mut reply, ticket);
+            Some(reply)
+        }))
+        .unwrap_or_else(|panic| {
+            let mut reply = panicked(&*panic).into_reply(&self.ctx, req);
+            self.conclude(&mut reply, ticket);
+            Some(reply)
+        })
     }
 
     fn reject(&self, req: &Request, code: u16, detail: &str) -> Reply {

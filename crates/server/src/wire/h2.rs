@@ -177,35 +177,35 @@ async fn stream<S: Service>(
     // expectation, length.
     let target = req.uri.path_and_query().map_or(0, |p| p.as_str().len());
     let admitted = if target > cfg.max_uri {
-        Err(app.reject(
+        Err(Box::new(app.reject(
             &req,
             414,
             &format!(
                 "the request target is {target} bytes; the limit is {} (--max-uri)",
                 cfg.max_uri
             ),
-        ))
+        )))
     } else if req.headers.len() > cfg.max_headers {
-        Err(app.reject(
+        Err(Box::new(app.reject(
             &req,
             431,
             &format!(
                 "more than {} header fields (--max-headers)",
                 cfg.max_headers
             ),
-        ))
+        )))
     } else if let Some(v) = expectation {
-        Err(app.reject(
+        Err(Box::new(app.reject(
             &req,
             417,
             &format!("statuslab meets only the expectation 100-continue, not {v:?}"),
-        ))
+        )))
     } else if declared.is_some_and(|n| n > max_body as u64) {
-        Err(app.reject(
+        Err(Box::new(app.reject(
             &req,
             413,
             &format!("the content is larger than {max_body} bytes (--max-body)"),
-        ))
+        )))
     } else if let Some(admitted) = app.admit_now(&req) {
         admitted
     } else {
@@ -213,7 +213,7 @@ async fn stream<S: Service>(
     };
     let mut continued = false;
     let reply = match admitted {
-        Err(reply) => reply,
+        Err(reply) => *reply,
         Ok(ticket) => {
             if !recv.is_end_stream()
                 && req

@@ -37,12 +37,14 @@ pub(crate) trait Service: Send + Sync + 'static {
     /// What admission hands on to the handler (the route, the slot it holds, limits met).
     type Ticket: Send + Sync;
 
-    /// Decides from the head whether the request goes on (`Ok`) or is answered now (`Err`).
-    fn admit(&self, req: &Request) -> impl Future<Output = Result<Self::Ticket, Reply>> + Send;
+    /// Decides from the head whether the request goes on (`Ok`) or is answered now (`Err`;
+    /// boxed, so that the admitted path moves a ticket, not a reply, around).
+    fn admit(&self, req: &Request)
+    -> impl Future<Output = Result<Self::Ticket, Box<Reply>>> + Send;
 
     /// [`Service::admit`] without waiting, when the decision needs nothing that waits; `None`
     /// otherwise (then `admit` decides). The hot path: no future is made for it.
-    fn admit_now(&self, req: &Request) -> Option<Result<Self::Ticket, Reply>>;
+    fn admit_now(&self, req: &Request) -> Option<Result<Self::Ticket, Box<Reply>>>;
 
     /// Answers an admitted request whose content has been read. The ticket is lent, not
     /// given: the caller keeps it (and what it holds) until the reply is made, and a held
