@@ -13,7 +13,7 @@ use super::reply::{self, Body, Paced, Reply, Upgrade};
 use super::request::Request;
 use super::rewind::Rewind;
 use super::{Limits, Reservation, Service};
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt as _;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Uri, Version};
@@ -65,6 +65,10 @@ enum Woke {
 
 /// What a request's head says of the exchange, beyond the request itself.
 struct Exchange {
+    /// The head's bytes, split off the read buffer, and where in them the target is: what the
+    /// request's target and header values are slices of (see [`detach`]).
+    head: Bytes,
+    target: (usize, usize),
     /// How its content is framed.
     framing: Framing,
     /// It expects `100 Continue` before sending its content.
@@ -430,11 +434,10 @@ impl<T: Io, S: Service> Conn<T, S> {
     /// 280 bytes, and the hot path moves it as little as it can.)
     fn request(&mut self, head: Head, req: &mut Request) -> Result<Exchange, (u16, String)> {
         let cfg = self.bounds;
-        // The head gets an allocation of its own (a copy of a few hundred bytes): split off
-        // the read buffer, it would keep the whole buffer alive for as long as the request
-        // is in flight, which is 1 KiB and more per held (delayed) request.
-        let bytes = Bytes::copy_from_slice(&self.buf[..head.len]);
-        self.buf.advance(head.len);
+        // Split off the read buffer, not copied: the request shares the buffer's allocation
+        // (which the next read reuses once the request is gone) unless it has to wait for its
+        // answer, when it is given a copy of its own (`detach`).
+        let bytes = self.buf.split_to(head.len).freeze();
         let mut fields = head.headers;
         let mut headers = HeaderMap::with_capacity(fields.len());
         // The fields the connection itself reads, noted while the map is filled: most heads
@@ -521,6 +524,8 @@ impl<T: Io, S: Service> Conn<T, S> {
             req.version == Version::HTTP_10
         };
         Ok(Exchange {
+            head: bytes,
+            target: head.target,
             framing,
             expect_continue,
             close,
@@ -535,6 +540,8 @@ impl<T: Io, S: Service> Conn<T, S> {
         started: Instant,
     ) -> std::io::Result<Next> {
         let Exchange {
+            head,
+            target,
             framing,
             expect_continue,
             close: asks_close,
@@ -576,6 +583,10 @@ impl<T: Io, S: Service> Conn<T, S> {
             Ok(sent) => return sent.await,
             Err(ticket) => ticket,
         };
+        // The handler may keep the request for long (a delayed reply): it should hold a few
+        // hundred bytes of its own, not the read buffer (1 KiB and more per held request).
+        detach(req, &head, target);
+        drop(head);
         let sent = {
             let mut reply = self.call(req, &ticket).await;
             drop(ticket);
@@ -1282,6 +1293,27 @@ fn valid_host_general(v: &[u8]) -> bool {
     valid_port(port) && host_ok
 }
 
+/// Gives `req` a copy of `head` (the bytes its target and header values were made from,
+/// slices of the connection's read buffer) and re-slices them from it, so that a request kept
+/// while its handler waits holds no part of the read buffer.
+fn detach(req: &mut Request, head: &Bytes, target: (usize, usize)) {
+    let copy = Bytes::copy_from_slice(head);
+    let base = head.as_ptr() as usize;
+    for value in req.headers.values_mut() {
+        let bytes = value.as_bytes();
+        let start = (bytes.as_ptr() as usize).wrapping_sub(base);
+        if bytes.is_empty() || start > copy.len() || copy.len() - start < bytes.len() {
+            continue;
+        }
+        if let Ok(mine) = HeaderValue::from_maybe_shared(copy.slice(start..start + bytes.len())) {
+            *value = mine;
+        }
+    }
+    if let Ok(uri) = Uri::from_maybe_shared(copy.slice(target.0..target.1)) {
+        req.uri = uri;
+    }
+}
+
 /// Whether the client asked to close after this exchange (RFC 9112 §9.3).
 fn wants_close(req: &Request) -> bool {
     let tokens = || {
@@ -1649,5 +1681,36 @@ mod tests {
         assert!(valid_host(b"a:65535"));
         assert!(valid_host(b"[::1]:8080"));
         assert!(!valid_host(b"[::1]:80800"));
+    }
+
+    /// A detached request is equal to the one made from the read buffer, and none of its
+    /// target or header values lies in that buffer any more.
+    #[test]
+    fn a_detached_request_holds_none_of_the_read_buffer() {
+        let head = Bytes::from_static(
+            b"GET /status/200?sleep=5 HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nX-A: 2\r\nX-E:\r\n\r\n",
+        );
+        let mut headers = HeaderMap::new();
+        for (name, at) in [("host", 40), ("x-a", 48), ("x-a", 56)] {
+            let value = HeaderValue::from_maybe_shared(head.slice(at..at + 1)).unwrap();
+            headers.append(HeaderName::from_static(name), value);
+        }
+        headers.append("x-e", HeaderValue::from_static(""));
+        let mut req = Request {
+            method: Method::GET,
+            uri: Uri::from_maybe_shared(head.slice(4..23)).unwrap(),
+            version: Version::HTTP_11,
+            headers,
+            body: Bytes::new(),
+            peer: SocketAddr::from(([127, 0, 0, 1], 9)),
+        };
+        let made = req.clone();
+        detach(&mut req, &head, (4, 23));
+        assert_eq!(req.uri, made.uri);
+        assert_eq!(req.headers, made.headers);
+        let within = |p: *const u8| head.as_ptr_range().contains(&p);
+        assert!(!within(req.uri.path().as_ptr()));
+        assert!(req.headers.values().all(|v| !within(v.as_bytes().as_ptr())));
+        assert_eq!(req.header("x-a"), Some("1"));
     }
 }
