@@ -16,6 +16,8 @@
 #      user CPU    the server's user CPU time per request (/proc/PID/stat around the no-logs
 #                  run), statuslab's over nginx's: the work each does itself, the kernel's
 #                  loopback aside
+#    and all server CPU per request (user + system), which stays a comparison of the servers
+#    when wrk's own core is what limits the no-logs rate (the summary says when it was).
 # 2. Held requests: statuslab-loadgen holds 10,000 concurrent /status/200?sleep=5000 requests
 #    (ramped at BENCH_RATE/s; twice on one fresh server, cold then warm; then all at once in a
 #    burst on another) and reports how late each response came and the server's peak RSS.
@@ -290,7 +292,7 @@ start_httpbin() { # port
 # Converts wrk's latency ("850.00us", "1.23ms", "2.00s") to milliseconds.
 to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'; }
 
-declare -A RPS USER_US
+declare -A RPS USER_US CPU_US LOAD_CPU
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 range() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s", lo, hi }'; }
 # User CPU ticks of a process and its children so far.
@@ -330,7 +332,7 @@ measure() { # name pid url mode(plain|logged|pipelined|h2c)
     fi
     b1=$(busy_ticks)
     t1=$(cpu_ticks "$pid"); u1=$(user_ticks "$pid")
-    local rps p50 p99 errs srv_cpu wrk_cpu other_cpu user_us
+    local rps p50 p99 errs srv_cpu wrk_cpu other_cpu user_us cpu_us
     if [[ $mode == h2c ]]; then
         rps=$(awk '/^finished in/ { print $4 }' "$out")
         # h2load reports no percentiles: the p50 column holds the mean.
@@ -354,9 +356,14 @@ measure() { # name pid url mode(plain|logged|pipelined|h2c)
         'BEGIN { o = 100 * (b - a) / h / r - s - w; printf "%.0f", (o < 0 ? 0 : o) }')
     # The server's own work per request: user CPU over the requests answered meanwhile.
     user_us=$(awk -v a="$u0" -v b="$u1" -v h="$CLK_TCK" -v n="$rps" -v r="$real" 'BEGIN { printf "%.2f", 1e6 * (b - a) / h / (n * r) }')
+    # All of the server's CPU per request (user and system): the inverse of what one core of
+    # it can answer, whether or not the load generator kept it busy.
+    cpu_us=$(awk -v a="$t0" -v b="$t1" -v h="$CLK_TCK" -v n="$rps" -v r="$real" 'BEGIN { printf "%.2f", 1e6 * (b - a) / h / (n * r) }')
     RPS[$name/$(basename "$url")/$mode]+="$rps "
     USER_US[$name/$(basename "$url")/$mode]+="$user_us "
-    ROWS+=("$(printf '%-10s %-12s %-10s %5s %12s %9s %9s %8s %8s %8s %7s %8s' "$name" "${url#http://127.0.0.1:*/}" "$mode" "$ROUND" "$rps" "$p50" "$p99" "$srv_cpu%" "$wrk_cpu%" "$other_cpu%" "$errs" "$user_us")")
+    CPU_US[$name/$(basename "$url")/$mode]+="$cpu_us "
+    LOAD_CPU[$name/$(basename "$url")/$mode]+="$wrk_cpu "
+    ROWS+=("$(printf '%-10s %-12s %-10s %5s %12s %9s %9s %8s %8s %8s %7s %8s %8s' "$name" "${url#http://127.0.0.1:*/}" "$mode" "$ROUND" "$rps" "$p50" "$p99" "$srv_cpu%" "$wrk_cpu%" "$other_cpu%" "$errs" "$user_us" "$cpu_us")")
     note "  $name $url $mode: $rps req/s, $user_us us user CPU per request"
 }
 
@@ -366,6 +373,8 @@ ratio_row() { # label key target(>= or <=) bound [value: rps|user]
     local -a sa na
     if [[ $what == user ]]; then
         read -r -a sa <<<"${USER_US[statuslab/$key]}"; read -r -a na <<<"${USER_US[nginx/$key]}"
+    elif [[ $what == cpu ]]; then
+        read -r -a sa <<<"${CPU_US[statuslab/$key]}"; read -r -a na <<<"${CPU_US[nginx/$key]}"
     else
         read -r -a sa <<<"${RPS[statuslab/$key]}"; read -r -a na <<<"${RPS[nginx/$key]}"
     fi
@@ -373,7 +382,7 @@ ratio_row() { # label key target(>= or <=) bound [value: rps|user]
         rs+=("$(awk -v a="${sa[$i]}" -v b="${na[$i]:-0}" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print 0 }')")
     done
     a=$(median "${sa[@]}"); b=$(median "${na[@]}")
-    awk -v l="$label" -v r="$(median "${rs[@]}")" -v lo="$(range "${rs[@]}")" -v a="$a" -v b="$b" -v op="$op" -v t="$bound" -v u="$([[ $what == user ]] && echo "us/req" || echo "req/s")" \
+    awk -v l="$label" -v r="$(median "${rs[@]}")" -v lo="$(range "${rs[@]}")" -v a="$a" -v b="$b" -v op="$op" -v t="$bound" -v u="$([[ $what == rps ]] && echo "req/s" || echo "us/req")" \
         'BEGIN { met = (op == ">=" ? r >= t : r <= t); printf "%-34s %6.2fx  (rounds %s; %s / %s %s)  target %s %s: %s\n", l, r, lo, a, b, u, op, t, (met ? "MET" : "NOT MET") }'
 }
 
@@ -416,7 +425,7 @@ if [[ -z ${BENCH_SKIP_WRK:-} ]]; then
 
     {
         echo "== throughput (wrk / h2load -t$WRK_THREADS -c$CONNS, $DURATION each after a 2 s warm-up; $N worker(s) each; $PIN_NOTE)"
-        printf '%-10s %-12s %-10s %5s %12s %9s %9s %8s %8s %8s %7s %8s\n' server path mode round "req/s" "p50 ms" "p99 ms" "srv CPU" "load CPU" "other" errors "user us"
+        printf '%-10s %-12s %-10s %5s %12s %9s %9s %8s %8s %8s %7s %8s %8s\n' server path mode round "req/s" "p50 ms" "p99 ms" "srv CPU" "load CPU" "other" errors "user us" "cpu us"
         printf '%s\n' "${ROWS[@]}" | sort -s -b -k3,3 -k2,2r -k1,1r
         echo
         echo "statuslab's access log wrote $logged_lines lines (the logged rows' requests, warm-ups included)"
@@ -428,6 +437,11 @@ if [[ -z ${BENCH_SKIP_WRK:-} ]]; then
         ratio_row "pipelined x$PIPELINE (wrk)" 404/pipelined ">=" 5
         ratio_row "user CPU per request, no logs" 404/plain "<=" 1.0 user
         ratio_row "/status/200, no logs (wrk)" 200/plain ">=" 1.0
+        ratio_row "server CPU (user+sys) per request" 404/plain "<=" 1.0 cpu
+        # When wrk's core is saturated with both servers, the no-logs rows measure the load
+        # generator as much as the servers (both have idle time left); the CPU rows do not.
+        awk -v s="$(median ${LOAD_CPU[statuslab/404/plain]})" -v n="$(median ${LOAD_CPU[nginx/404/plain]})" \
+            'BEGIN { if (s >= 97 && n >= 97) printf "note: wrk used %s%% / %s%% of its core (median, statuslab / nginx) in the no-logs rounds: the load generator, not the servers, set their pace; compare the CPU-per-request rows\n", s, n }'
         if [[ $HTTPBIN == 1 ]]; then
             for code in 404 200; do
                 awk -v a="$(median ${RPS[statuslab/$code/plain]})" -v b="$(median ${RPS[httpbin/$code/plain]:-0})" -v c="$code" \
