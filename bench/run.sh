@@ -368,16 +368,15 @@ measure() { # name pid url mode(plain|logged|pipelined|h2c)
 }
 
 # One comparison row: the median ratio statuslab / nginx, the per-round ratios' range, the target.
-ratio_row() { # label key target(>= or <=) bound [value: rps|user]
+ratio_row() { # label key target(>= or <=) bound [value: rps|user|cpu]
     local label=$1 key=$2 op=$3 bound=$4 what=${5:-rps} a b rs=() i
     local -a sa na
-    if [[ $what == user ]]; then
-        read -r -a sa <<<"${USER_US[statuslab/$key]}"; read -r -a na <<<"${USER_US[nginx/$key]}"
-    elif [[ $what == cpu ]]; then
-        read -r -a sa <<<"${CPU_US[statuslab/$key]}"; read -r -a na <<<"${CPU_US[nginx/$key]}"
-    else
-        read -r -a sa <<<"${RPS[statuslab/$key]}"; read -r -a na <<<"${RPS[nginx/$key]}"
-    fi
+    case $what in
+        user) local -n values=USER_US ;;
+        cpu) local -n values=CPU_US ;;
+        *) local -n values=RPS ;;
+    esac
+    read -r -a sa <<<"${values[statuslab/$key]}"; read -r -a na <<<"${values[nginx/$key]}"
     for i in "${!sa[@]}"; do
         rs+=("$(awk -v a="${sa[$i]}" -v b="${na[$i]:-0}" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print 0 }')")
     done

@@ -176,40 +176,41 @@ async fn stream<S: Service>(
     // The same rules as on HTTP/1.1, in the same order: target length, header count,
     // expectation, length.
     let target = req.uri.path_and_query().map_or(0, |p| p.as_str().len());
-    let admitted = if target > cfg.max_uri {
-        Err(Box::new(app.reject(
-            &req,
+    let refused = if target > cfg.max_uri {
+        Some((
             414,
-            &format!(
+            format!(
                 "the request target is {target} bytes; the limit is {} (--max-uri)",
                 cfg.max_uri
             ),
-        )))
+        ))
     } else if req.headers.len() > cfg.max_headers {
-        Err(Box::new(app.reject(
-            &req,
+        Some((
             431,
-            &format!(
+            format!(
                 "more than {} header fields (--max-headers)",
                 cfg.max_headers
             ),
-        )))
+        ))
     } else if let Some(v) = expectation {
-        Err(Box::new(app.reject(
-            &req,
+        Some((
             417,
-            &format!("statuslab meets only the expectation 100-continue, not {v:?}"),
-        )))
+            format!("statuslab meets only the expectation 100-continue, not {v:?}"),
+        ))
     } else if declared.is_some_and(|n| n > max_body as u64) {
-        Err(Box::new(app.reject(
-            &req,
+        Some((
             413,
-            &format!("the content is larger than {max_body} bytes (--max-body)"),
-        )))
-    } else if let Some(admitted) = app.admit_now(&req) {
-        admitted
+            format!("the content is larger than {max_body} bytes (--max-body)"),
+        ))
     } else {
-        app.admit(&req).await
+        None
+    };
+    let admitted = match refused {
+        Some((code, detail)) => Err(Box::new(app.reject(&req, code, &detail))),
+        None => match app.admit_now(&req) {
+            Some(admitted) => admitted,
+            None => app.admit(&req).await,
+        },
     };
     let mut continued = false;
     let reply = match admitted {
