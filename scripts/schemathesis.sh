@@ -21,6 +21,9 @@
 #   error (tests/it covers them); a value the document refuses is sent as generated and must
 #   get 400.
 #
+# The hooks also make `ast.parse` run one call at a time (a CPython 3.11 race between the workers;
+# see statuslab_hooks.py).
+#
 # Outside CI a missing schemathesis skips the run with a note; with CI set it fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -7,12 +7,31 @@ the document accepts (its `enum` or `pattern`) is swapped for `latency`, a fault
 full: the edited value is as valid as the generated one. A value the document refuses is sent as
 generated, so an invalid list stays invalid and must still get 400 ("negative data rejection"
 stays on). tests/it checks the breaking faults byte for byte.
+
+One more thing here is not about statuslab: `ast.parse` is made to run one call at a time. On
+CPython 3.11 the AST constructor's recursion counter lives in interpreter-wide state,
+so two workers parsing at once (hypothesis parses source to describe a lambda) can fail with
+"SystemError: AST constructor recursion depth mismatch", which schemathesis reports as a runtime
+error of the run, not of the server.
 """
 
+import ast
+import threading
 from urllib.parse import quote, unquote
 
 import jsonschema_rs
 import schemathesis
+
+_parse = ast.parse
+_parse_lock = threading.Lock()
+
+
+def _parse_one_at_a_time(*args, **kwargs):
+    with _parse_lock:
+        return _parse(*args, **kwargs)
+
+
+ast.parse = _parse_one_at_a_time
 
 BREAKING = {"reset", "empty", "truncate", "malformed-chunk", "garbage", "close-after-headers", "stall"}
 
