@@ -5,7 +5,8 @@
 #   BENCH_WORKERS=2 bench/run.sh   # N=2 workers each, nothing pinned (both share the 2 cores)
 #
 # 1. Throughput, statuslab against nginx (`return 404`, same body and headers as statuslab),
-#    all with N workers, in one run, rounds interleaved; five comparisons on /status/404:
+#    all with N workers, in one run, rounds interleaved (which server goes first alternates by
+#    comparison and by round); five comparisons on /status/404:
 #      no logs     wrk; statuslab --no-access-log, nginx `access_log off` (and /status/200,
 #                  and httpbin under gunicorn for scale)
 #      defaults    wrk; statuslab's default access log (stderr, to a file), nginx's default
@@ -400,21 +401,31 @@ if [[ -z ${BENCH_SKIP_WRK:-} ]]; then
     HB_PORT=$(free_port "$SL_PORT" "$SLL_PORT" "$NG_PORT" "$NGL_PORT" "$NGH_PORT")
     [[ $HTTPBIN == 1 ]] && start_httpbin "$HB_PORT"
     note "bench: statuslab :$SL_PORT (logged :$SLL_PORT), nginx :$NG_PORT (logged :$NGL_PORT, h2c :$NGH_PORT)$([[ $HTTPBIN == 1 ]] && echo ", httpbin :$HB_PORT")"
+    # One comparison's two measurements, back to back. Which server goes first alternates from
+    # one comparison to the next and from one round to the next, so neither server always takes
+    # the slot after the other's run (or after the previous round's last one).
+    pair() { # mode statuslab-pid statuslab-url nginx-url
+        if (((PAIR + ROUND) % 2)); then
+            measure statuslab "$2" "$3" "$1"
+            measure nginx "$NGINX_PID" "$4" "$1"
+        else
+            measure nginx "$NGINX_PID" "$4" "$1"
+            measure statuslab "$2" "$3" "$1"
+        fi
+        PAIR=$((PAIR + 1))
+    }
     for ROUND in $(seq 1 "$ROUNDS"); do
+        PAIR=0
         for code in 404 200; do
-            measure statuslab "$SL_THR_PID" "http://127.0.0.1:$SL_PORT/status/$code" plain
-            measure nginx "$NGINX_PID" "http://127.0.0.1:$NG_PORT/status/$code" plain
+            pair plain "$SL_THR_PID" "http://127.0.0.1:$SL_PORT/status/$code" "http://127.0.0.1:$NG_PORT/status/$code"
             # gunicorn's sync workers close every connection, so pipelining means nothing there.
             if [[ $HTTPBIN == 1 ]]; then
                 measure httpbin "$HB_PID" "http://127.0.0.1:$HB_PORT/status/$code" plain
             fi
         done
-        measure statuslab "$SL_LOG_PID" "http://127.0.0.1:$SLL_PORT/status/404" logged
-        measure nginx "$NGINX_PID" "http://127.0.0.1:$NGL_PORT/status/404" logged
-        measure statuslab "$SL_THR_PID" "http://127.0.0.1:$SL_PORT/status/404" h2c
-        measure nginx "$NGINX_PID" "http://127.0.0.1:$NGH_PORT/status/404" h2c
-        measure statuslab "$SL_THR_PID" "http://127.0.0.1:$SL_PORT/status/404" pipelined
-        measure nginx "$NGINX_PID" "http://127.0.0.1:$NG_PORT/status/404" pipelined
+        pair logged "$SL_LOG_PID" "http://127.0.0.1:$SLL_PORT/status/404" "http://127.0.0.1:$NGL_PORT/status/404"
+        pair h2c "$SL_THR_PID" "http://127.0.0.1:$SL_PORT/status/404" "http://127.0.0.1:$NGH_PORT/status/404"
+        pair pipelined "$SL_THR_PID" "http://127.0.0.1:$SL_PORT/status/404" "http://127.0.0.1:$NG_PORT/status/404"
     done
     stop "$SL_THR_PID"
     stop "$SL_LOG_PID"
