@@ -103,7 +103,7 @@ impl AccessLog {
     }
 
     /// Logs one answered request, whose head was read at `started` and whose reply was made
-    /// at `done`. Never blocks on the destination.
+    /// at `done` (the same instant for a reply made at once). Never blocks on the destination.
     pub(crate) fn log(&self, req: &Request, reply: &Reply, started: Instant, done: Instant) {
         let micros = done.saturating_duration_since(started).as_micros() as u64;
         let shard = &self.shared.shards[shard_index()];

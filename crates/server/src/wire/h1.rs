@@ -17,11 +17,12 @@ use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt as _;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Uri, Version};
+use rustix::net::RecvFlags;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -143,7 +144,27 @@ pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     fn write_now(&self, _buf: &[u8]) -> Option<std::io::Result<usize>> {
         None
     }
+
+    /// Polls one read, appended to `buf` (which has spare capacity).
+    fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<std::io::Result<usize>> {
+        tokio_util::io::poll_read_buf(Pin::new(self), cx, buf)
+    }
 }
+
+thread_local! {
+    /// Where a plain TCP connection's head is received before it is appended to the
+    /// connection's buffer (a copy of what arrived: a head is small, and safe code cannot
+    /// receive into a `BytesMut`'s spare capacity).
+    static RECEIVED: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0; RECEIVE_AT_ONCE].into_boxed_slice());
+}
+
+/// The most one read of a head takes in.
+const RECEIVE_AT_ONCE: usize = 16 * 1024;
 
 impl Io for TcpStream {
     fn abort(&self) {
@@ -151,10 +172,54 @@ impl Io for TcpStream {
     }
 
     fn write_now(&self, buf: &[u8]) -> Option<std::io::Result<usize>> {
-        match self.try_write(buf) {
+        // A raw `send(2)` (rustix), not libc's: in a threaded process libc's wrapper is a
+        // cancellation point and brackets each call with two updates of the thread's
+        // cancellation state. `try_io` keeps tokio's readiness as `try_write` does.
+        let sent = self.try_io(tokio::io::Interest::WRITABLE, || {
+            rustix::net::send(self, buf, rustix::net::SendFlags::NOSIGNAL).map_err(Into::into)
+        });
+        match sent {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
             wrote => Some(wrote),
         }
+    }
+
+    fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<std::io::Result<usize>> {
+        // A raw `recv(2)`, as `write_now` sends.
+        let want = (buf.capacity() - buf.len()).min(RECEIVE_AT_ONCE);
+        debug_assert!(want > 0, "the caller reserves room to read into");
+        let sock = &*self;
+        RECEIVED.with_borrow_mut(|received| {
+            loop {
+                std::task::ready!(sock.poll_read_ready(cx))?;
+                let mut got = 0;
+                let read = sock.try_io(tokio::io::Interest::READABLE, || {
+                    got = rustix::net::recv(sock, &mut received[..want], RecvFlags::empty())?.0;
+                    // Fewer bytes than asked for: the socket is drained (epoll is edge
+                    // triggered). Reported as "would block" so tokio clears the readiness
+                    // this read used, as its own reads do: the next read waits for the next
+                    // edge rather than calling recv for an EAGAIN.
+                    if got > 0 && got < want {
+                        return Err(std::io::ErrorKind::WouldBlock.into());
+                    }
+                    Ok(())
+                });
+                match read {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && got == 0 => continue,
+                    Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => {
+                        return Poll::Ready(Err(e));
+                    }
+                    _ => {
+                        buf.extend_from_slice(&received[..got]);
+                        return Poll::Ready(Ok(got));
+                    }
+                }
+            }
+        })
     }
 }
 
@@ -355,9 +420,9 @@ impl<T: Io, S: Service> Conn<T, S> {
                 // lock, on every request.
                 let between = self.buf.is_empty();
                 let (app, watching) = (&self.app, &mut self.watching);
-                let mut read = pin!(self.io.read_buf(&mut self.buf));
+                let (io, buf) = (&mut self.io, &mut self.buf);
                 let woke = std::future::poll_fn(|cx| {
-                    if let Poll::Ready(r) = read.as_mut().poll(cx) {
+                    if let Poll::Ready(r) = io.poll_read_into(cx, buf) {
                         return Poll::Ready(Woke::Read(r));
                     }
                     if timer.as_mut().poll(cx).is_ready() {
@@ -558,7 +623,7 @@ impl<T: Io, S: Service> Conn<T, S> {
                     // The content is never read, so the connection cannot be reused after it.
                     self.linger = has_body;
                     let close = has_body || asks_close;
-                    return self.send(req, &mut reply, close, started).await;
+                    return self.send(req, &mut reply, close, started, None).await;
                 }
             }
         };
@@ -590,7 +655,7 @@ impl<T: Io, S: Service> Conn<T, S> {
         let sent = {
             let mut reply = self.call(req, &ticket).await;
             drop(ticket);
-            self.send(req, &mut reply, asks_close, started)
+            self.send(req, &mut reply, asks_close, started, None)
         };
         sent.await
     }
@@ -611,7 +676,9 @@ impl<T: Io, S: Service> Conn<T, S> {
         };
         // What admission holds (an in-flight slot) is given back before the reply goes out.
         drop(ticket);
-        Ok(self.send(req, &mut reply, close, started))
+        // Made at once: the head's instant serves as the reply's too (one clock read per
+        // request on the hot path; its duration, a few microseconds of work, is logged as 0).
+        Ok(self.send(req, &mut reply, close, started, Some(started)))
     }
 
     /// Runs the handler of a reply that is not ready at once; if it does not finish at its
@@ -644,19 +711,21 @@ impl<T: Io, S: Service> Conn<T, S> {
     ) -> std::io::Result<Next> {
         self.linger = true;
         let mut reply = self.app.reject(req, code, detail);
-        self.send(req, &mut reply, true, started).await
+        self.send(req, &mut reply, true, started, None).await
     }
 
     /// Writes a reply (interim responses first), then switches protocols or closes if asked.
     /// The reply is written out before the returned future first waits, so the future holds
     /// none of it (a held request's task is sized by the largest of these futures); it is
-    /// lent, not moved, as the hot path moves a reply as little as it can.
+    /// lent, not moved, as the hot path moves a reply as little as it can. `made` is when the
+    /// reply was made, if the caller knows it without reading the clock.
     fn send<'a>(
         &'a mut self,
         req: &'a Request,
         reply: &mut Reply,
         close: bool,
         started: Instant,
+        made: Option<Instant>,
     ) -> impl Future<Output = std::io::Result<Next>> + Send + use<'a, T, S> {
         let then = match reply.fault.take() {
             // Boxed, like `call`'s handler: a rare path that would size every request's state.
@@ -664,7 +733,7 @@ impl<T: Io, S: Service> Conn<T, S> {
                 let reply = std::mem::replace(reply, Reply::new(reply.status));
                 Then::Fault(Box::new((reply, fault)))
             }
-            None => self.put_reply(req, reply, close, started),
+            None => self.put_reply(req, reply, close, started, made),
         };
         async move {
             match then {
@@ -691,6 +760,7 @@ impl<T: Io, S: Service> Conn<T, S> {
         reply: &mut Reply,
         close: bool,
         started: Instant,
+        made: Option<Instant>,
     ) -> Then {
         let close = close || reply.close || self.app.stopping();
         if req.version == Version::HTTP_11 {
@@ -716,7 +786,7 @@ impl<T: Io, S: Service> Conn<T, S> {
             p.chunked = false;
             p.trailers.clear();
         }
-        let done = Instant::now();
+        let done = made.unwrap_or_else(Instant::now);
         reply::put_final(&mut self.out, reply, req.is_head(), close, done);
         self.served += 1;
         self.settled = Some(done);

@@ -608,3 +608,51 @@ async fn websocket_101_needs_a_real_upgrade() {
     }
     assert_eq!(echoed, [0x81, 2, b'h', b'i']);
 }
+
+/// A head read takes at most 16 KiB at a time, and a read that fills its window leaves the
+/// socket marked readable (only a short read means it is drained): a 40 KiB head in one
+/// write, then 64 pipelined requests (~70 KiB) in one write, are all answered, in order, on
+/// one connection.
+#[tokio::test]
+async fn heads_and_pipelined_bursts_larger_than_one_read_are_all_answered() {
+    let server = TestServer::start().await;
+    let host = server.host();
+    let mut conn = server.connect().await;
+    let big = "b".repeat(40 * 1024);
+    conn.send(&request(
+        "GET",
+        "/status/202",
+        &host,
+        &[("X-Big", &big)],
+        b"",
+    ))
+    .await;
+    assert_eq!(
+        conn.read_response(false).await.status,
+        202,
+        "the 40 KiB head"
+    );
+
+    let pad = "p".repeat(1000);
+    let mut burst = Vec::new();
+    let codes: Vec<u16> = (0..64).map(|i| 200 + (i % 7)).collect();
+    for code in &codes {
+        burst.extend(request(
+            "GET",
+            &format!("/status/{code}"),
+            &host,
+            &[("X-Pad", &pad)],
+            b"",
+        ));
+    }
+    assert!(burst.len() > 64 * 1024, "{} bytes", burst.len());
+    conn.send(&burst).await;
+    for (i, code) in codes.iter().enumerate() {
+        let got = conn.read_response(false).await.status;
+        assert_eq!(got, *code, "pipelined request {i}");
+    }
+    // The connection still reads what comes after the burst.
+    conn.send(&request("GET", "/status/418", &host, &[], b""))
+        .await;
+    assert_eq!(conn.read_response(false).await.status, 418);
+}
