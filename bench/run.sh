@@ -19,6 +19,8 @@
 #                  loopback aside
 #    and all server CPU per request (user + system), which stays a comparison of the servers
 #    when wrk's own core is what limits the no-logs rate (the summary says when it was).
+#    With BENCH_INSTRUCTIONS=1, also each server's user-space instructions per /status/404
+#    request under valgrind's callgrind: a count the machine's speed does not move.
 # 2. Held requests: statuslab-loadgen holds 10,000 concurrent /status/200?sleep=5000 requests
 #    (ramped at BENCH_RATE/s; twice on one fresh server, cold then warm; then all at once in a
 #    burst on another) and reports how late each response came and the server's peak RSS.
@@ -34,6 +36,7 @@
 #   BENCH_DELAYED=10000 held requests;  BENCH_RATE=5000  new held requests per second
 #   BENCH_PIN=auto      auto: pin when BENCH_WORKERS=1 (server CPU 0, load CPU 1); 0: never
 #   BENCH_SKIP_HTTPBIN=1, BENCH_SKIP_WRK=1, BENCH_SKIP_DELAYED=1  leave a part out
+#   BENCH_INSTRUCTIONS=1  also count each server's instructions per request (valgrind callgrind)
 #   BENCH_NO_INSTALL=1  do not apt-get/pip-install anything (fail or skip instead)
 #   BENCH_QUIET_WAIT=0  wait up to this many seconds for other work on the machine to stop
 set -euo pipefail
@@ -460,6 +463,40 @@ if [[ -z ${BENCH_SKIP_WRK:-} ]]; then
         fi
         echo
     } | tee "$RUN/throughput.txt"
+fi
+
+# ---------------------------------------------------------------- instructions per request
+# BENCH_INSTRUCTIONS=1: each server's own (user-space) instructions per /status/404 request, no
+# logs, one worker, counted by valgrind's callgrind over a wrk run (after a warm-up, counters
+# zeroed). Unlike the CPU rows it does not move with the machine's speed; nor does it weigh what
+# an instruction costs (an atomic, a clock read), which the CPU rows do.
+if [[ -n ${BENCH_INSTRUCTIONS:-} && -z ${BENCH_SKIP_WRK:-} ]]; then
+    need_apt valgrind valgrind
+    CG=$RUN/callgrind
+    mkdir -p "$CG"
+    # Starts a server under callgrind, counts its instructions per request at URL, stops it.
+    instructions() { # name url command...
+        local name=$1 url=$2 pid out n ir
+        shift 2
+        valgrind --tool=callgrind --callgrind-out-file="$CG/$name.out" "$@" 2>"$CG/$name.log" &
+        pid=$!
+        PIDS+=("$pid")
+        wait_http "$url" "$pid" || die "$name did not start under callgrind (see $CG/$name.log)"
+        wrk -t1 -c8 -d2s "$url" >/dev/null
+        callgrind_control -z "$pid" >/dev/null 2>&1
+        out=$(wrk -t1 -c8 -d"$DURATION" "$url")
+        callgrind_control -d "$pid" >/dev/null 2>&1
+        stop "$pid"
+        n=$(awk '/requests in/ { print $1 }' <<<"$out")
+        ir=$(awk '/^summary:/ { print $2; exit }' "$CG/$name.out.1")
+        awk -v ir="$ir" -v n="$n" 'BEGIN { printf "%.0f", ir / n }'
+    }
+    sed 's/^master_process on;/master_process off;/' "$RUN/nginx/nginx.conf" >"$CG/nginx.conf"
+    sl_ir=$(instructions statuslab "http://127.0.0.1:$SL_PORT/status/404" "$STATUSLAB" serve \
+        --listen "127.0.0.1:$SL_PORT" --no-access-log --workers 1 --data-dir "$RUN/data-callgrind")
+    ng_ir=$(instructions nginx "http://127.0.0.1:$NG_PORT/status/404" "$NGINX" -e "$CG/nginx-error.log" -c "$CG/nginx.conf")
+    awk -v s="$sl_ir" -v n="$ng_ir" 'BEGIN { printf "== instructions per /status/404 request, user space (callgrind, no logs, 1 worker): statuslab %d, nginx %d: %.2fx\n\n", s, n, s / n }' |
+        tee "$RUN/instructions.txt"
 fi
 
 # ---------------------------------------------------------------- held requests
