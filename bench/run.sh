@@ -20,7 +20,8 @@
 #    and all server CPU per request (user + system), which stays a comparison of the servers
 #    when wrk's own core is what limits the no-logs rate (the summary says when it was).
 #    With BENCH_INSTRUCTIONS=1, also each server's user-space instructions per /status/404
-#    request under valgrind's callgrind: a count the machine's speed does not move.
+#    request, HTTP/1.1 and h2c, under valgrind's callgrind: counts the machine's speed does
+#    not move.
 # 2. Held requests: statuslab-loadgen holds 10,000 concurrent /status/200?sleep=5000 requests
 #    (ramped at BENCH_RATE/s; twice on one fresh server, cold then warm; then all at once in a
 #    burst on another) and reports how late each response came and the server's peak RSS.
@@ -467,36 +468,55 @@ fi
 
 # ---------------------------------------------------------------- instructions per request
 # BENCH_INSTRUCTIONS=1: each server's own (user-space) instructions per /status/404 request, no
-# logs, one worker, counted by valgrind's callgrind over a wrk run (after a warm-up, counters
-# zeroed). Unlike the CPU rows it does not move with the machine's speed; nor does it weigh what
-# an instruction costs (an atomic, a clock read), which the CPU rows do.
+# logs, one worker, counted by valgrind's callgrind (counters zeroed after a warm-up, dumped after
+# the run): over HTTP/1.1 (wrk -c8), then over h2c (h2load -c8 -m10). Unlike the CPU rows this
+# does not move with the machine's speed; nor does it weigh what an instruction costs (an atomic,
+# a clock read), which the CPU rows do.
 if [[ -n ${BENCH_INSTRUCTIONS:-} && -z ${BENCH_SKIP_WRK:-} ]]; then
     need_apt valgrind valgrind
     CG=$RUN/callgrind
     mkdir -p "$CG"
-    # Starts a server under callgrind, counts its instructions per request at URL, stops it.
-    instructions() { # name url command...
-        local name=$1 url=$2 pid out n ir
-        shift 2
+    # Starts a server under callgrind, prints its instructions per request at the HTTP/1.1 URL
+    # and at the h2c URL, stops it.
+    instructions() { # name h1-url h2c-url command...
+        local name=$1 h1=$2 h2c=$3 pid out n ir dump=0 counts=()
+        shift 3
         valgrind --tool=callgrind --callgrind-out-file="$CG/$name.out" "$@" 2>"$CG/$name.log" &
         pid=$!
         PIDS+=("$pid")
-        wait_http "$url" "$pid" || die "$name did not start under callgrind (see $CG/$name.log)"
-        wrk -t1 -c8 -d2s "$url" >/dev/null
-        callgrind_control -z "$pid" >/dev/null 2>&1
-        out=$(wrk -t1 -c8 -d"$DURATION" "$url")
-        callgrind_control -d "$pid" >/dev/null 2>&1
+        wait_http "$h1" "$pid" || die "$name did not start under callgrind (see $CG/$name.log)"
+        for proto in h1 h2c; do
+            if [[ $proto == h1 ]]; then
+                wrk -t1 -c8 -d2s "$h1" >/dev/null
+                callgrind_control -z "$pid" >/dev/null 2>&1
+                out=$(wrk -t1 -c8 -d"$DURATION" "$h1")
+                n=$(awk '/requests in/ { print $1 }' <<<"$out")
+            else
+                h2load -c8 -m10 -D 2 "$h2c" >/dev/null 2>&1
+                callgrind_control -z "$pid" >/dev/null 2>&1
+                out=$(h2load -c8 -m10 -D "${DURATION%s}" "$h2c" 2>&1)
+                n=$(awk '/^requests:/ { print $2 }' <<<"$out")
+            fi
+            callgrind_control -d "$pid" >/dev/null 2>&1
+            dump=$((dump + 1))
+            ir=$(awk '/^summary:/ { print $2; exit }' "$CG/$name.out.$dump")
+            counts+=("$(awk -v ir="$ir" -v n="$n" 'BEGIN { printf "%.0f", ir / n }')")
+        done
         stop "$pid"
-        n=$(awk '/requests in/ { print $1 }' <<<"$out")
-        ir=$(awk '/^summary:/ { print $2; exit }' "$CG/$name.out.1")
-        awk -v ir="$ir" -v n="$n" 'BEGIN { printf "%.0f", ir / n }'
+        echo "${counts[@]}"
     }
     sed 's/^master_process on;/master_process off;/' "$RUN/nginx/nginx.conf" >"$CG/nginx.conf"
-    sl_ir=$(instructions statuslab "http://127.0.0.1:$SL_PORT/status/404" "$STATUSLAB" serve \
-        --listen "127.0.0.1:$SL_PORT" --no-access-log --workers 1 --data-dir "$RUN/data-callgrind")
-    ng_ir=$(instructions nginx "http://127.0.0.1:$NG_PORT/status/404" "$NGINX" -e "$CG/nginx-error.log" -c "$CG/nginx.conf")
-    awk -v s="$sl_ir" -v n="$ng_ir" 'BEGIN { printf "== instructions per /status/404 request, user space (callgrind, no logs, 1 worker): statuslab %d, nginx %d: %.2fx\n\n", s, n, s / n }' |
-        tee "$RUN/instructions.txt"
+    read -r sl_h1 sl_h2c < <(instructions statuslab "http://127.0.0.1:$SL_PORT/status/404" \
+        "http://127.0.0.1:$SL_PORT/status/404" "$STATUSLAB" serve --listen "127.0.0.1:$SL_PORT" \
+        --no-access-log --workers 1 --data-dir "$RUN/data-callgrind")
+    read -r ng_h1 ng_h2c < <(instructions nginx "http://127.0.0.1:$NG_PORT/status/404" \
+        "http://127.0.0.1:$NGH_PORT/status/404" "$NGINX" -e "$CG/nginx-error.log" -c "$CG/nginx.conf")
+    {
+        echo "== instructions per /status/404 request, user space (callgrind, no logs, 1 worker)"
+        awk -v s="$sl_h1" -v n="$ng_h1" 'BEGIN { printf "HTTP/1.1 (wrk -c8)        statuslab %6d, nginx %6d: %.2fx\n", s, n, s / n }'
+        awk -v s="$sl_h2c" -v n="$ng_h2c" 'BEGIN { printf "h2c (h2load -c8 -m10)     statuslab %6d, nginx %6d: %.2fx\n", s, n, s / n }'
+        echo
+    } | tee "$RUN/instructions.txt"
 fi
 
 # ---------------------------------------------------------------- held requests

@@ -46,18 +46,27 @@ pub(crate) async fn serve<T, S>(
     let idle = tokio::time::sleep(cfg.idle_timeout);
     tokio::pin!(idle);
     let mut draining = false;
-    // The connection's streams run inside its own task, not one task each: a stream answered
-    // at once costs no spawn and no hand-off between threads.
+    // The connection's streams run inside its own task, not one task each; a stream answered
+    // at once (see `begin`) gets no future at all: it is done before the next is accepted, and
+    // the latest one's start counts as activity.
     let mut streams = FuturesUnordered::new();
+    let mut answered: Option<Instant> = None;
     loop {
         tokio::select! {
             Some(()) = streams.next(), if !streams.is_empty() => {}
             next = conn.accept() => match next {
                 Some(Ok((req, respond))) => {
+                    let begun = match begin(req, respond, peer, &*app, cfg) {
+                        Begun::Answered(at) => {
+                            answered = Some(at);
+                            continue;
+                        }
+                        Begun::Waits(begun) => begun,
+                    };
                     let busy = Busy::enter(&activity);
                     let app = Arc::clone(&app);
                     streams.push(async move {
-                        stream(req, respond, peer, app, cfg).await;
+                        stream(*begun, app, cfg).await;
                         drop(busy);
                     });
                 }
@@ -72,7 +81,7 @@ pub(crate) async fn serve<T, S>(
                     // The peer did not finish closing in time.
                     break;
                 }
-                match activity.idle_until(cfg.idle_timeout) {
+                match activity.idle_until(cfg.idle_timeout, answered) {
                     Some(until) => idle.as_mut().reset(until),
                     None => {
                         tracing::debug!(%peer, "idle HTTP/2 connection closed");
@@ -113,12 +122,20 @@ impl Activity {
     }
 
     /// `None` when the connection has been idle for `limit`; else when to look again.
-    fn idle_until(&self, limit: std::time::Duration) -> Option<tokio::time::Instant> {
+    /// `answered`: when the latest stream answered at once began.
+    fn idle_until(
+        &self,
+        limit: std::time::Duration,
+        answered: Option<Instant>,
+    ) -> Option<tokio::time::Instant> {
         let now = tokio::time::Instant::now();
         if self.open.load(std::sync::atomic::Ordering::Relaxed) > 0 {
             return Some(now + limit);
         }
-        let last = self.last.lock().map_or(now, |l| *l);
+        let mut last = self.last.lock().map_or(now, |l| *l);
+        if let Some(at) = answered {
+            last = last.max(tokio::time::Instant::from_std(at));
+        }
         let until = last + limit;
         (until > now).then_some(until)
     }
@@ -146,16 +163,78 @@ impl Drop for Busy {
     }
 }
 
-async fn stream<S: Service>(
+/// How far a stream got without waiting.
+enum Begun<S: Service> {
+    /// Answered and sent, at the instant given (the stream began then).
+    Answered(Instant),
+    /// To be continued in a future of its own (boxed: the connection's state stays small).
+    Waits(Box<Waiting<S>>),
+}
+
+struct Waiting<S: Service> {
+    req: Request,
+    recv: RecvStream,
+    respond: SendResponse<Bytes>,
+    started: Instant,
+    /// Admission's answer, if it came at once.
+    admitted: Option<Result<S::Ticket, Box<Reply>>>,
+    /// The reply, if it was made at once but cannot be sent whole at once (a fault, a paced
+    /// body).
+    made: Option<Reply>,
+}
+
+/// Begins a stream: the wire's own refusals, admission and the handler, as far as each goes
+/// without waiting. A stream whose reply is ready at once and goes out whole (a refusal, or a
+/// request without content whose handler answers at once: a plain on-demand code) is answered
+/// here, with one clock reading and no future; any other goes on in [`stream`].
+fn begin<S: Service>(
     req: http::Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
     peer: SocketAddr,
-    app: Arc<S>,
+    app: &S,
     cfg: Limits,
-) {
+) -> Begun<S> {
     let started = Instant::now();
-    let (parts, mut recv) = req.into_parts();
-    let mut req = Request {
+    let (req, recv, refused) = request_of(req, peer, cfg);
+    let admitted = match refused {
+        Some((code, detail)) => Some(Err(Box::new(app.reject(&req, code, &detail)))),
+        None => app.admit_now(&req),
+    };
+    let (admitted, made) = match admitted {
+        Some(Err(reply)) => (None, Some(*reply)),
+        Some(Ok(ticket)) if recv.is_end_stream() => {
+            let made = app.handle_now(&req, &ticket);
+            (Some(Ok(ticket)), made)
+        }
+        admitted => (admitted, None),
+    };
+    match made {
+        Some(reply) if reply.fault.is_none() && !matches!(reply.body, Body::Paced(_)) => {
+            drop(admitted);
+            app.completed(&req, &reply, started, started);
+            let _ = send(&mut respond, &req, reply, false, started);
+            Begun::Answered(started)
+        }
+        made => Begun::Waits(Box::new(Waiting {
+            req,
+            recv,
+            respond,
+            started,
+            admitted,
+            made,
+        })),
+    }
+}
+
+/// The stream's request, and what the wire's limits refuse of it: the same rules as on
+/// HTTP/1.1, in the same order (target length, header count, expectation, length).
+fn request_of(
+    req: http::Request<RecvStream>,
+    peer: SocketAddr,
+    cfg: Limits,
+) -> (Request, RecvStream, Option<(u16, String)>) {
+    let (parts, recv) = req.into_parts();
+    let req = Request {
         method: parts.method,
         uri: parts.uri,
         version: Version::HTTP_2,
@@ -163,7 +242,6 @@ async fn stream<S: Service>(
         body: Bytes::new(),
         peer,
     };
-    let max_body = cfg.max_body;
     let declared: Option<u64> = req
         .header(header::CONTENT_LENGTH)
         .and_then(|v| v.parse().ok());
@@ -173,8 +251,6 @@ async fn stream<S: Service>(
         (Some(v), None) if v.as_bytes().eq_ignore_ascii_case(b"100-continue") => None,
         (Some(v), _) => Some(String::from_utf8_lossy(v.as_bytes()).into_owned()),
     };
-    // The same rules as on HTTP/1.1, in the same order: target length, header count,
-    // expectation, length.
     let target = req.uri.path_and_query().map_or(0, |p| p.as_str().len());
     let refused = if target > cfg.max_uri {
         Some((
@@ -197,20 +273,36 @@ async fn stream<S: Service>(
             417,
             format!("statuslab meets only the expectation 100-continue, not {v:?}"),
         ))
-    } else if declared.is_some_and(|n| n > max_body as u64) {
+    } else if declared.is_some_and(|n| n > cfg.max_body as u64) {
         Some((
             413,
-            format!("the content is larger than {max_body} bytes (--max-body)"),
+            format!(
+                "the content is larger than {} bytes (--max-body)",
+                cfg.max_body
+            ),
         ))
     } else {
         None
     };
-    let admitted = match refused {
-        Some((code, detail)) => Err(Box::new(app.reject(&req, code, &detail))),
-        None => match app.admit_now(&req) {
-            Some(admitted) => admitted,
-            None => app.admit(&req).await,
-        },
+    (req, recv, refused)
+}
+
+/// The rest of a stream that [`begin`] could not finish: what waits (admission that asks the
+/// store, the content, a handler that takes time), then the reply and its fault or pacing.
+async fn stream<S: Service>(begun: Waiting<S>, app: Arc<S>, cfg: Limits) {
+    let Waiting {
+        mut req,
+        mut recv,
+        mut respond,
+        started,
+        admitted,
+        made,
+    } = begun;
+    let max_body = cfg.max_body;
+    let admitted = match (made, admitted) {
+        (Some(reply), _) => Err(Box::new(reply)),
+        (None, Some(admitted)) => admitted,
+        (None, None) => app.admit(&req).await,
     };
     let mut continued = false;
     let reply = match admitted {

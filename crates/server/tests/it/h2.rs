@@ -878,3 +878,42 @@ async fn a_stream_past_max_h2_streams_is_refused() {
     }
     assert_eq!(answered, BTreeSet::from([1, 3]));
 }
+
+/// Streams answered at once (a plain on-demand code gets no future of its own) still count as
+/// the connection's activity: with `idle_timeout` = 1 s, a connection that asks every 300 ms for
+/// 2.4 s stays open throughout, and is closed once it has been quiet for the time-out.
+#[tokio::test]
+async fn streams_answered_at_once_keep_the_connection_from_idling_out() {
+    let server = TestServer::start_with(|cfg| {
+        cfg.idle_timeout = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let tcp = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let (mut client, conn) = h2::client::handshake(tcp)
+        .await
+        .expect("h2 handshake (prior knowledge)");
+    let mut conn = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    for i in 0..8 {
+        let reply = send(&mut client, Method::GET, "/status/404", &[], None).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "request {i}");
+        assert!(
+            !conn.is_finished(),
+            "the connection closed while in use (request {i}, every 300 ms, idle_timeout 1 s)"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let quiet = std::time::Instant::now();
+    tokio::time::timeout(std::time::Duration::from_secs(6), &mut conn)
+        .await
+        .expect("the connection closes after idle_timeout")
+        .expect("the connection task ends cleanly");
+    assert!(
+        quiet.elapsed() >= std::time::Duration::from_millis(500),
+        "closed {:?} after the last request, before the 1 s idle time-out",
+        quiet.elapsed()
+    );
+}
