@@ -176,11 +176,9 @@ struct Waiting<S: Service> {
     recv: RecvStream,
     respond: SendResponse<Bytes>,
     started: Instant,
-    /// Admission's answer, if it came at once.
+    /// Admission's answer, if it came at once; a reply made at once that cannot be sent whole
+    /// at once (a fault, a paced body) waits here as a refusal does.
     admitted: Option<Result<S::Ticket, Box<Reply>>>,
-    /// The reply, if it was made at once but cannot be sent whole at once (a fault, a paced
-    /// body).
-    made: Option<Reply>,
 }
 
 /// Begins a stream: the wire's own refusals, admission and the handler, as far as each goes
@@ -220,8 +218,10 @@ fn begin<S: Service>(
             recv,
             respond,
             started,
-            admitted,
-            made,
+            admitted: match made {
+                Some(reply) => Some(Err(Box::new(reply))),
+                None => admitted,
+            },
         })),
     }
 }
@@ -296,13 +296,11 @@ async fn stream<S: Service>(begun: Waiting<S>, app: Arc<S>, cfg: Limits) {
         mut respond,
         started,
         admitted,
-        made,
     } = begun;
     let max_body = cfg.max_body;
-    let admitted = match (made, admitted) {
-        (Some(reply), _) => Err(Box::new(reply)),
-        (None, Some(admitted)) => admitted,
-        (None, None) => app.admit(&req).await,
+    let admitted = match admitted {
+        Some(admitted) => admitted,
+        None => app.admit(&req).await,
     };
     let mut continued = false;
     let reply = match admitted {
