@@ -8,7 +8,8 @@ use std::cell::Cell;
 use std::time::{Duration, Instant, SystemTime};
 
 /// How long a reading of the wall clock is extended with the monotonic one before the wall
-/// clock is read again: a step of the system clock shows in `Date` within this time.
+/// clock is read again: a step of the system clock shows in `Date` within twice this time (a
+/// second's date is kept until that second is over).
 const RESYNC: Duration = Duration::from_secs(1);
 
 thread_local! {

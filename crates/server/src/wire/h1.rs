@@ -16,6 +16,7 @@ use super::{Limits, Reservation, Service};
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt as _;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::InvalidUri;
 use http::{Method, Uri, Version};
 use rustix::net::RecvFlags;
 use std::future::Future;
@@ -35,6 +36,11 @@ pub(crate) const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// Most header fields httparse is given room for; `--max-headers` may lower it.
 pub(crate) const HEADER_SLOTS: usize = 100;
 const FIRST_READ: usize = 1024;
+/// The largest header map (in fields it holds without growing) a connection keeps between
+/// requests: a browser's head fits; a map grown for a larger one is freed with its request.
+const KEEP_HEADERS: usize = 24;
+/// The longest target a connection memoizes the URI of ([`Conn::uri_of`]).
+const MEMO_TARGET: usize = 256;
 /// Output is flushed once it grows past this, even while pipelined requests remain.
 const FLUSH_AT: usize = 64 * 1024;
 /// Longest chunk-size line (with its extensions) accepted in chunked content.
@@ -121,6 +127,14 @@ pub(crate) struct Conn<T, S> {
     settled: Option<Instant>,
     /// The last head's list of header fields, emptied: its allocation serves the next head.
     fields: Vec<(HeaderName, usize, usize)>,
+    /// The last request's header map, emptied: its allocations serve the next request's
+    /// (unless it grew past [`KEEP_HEADERS`]).
+    spare: HeaderMap,
+    /// A target this connection was sent twice in a row, and its URI, both owned (not the
+    /// read buffer's): while requests keep naming it, its URI is cloned instead of parsed.
+    memo: Option<(Bytes, Uri)>,
+    /// [`fingerprint`] of the last target parsed.
+    recent: u64,
     /// The shutdown waiter has registered with the shutdown token (see `read_head`).
     watching: bool,
     /// A `100 Continue` already went out for the request being answered.
@@ -250,6 +264,9 @@ impl<T: Io, S: Service> Conn<T, S> {
             served: 0,
             settled: None,
             fields: Vec::new(),
+            spare: HeaderMap::new(),
+            memo: None,
+            recent: 0,
             watching: false,
             continued: false,
             linger: false,
@@ -311,6 +328,7 @@ impl<T: Io, S: Service> Conn<T, S> {
                     Ok(exchange) => self.serve_one(&mut req, exchange, started).await,
                     Err((code, detail)) => self.refuse(&req, code, &detail, started).await,
                 };
+                self.keep_headers(req.headers);
                 match next {
                     Ok(Next::KeepAlive) => {}
                     Ok(Next::WebSocket) => {
@@ -481,11 +499,43 @@ impl<T: Io, S: Service> Conn<T, S> {
         let _ = self.flush().await;
     }
 
+    /// The URI of the target at `at` in `head`: a clone of the memo's if it names the same
+    /// target, parsed otherwise (and memoized, owned, when the target is the one parsed last:
+    /// a client that repeats one URL, as a retry loop or a health check does).
+    fn uri_of(&mut self, head: &Bytes, at: (usize, usize)) -> Result<Uri, InvalidUri> {
+        let target = &head[at.0..at.1];
+        if let Some((memo, uri)) = &self.memo
+            && memo[..] == *target
+        {
+            return Ok(uri.clone());
+        }
+        let print = fingerprint(target);
+        if print == self.recent && target.len() <= MEMO_TARGET {
+            let owned = Bytes::copy_from_slice(target);
+            let uri = Uri::from_maybe_shared(owned.clone())?;
+            self.memo = Some((owned, uri.clone()));
+            return Ok(uri);
+        }
+        self.recent = print;
+        Uri::from_maybe_shared(head.slice(at.0..at.1))
+    }
+
+    /// Keeps a finished request's header map, emptied, for the next request (a plain request
+    /// then allocates nothing for its headers), unless it grew large: an idle connection
+    /// should not hold the map of the largest head it was sent.
+    fn keep_headers(&mut self, mut headers: HeaderMap) {
+        if headers.capacity() <= KEEP_HEADERS {
+            headers.clear();
+            self.spare = headers;
+        }
+    }
+
     /// A stand-in request for answers given before a head could be read.
     fn bare_request(&self) -> Request {
         Request {
             method: Method::GET,
-            uri: Uri::from_static("/"),
+            // `/`, made without parsing it.
+            uri: Uri::default(),
             version: Version::HTTP_11,
             headers: HeaderMap::new(),
             body: Bytes::new(),
@@ -504,7 +554,8 @@ impl<T: Io, S: Service> Conn<T, S> {
         // answer, when it is given a copy of its own (`detach`).
         let bytes = self.buf.split_to(head.len).freeze();
         let mut fields = head.headers;
-        let mut headers = HeaderMap::with_capacity(fields.len());
+        let mut headers = std::mem::take(&mut self.spare);
+        headers.reserve(fields.len());
         // The fields the connection itself reads, noted while the map is filled: most heads
         // have none but Host, and each look-up in the map hashes the name.
         let (mut hosts, mut host) = (0, (0, 0));
@@ -528,11 +579,10 @@ impl<T: Io, S: Service> Conn<T, S> {
         }
         // The list's allocation serves the next head.
         self.fields = fields;
-        let target = bytes.slice(head.target.0..head.target.1);
         req.method = head.method;
         req.version = head.version;
         req.headers = headers;
-        req.uri = match Uri::from_maybe_shared(target) {
+        req.uri = match self.uri_of(&bytes, head.target) {
             Ok(uri) => uri,
             Err(_) => return Err((400, "the request target is not a valid URI".to_owned())),
         };
@@ -699,6 +749,7 @@ impl<T: Io, S: Service> Conn<T, S> {
             self.out = BytesMut::new();
         }
         self.fields = Vec::new();
+        self.memo = None;
         fut.await
     }
 
@@ -1256,6 +1307,16 @@ fn version_error(buf: &[u8]) -> Option<HeadError> {
         }
     }
     Some(HeadError::Reject(400, "malformed request line".to_owned()))
+}
+
+/// A cheap summary of a target (its length and last 8 bytes), to notice a repeated one. Two
+/// targets with one fingerprint may differ: the memo it leads to is used only for a target
+/// equal to the memo's.
+fn fingerprint(target: &[u8]) -> u64 {
+    let tail = &target[target.len().saturating_sub(8)..];
+    let mut word = [0; 8];
+    word[..tail.len()].copy_from_slice(tail);
+    u64::from_le_bytes(word) ^ (target.len() as u64).rotate_left(48)
 }
 
 /// HTTP/1.1 requests need exactly one `Host` (RFC 9112 §3.2), and its value must be an

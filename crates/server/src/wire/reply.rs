@@ -11,7 +11,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use statuslab_catalog::{BodyRule, Status};
 use std::cell::RefCell;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The content of a reply.
 #[derive(Debug, Clone, Default)]
@@ -394,26 +394,44 @@ pub(crate) fn put_last_chunk(out: &mut BytesMut, trailers: &HeaderMap) {
     out.put_slice(b"\r\n");
 }
 
+/// The IMF-fixdate of one second of the wall clock, and the monotonic instants that second
+/// spans on this thread.
+struct Dated {
+    from: Instant,
+    until: Instant,
+    text: [u8; 29],
+}
+
 thread_local! {
-    static DATE: RefCell<(u64, [u8; 29])> = const { RefCell::new((u64::MAX, [0; 29])) };
+    static DATE: RefCell<Option<Dated>> = const { RefCell::new(None) };
 }
 
 /// Runs `f` with the IMF-fixdate (RFC 9110 §5.6.7) of the instant `at`, reformatted at most once
 /// a second per thread, so the hot path neither allocates nor shares a lock for it (nor reads
-/// the clock: see [`clock`]).
+/// the clock: see [`clock`]). An instant within the second last formatted costs two
+/// comparisons: the wall clock is consulted only when a reply falls outside it.
 pub(crate) fn with_date<R>(at: Instant, f: impl FnOnce(&[u8]) -> R) -> R {
-    let now = clock::wall(at);
     DATE.with(|cell| {
-        let mut d = cell.borrow_mut();
-        let secs = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        if d.0 != secs {
-            let text = httpdate::fmt_http_date(now);
-            d.1.copy_from_slice(&text.as_bytes()[..29]);
-            d.0 = secs;
-        }
-        f(&d.1)
+        let mut dated = cell.borrow_mut();
+        let d = match &mut *dated {
+            Some(d) if d.from <= at && at < d.until => d,
+            stale => {
+                let now = clock::wall(at);
+                // How far into its second `at` is.
+                let nanos = now
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos());
+                let into = Duration::from_nanos(nanos.into());
+                let mut text = [0; 29];
+                text.copy_from_slice(&httpdate::fmt_http_date(now).as_bytes()[..29]);
+                stale.insert(Dated {
+                    from: at.checked_sub(into).unwrap_or(at),
+                    until: at + (Duration::from_secs(1) - into),
+                    text,
+                })
+            }
+        };
+        f(&d.text)
     })
 }
 
@@ -427,6 +445,36 @@ pub(crate) fn date_value(at: Instant) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every instant is dated with the second of the wall clock it falls in, whether it is
+    /// within the second last formatted, past it, or before it (an earlier request answered
+    /// later).
+    #[test]
+    fn dates_are_the_second_each_instant_falls_in() {
+        let date = |at: Instant| {
+            with_date(at, |d| {
+                httpdate::parse_http_date(std::str::from_utf8(d).expect("ASCII")).expect("a date")
+            })
+        };
+        let at = Instant::now();
+        let first = date(at);
+        let mut last = first;
+        for ms in (0..3_200).step_by(20) {
+            let then = at + Duration::from_millis(ms);
+            let (dated, wall) = (date(then), clock::wall(then));
+            let behind = wall
+                .duration_since(dated)
+                .expect("not dated ahead of its time");
+            assert!(
+                behind < Duration::from_millis(1_001),
+                "{ms} ms: {behind:?} behind"
+            );
+            assert!(dated >= last, "{ms} ms: dated before the instant before it");
+            last = dated;
+        }
+        assert!(last.duration_since(first).expect("later") >= Duration::from_secs(3));
+        assert_eq!(date(at), first, "an earlier instant keeps its own second");
+    }
 
     #[test]
     fn chunked_paced_bodies_announce_their_trailers() {

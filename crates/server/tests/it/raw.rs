@@ -656,3 +656,74 @@ async fn heads_and_pipelined_bursts_larger_than_one_read_are_all_answered() {
         .await;
     assert_eq!(conn.read_response(false).await.status, 418);
 }
+
+/// A connection reuses one request's header map for the next: each request on it sees its
+/// own fields only, after a head with many fields (past what a connection keeps) as after a
+/// plain one.
+#[tokio::test]
+async fn each_request_on_a_connection_sees_only_its_own_fields() {
+    let server = TestServer::start().await;
+    let host = server.host();
+    let mut conn = server.connect().await;
+    let many: Vec<(String, String)> = (0..40)
+        .map(|i| (format!("X-Many-{i}"), i.to_string()))
+        .collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(n, v)| (&**n, &**v)).collect();
+    let heads: [&[(&str, &str)]; 4] = [
+        &[("X-First", "1")],
+        &[("X-Second", "2")],
+        &many,
+        &[("X-Fourth", "4")],
+    ];
+    for (i, fields) in heads.iter().enumerate() {
+        conn.send(&request("GET", "/headers", &host, fields, b""))
+            .await;
+        let resp = conn.read_response(false).await;
+        assert_eq!(resp.status, 200, "request {i}");
+        let echoed: serde_json::Value = serde_json::from_slice(&resp.body).expect("JSON");
+        let names: Vec<String> = echoed["headers"]
+            .as_object()
+            .expect("an object of fields")
+            .keys()
+            .map(|k| k.to_ascii_lowercase())
+            .filter(|k| k.starts_with("x-"))
+            .collect();
+        let mut want: Vec<String> = fields.iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
+        let mut got = names.clone();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want, "request {i} echoed {names:?}");
+    }
+}
+
+/// A connection memoizes the URI of a target it is sent repeatedly: every request is
+/// answered for its own target, repeated or not, including targets alike in length and
+/// ending (answered at once, as `/status/418`, or by a handler, as `/anything`).
+#[tokio::test]
+async fn repeated_and_alike_targets_are_each_answered_for_themselves() {
+    let server = TestServer::start().await;
+    let host = server.host();
+    let mut conn = server.connect().await;
+    let (a, b) = ("/status/418", "/xtatus/418");
+    let expect = |target: &str| if target == a { 418 } else { 404 };
+    for (i, target) in [a, b, a, a, a, b, b, a, b, a].iter().enumerate() {
+        conn.send(&request("GET", target, &host, &[], b"")).await;
+        let resp = conn.read_response(false).await;
+        assert_eq!(resp.status, expect(target), "request {i} for {target}");
+    }
+    let (a, b) = ("/anything/aa-12345678", "/anything/bb-12345678");
+    for (i, target) in [a, b, a, a, b, b, "/anything/aa-12345678?q=1", a]
+        .iter()
+        .enumerate()
+    {
+        conn.send(&request("GET", target, &host, &[], b"")).await;
+        let resp = conn.read_response(false).await;
+        assert_eq!(resp.status, 200, "request {i}");
+        let echoed: serde_json::Value = serde_json::from_slice(&resp.body).expect("JSON");
+        let url = echoed["url"].as_str().expect("a url");
+        assert!(
+            url.ends_with(target),
+            "request {i} for {target} echoed {url}"
+        );
+    }
+}
