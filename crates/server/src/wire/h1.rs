@@ -128,11 +128,12 @@ pub(crate) struct Conn<T, S> {
     /// The last head's list of header fields, emptied: its allocation serves the next head.
     fields: Vec<(HeaderName, usize, usize)>,
     /// The last request's header map, emptied: its allocations serve the next request's
-    /// (unless it grew past [`KEEP_HEADERS`]).
-    spare: HeaderMap,
+    /// (unless it grew past [`KEEP_HEADERS`]). Boxed, as `memo`: every connection's task
+    /// has room for each field, a held request's too.
+    spare: Option<Box<HeaderMap>>,
     /// A target this connection was sent twice in a row, and its URI, both owned (not the
     /// read buffer's): while requests keep naming it, its URI is cloned instead of parsed.
-    memo: Option<(Bytes, Uri)>,
+    memo: Option<Box<(Bytes, Uri)>>,
     /// [`fingerprint`] of the last target parsed.
     recent: u64,
     /// The shutdown waiter has registered with the shutdown token (see `read_head`).
@@ -264,7 +265,7 @@ impl<T: Io, S: Service> Conn<T, S> {
             served: 0,
             settled: None,
             fields: Vec::new(),
-            spare: HeaderMap::new(),
+            spare: None,
             memo: None,
             recent: 0,
             watching: false,
@@ -504,16 +505,16 @@ impl<T: Io, S: Service> Conn<T, S> {
     /// a client that repeats one URL, as a retry loop or a health check does).
     fn uri_of(&mut self, head: &Bytes, at: (usize, usize)) -> Result<Uri, InvalidUri> {
         let target = &head[at.0..at.1];
-        if let Some((memo, uri)) = &self.memo
-            && memo[..] == *target
+        if let Some(memo) = &self.memo
+            && memo.0[..] == *target
         {
-            return Ok(uri.clone());
+            return Ok(memo.1.clone());
         }
         let print = fingerprint(target);
         if print == self.recent && target.len() <= MEMO_TARGET {
             let owned = Bytes::copy_from_slice(target);
             let uri = Uri::from_maybe_shared(owned.clone())?;
-            self.memo = Some((owned, uri.clone()));
+            self.memo = Some(Box::new((owned, uri.clone())));
             return Ok(uri);
         }
         self.recent = print;
@@ -526,7 +527,10 @@ impl<T: Io, S: Service> Conn<T, S> {
     fn keep_headers(&mut self, mut headers: HeaderMap) {
         if headers.capacity() <= KEEP_HEADERS {
             headers.clear();
-            self.spare = headers;
+            match &mut self.spare {
+                Some(spare) => **spare = headers,
+                None => self.spare = Some(Box::new(headers)),
+            }
         }
     }
 
@@ -554,7 +558,11 @@ impl<T: Io, S: Service> Conn<T, S> {
         // answer, when it is given a copy of its own (`detach`).
         let bytes = self.buf.split_to(head.len).freeze();
         let mut fields = head.headers;
-        let mut headers = std::mem::take(&mut self.spare);
+        let mut headers = self
+            .spare
+            .as_deref_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
         headers.reserve(fields.len());
         // The fields the connection itself reads, noted while the map is filled: most heads
         // have none but Host, and each look-up in the map hashes the name.
@@ -749,6 +757,7 @@ impl<T: Io, S: Service> Conn<T, S> {
             self.out = BytesMut::new();
         }
         self.fields = Vec::new();
+        self.spare = None;
         self.memo = None;
         fut.await
     }
