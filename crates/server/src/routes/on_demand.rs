@@ -82,7 +82,8 @@ impl Plain {
                     && reply.fault.is_none()
                     && !reply.headers.contains_key(header::DATE)
                     && matches!(reply.body, Body::Empty | Body::Full(_));
-                fixed.then(|| (Arc::new(Prebuilt::new(reply.headers)), reply.body))
+                let length = reply.has_content_length().then(|| reply.content_length());
+                fixed.then(|| (Arc::new(Prebuilt::new(reply.headers, length)), reply.body))
             })
             .collect();
         Plain { by_code }

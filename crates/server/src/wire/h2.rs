@@ -493,6 +493,38 @@ fn connection_specific(name: &http::HeaderName) -> bool {
         || name.as_str() == "proxy-connection"
 }
 
+/// The final response's header fields: the reply's, less connection-specific ones, with
+/// `Date` (made `at`, unless the reply has its own) and `Content-Length` where the reply has
+/// one. A plain on-demand answer's come prebuilt, Date's place and the length included.
+pub(crate) fn fields(reply: &Reply, at: Instant) -> HeaderMap {
+    let mut length = reply.has_content_length().then(|| reply.content_length());
+    let mut headers = match &reply.prebuilt {
+        Some(p) => match p.h2(length) {
+            Some(whole) => {
+                length = None;
+                whole.clone()
+            }
+            None => p.headers().clone(),
+        },
+        None => HeaderMap::new(),
+    };
+    if reply.headers.contains_key(header::DATE) {
+        // A Date the request asked for (`header=Date:...`) replaces the clock's.
+        headers.remove(header::DATE);
+    } else {
+        headers.insert(header::DATE, reply::date_value(at));
+    }
+    for (name, value) in &reply.headers {
+        if !connection_specific(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    if let Some(n) = length {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+    }
+    headers
+}
+
 /// Sends the reply, interim responses first (but not a second 100 when the upload already
 /// got one: `continued`). A paced body is left to the caller: its open stream is returned.
 /// `at`: when the reply was made (its `Date`).
@@ -514,26 +546,7 @@ fn send(
     }
     let mut head = http::Response::new(());
     *head.status_mut() = reply.status.into();
-    let headers: &mut HeaderMap = head.headers_mut();
-    if let Some(p) = &reply.prebuilt {
-        // Fixed fields of a plain on-demand answer (never Date, never connection-specific).
-        *headers = p.headers().clone();
-    }
-    if !reply.headers.contains_key(header::DATE) {
-        // A Date the request asked for (`header=Date:...`) replaces the clock's.
-        headers.insert(header::DATE, reply::date_value(at));
-    }
-    for (name, value) in &reply.headers {
-        if !connection_specific(name) {
-            headers.append(name.clone(), value.clone());
-        }
-    }
-    if reply.has_content_length() {
-        headers.insert(
-            header::CONTENT_LENGTH,
-            HeaderValue::from(reply.content_length()),
-        );
-    }
+    *head.headers_mut() = fields(&reply, at);
     let body = match &reply.body {
         Body::Full(b) if reply.body_allowed() && !req.is_head() && !b.is_empty() => Some(b.clone()),
         _ => None,

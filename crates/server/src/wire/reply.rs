@@ -117,31 +117,49 @@ pub struct Reply {
     pub(crate) prebuilt: Option<Arc<Prebuilt>>,
 }
 
-/// A reply's fixed header fields, kept both as fields (for HTTP/2) and as the HTTP/1.1 lines
-/// [`put_final`] would write for them, so a reply that is the same every time costs a copy of
-/// those bytes instead of a header map built, walked and dropped per request.
+/// A reply's fixed header fields, kept as fields, as the HTTP/1.1 lines [`put_final`] would
+/// write for them and as the HTTP/2 fields of the whole reply, so a reply that is the same
+/// every time costs a copy of those instead of a header map built, walked and dropped per
+/// request.
 #[derive(Debug)]
 pub(crate) struct Prebuilt {
     headers: HeaderMap,
     h1: Bytes,
+    /// `headers`, a `Date` to be set, and the `Content-Length` `length`, if any: a map that
+    /// needs no growing, as `headers` would for these two per request.
+    h2: HeaderMap,
+    length: Option<usize>,
 }
 
 impl Prebuilt {
-    /// Renders `headers` (which must hold no framing field and no `Date`).
-    pub(crate) fn new(headers: HeaderMap) -> Prebuilt {
+    /// Renders `headers` (which must hold no framing field and no `Date`) of a reply whose
+    /// `Content-Length` is `length`, if it has one.
+    pub(crate) fn new(headers: HeaderMap, length: Option<usize>) -> Prebuilt {
         let mut out = BytesMut::new();
         for (name, value) in &headers {
             put_header(&mut out, name.as_str().as_bytes(), value.as_bytes());
         }
+        let mut h2 = headers.clone();
+        h2.insert(header::DATE, HeaderValue::from_static(""));
+        if let Some(n) = length {
+            h2.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+        }
         Prebuilt {
             headers,
             h1: out.freeze(),
+            h2,
+            length,
         }
     }
 
     /// The fields.
     pub(crate) fn headers(&self) -> &HeaderMap {
         &self.headers
+    }
+
+    /// The HTTP/2 fields of the reply, `Date` to be set, if its content length is `length`.
+    pub(crate) fn h2(&self, length: Option<usize>) -> Option<&HeaderMap> {
+        (self.length == length).then_some(&self.h2)
     }
 }
 
@@ -394,12 +412,13 @@ pub(crate) fn put_last_chunk(out: &mut BytesMut, trailers: &HeaderMap) {
     out.put_slice(b"\r\n");
 }
 
-/// The IMF-fixdate of one second of the wall clock, and the monotonic instants that second
-/// spans on this thread.
+/// The IMF-fixdate of one second of the wall clock (as text and as a header value), and the
+/// monotonic instants that second spans on this thread.
 struct Dated {
     from: Instant,
     until: Instant,
     text: [u8; 29],
+    value: HeaderValue,
 }
 
 thread_local! {
@@ -411,6 +430,16 @@ thread_local! {
 /// the clock: see [`clock`]). An instant within the second last formatted costs two
 /// comparisons: the wall clock is consulted only when a reply falls outside it.
 pub(crate) fn with_date<R>(at: Instant, f: impl FnOnce(&[u8]) -> R) -> R {
+    dated(at, |d| f(&d.text))
+}
+
+/// The date of the instant `at` as a header value (for HTTP/2 replies): shared, not copied.
+pub(crate) fn date_value(at: Instant) -> HeaderValue {
+    dated(at, |d| d.value.clone())
+}
+
+/// Runs `f` with the [`Dated`] second `at` falls in (see [`with_date`]).
+fn dated<R>(at: Instant, f: impl FnOnce(&Dated) -> R) -> R {
     DATE.with(|cell| {
         let mut dated = cell.borrow_mut();
         let d = match &mut *dated {
@@ -428,17 +457,11 @@ pub(crate) fn with_date<R>(at: Instant, f: impl FnOnce(&[u8]) -> R) -> R {
                     from: at.checked_sub(into).unwrap_or(at),
                     until: at + (Duration::from_secs(1) - into),
                     text,
+                    value: HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static("")),
                 })
             }
         };
-        f(&d.text)
-    })
-}
-
-/// The date of the instant `at` as a header value (for HTTP/2 replies).
-pub(crate) fn date_value(at: Instant) -> HeaderValue {
-    with_date(at, |d| {
-        HeaderValue::from_bytes(d).unwrap_or(HeaderValue::from_static(""))
+        f(d)
     })
 }
 
