@@ -985,8 +985,8 @@ mod tests {
         );
     }
 
-    /// A prebuilt on-demand answer is byte for byte the answer dressed per request (but for
-    /// `Date` on HTTP/1.1), on HTTP/1.1 and as HTTP/2 fields, for every code, both URL forms and the
+    /// A prebuilt on-demand answer is the answer dressed per request: byte for byte on HTTP/1.1
+    /// (but for `Date`), field for field on HTTP/2, for every code, both URL forms and the
     /// `Accept` values it serves; requests it must not serve are dressed per request.
     #[tokio::test]
     async fn prebuilt_answers_are_the_dressed_ones() {
