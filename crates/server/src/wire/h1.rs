@@ -121,9 +121,10 @@ pub(crate) struct Conn<T, S> {
     buf: BytesMut,
     out: BytesMut,
     served: u64,
-    /// When the last reply was made, if it went out without waiting for the client: the
-    /// connection has been idle since (the start of `--idle-timeout`, without reading the
-    /// clock again).
+    /// When the last reply was made, if it went out without waiting for the client and
+    /// nothing was read since: the connection has been idle since (the start of
+    /// `--idle-timeout`), and a head already buffered then (pipelined) was there at that
+    /// instant (its request's start), without reading the clock again.
     settled: Option<Instant>,
     /// The last head's list of header fields, emptied: its allocation serves the next head.
     fields: Vec<(HeaderName, usize, usize)>,
@@ -323,7 +324,10 @@ impl<T: Io, S: Service> Conn<T, S> {
                         break;
                     }
                 };
-                let started = Instant::now();
+                // A head that was already buffered when the last reply went out without
+                // waiting (a pipelined request) was there at that instant: one clock read per
+                // read, not per request, for a pipelined batch.
+                let started = self.settled.unwrap_or_else(Instant::now);
                 let mut req = self.bare_request();
                 let next = match self.request(head, &mut req) {
                     Ok(exchange) => self.serve_one(&mut req, exchange, started).await,
@@ -468,6 +472,8 @@ impl<T: Io, S: Service> Conn<T, S> {
             match read {
                 Ok(Ok(0)) | Ok(Err(_)) => return Err(HeadError::Close),
                 Ok(Ok(_)) => {
+                    // The head (its end, at least) arrived now, not when the connection settled.
+                    self.settled = None;
                     if idle {
                         // The next request has begun: should it need another read, it has
                         // --header-timeout from then to complete (most heads come whole, so
@@ -702,7 +708,10 @@ impl<T: Io, S: Service> Conn<T, S> {
                 }
             }
         }
-        let ticket = match self.answer_now(req, ticket, asks_close, started) {
+        // Made at once, the reply takes the head's instant as its own, unless content was
+        // read since (which may have taken long).
+        let made = (!has_body).then_some(started);
+        let ticket = match self.answer_now(req, ticket, asks_close, started, made) {
             Ok(sent) => return sent.await,
             Err(ticket) => ticket,
         };
@@ -728,15 +737,16 @@ impl<T: Io, S: Service> Conn<T, S> {
         ticket: S::Ticket,
         close: bool,
         started: Instant,
+        made: Option<Instant>,
     ) -> Result<impl Future<Output = std::io::Result<Next>> + Send + use<'a, T, S>, S::Ticket> {
         let Some(mut reply) = self.app.handle_now(req, &ticket) else {
             return Err(ticket);
         };
         // What admission holds (an in-flight slot) is given back before the reply goes out.
         drop(ticket);
-        // Made at once: the head's instant serves as the reply's too (one clock read per
-        // request on the hot path; its duration, a few microseconds of work, is logged as 0).
-        Ok(self.send(req, &mut reply, close, started, Some(started)))
+        // `made`, when given, is the head's instant: one clock read per request on the hot
+        // path (the reply's duration, a few microseconds of work, is logged as 0).
+        Ok(self.send(req, &mut reply, close, started, made))
     }
 
     /// Runs the handler of a reply that is not ready at once; if it does not finish at its

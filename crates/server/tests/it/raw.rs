@@ -727,3 +727,55 @@ async fn repeated_and_alike_targets_are_each_answered_for_themselves() {
         );
     }
 }
+
+/// The `Date` of the reply to `resp`, and the time `before` floored to its second: a reply
+/// made at or after `before` is dated no earlier.
+fn dated_since(resp: &crate::support::Response, before: std::time::SystemTime) -> bool {
+    let date = resp
+        .headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("date"))
+        .map(|(_, v)| httpdate::parse_http_date(v).expect("an IMF-fixdate"))
+        .expect("a Date");
+    let secs = before
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    date >= std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)
+}
+
+/// A reply made at once is dated when it is made: after content that took seconds to
+/// arrive, and after a held reply pipelined before it (not when the head arrived).
+#[tokio::test]
+async fn replies_are_dated_when_made_after_slow_content_or_a_held_reply() {
+    let server = TestServer::start().await;
+    let host = server.host();
+    let mut conn = server.connect().await;
+    let mut head = request("GET", "/status/200", &host, &[], b"hello");
+    head.truncate(head.len() - 5);
+    conn.send(&head).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2_200)).await;
+    let sent = std::time::SystemTime::now();
+    conn.send(b"hello").await;
+    let resp = conn.read_response(false).await;
+    assert_eq!(resp.status, 200);
+    assert!(
+        dated_since(&resp, sent),
+        "dated before its content came: {}",
+        resp.head
+    );
+
+    let mut both = request("GET", "/status/200?sleep=2200", &host, &[], b"");
+    both.extend(request("GET", "/status/204", &host, &[], b""));
+    let asked = std::time::SystemTime::now();
+    conn.send(&both).await;
+    assert_eq!(conn.read_response(false).await.status, 200);
+    let resp = conn.read_response(false).await;
+    assert_eq!(resp.status, 204);
+    let held_until = asked + std::time::Duration::from_millis(2_200);
+    assert!(
+        dated_since(&resp, held_until),
+        "dated before the held reply: {}",
+        resp.head
+    );
+}
