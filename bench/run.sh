@@ -520,13 +520,15 @@ if [[ -n ${BENCH_INSTRUCTIONS:-} && -z ${BENCH_SKIP_WRK:-} ]]; then
 fi
 
 # ---------------------------------------------------------------- held requests
-# Polls the server's VmRSS every 100 ms (bash builtins only, to stay light) into a file
-# holding the highest value seen. VmHWM, read after each pass, is the authoritative peak.
+# Polls the server's VmRSS every 100 ms (bash builtins only, to stay light, but for a rename
+# when the peak grows) into a file holding the highest value seen. The file is replaced, not
+# rewritten, so a reader never finds it empty. VmHWM, read after each pass, is the
+# authoritative peak.
 poll_rss() { # pid file
     local max=0 k v _
     while kill -0 "$1" 2>/dev/null; do
         while read -r k v _; do
-            [[ $k == VmRSS: ]] && { [[ $v -gt $max ]] && { max=$v; echo "$max" >"$2"; }; break; }
+            [[ $k == VmRSS: ]] && { [[ $v -gt $max ]] && { max=$v; echo "$max" >"$2.new"; mv -f "$2.new" "$2"; }; break; }
         done <"/proc/$1/status" 2>/dev/null || true
         sleep 0.1
     done
