@@ -412,12 +412,11 @@ pub(crate) fn put_last_chunk(out: &mut BytesMut, trailers: &HeaderMap) {
     out.put_slice(b"\r\n");
 }
 
-/// The IMF-fixdate of one second of the wall clock (as text and as a header value), and the
-/// monotonic instants that second spans on this thread.
+/// The IMF-fixdate of one second of the wall clock, as a header value, and the monotonic
+/// instants that second spans on this thread.
 struct Dated {
     from: Instant,
     until: Instant,
-    text: [u8; 29],
     value: HeaderValue,
 }
 
@@ -430,7 +429,7 @@ thread_local! {
 /// the clock: see [`clock`]). An instant within the second last formatted costs two
 /// comparisons: the wall clock is consulted only when a reply falls outside it.
 pub(crate) fn with_date<R>(at: Instant, f: impl FnOnce(&[u8]) -> R) -> R {
-    dated(at, |d| f(&d.text))
+    dated(at, |d| f(d.value.as_bytes()))
 }
 
 /// The date of the instant `at` as a header value (for HTTP/2 replies): shared, not copied.
@@ -451,13 +450,11 @@ fn dated<R>(at: Instant, f: impl FnOnce(&Dated) -> R) -> R {
                     .duration_since(SystemTime::UNIX_EPOCH)
                     .map_or(0, |d| d.subsec_nanos());
                 let into = Duration::from_nanos(nanos.into());
-                let mut text = [0; 29];
-                text.copy_from_slice(&httpdate::fmt_http_date(now).as_bytes()[..29]);
+                let text = httpdate::fmt_http_date(now);
                 stale.insert(Dated {
                     from: at.checked_sub(into).unwrap_or(at),
                     until: at + (Duration::from_secs(1) - into),
-                    text,
-                    value: HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static("")),
+                    value: HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("")),
                 })
             }
         };
