@@ -1014,9 +1014,19 @@ mod tests {
                 peer: std::net::SocketAddr::from(([127, 0, 0, 1], 9)),
             }
         };
+        // Written as for GET and HEAD, kept alive and closing, as made and with a field added
+        // (as the rate limit's and HTTP/1.0's keep-alive add theirs).
         let h1 = |reply: &Reply| {
+            let mut added = reply.clone();
+            added
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
             let mut out = bytes::BytesMut::new();
-            put_final(&mut out, reply, false, false, std::time::Instant::now());
+            for reply in [reply, &added] {
+                for (head_only, close) in [(false, false), (true, false), (false, true)] {
+                    put_final(&mut out, reply, head_only, close, std::time::Instant::now());
+                }
+            }
             let text = String::from_utf8(out.to_vec()).unwrap();
             text.split("\r\n")
                 .filter(|l| !l.starts_with("Date: "))

@@ -54,8 +54,8 @@ const DEFAULT_RANGE: &str = "bytes=0-99";
 /// 408 and 426) are always dressed per request.
 #[derive(Debug)]
 pub(crate) struct Plain {
-    /// By code − 100: the reply's prebuilt fields and its content.
-    by_code: Vec<Option<(Arc<Prebuilt>, Body)>>,
+    /// By code − 100: the reply, prebuilt.
+    by_code: Vec<Option<Arc<Prebuilt>>>,
 }
 
 impl Plain {
@@ -82,8 +82,7 @@ impl Plain {
                     && reply.fault.is_none()
                     && !reply.headers.contains_key(header::DATE)
                     && matches!(reply.body, Body::Empty | Body::Full(_));
-                let length = reply.has_content_length().then(|| reply.content_length());
-                fixed.then(|| (Arc::new(Prebuilt::new(reply.headers, length)), reply.body))
+                fixed.then(|| Arc::new(Prebuilt::new(code, reply.headers, reply.body)))
             })
             .collect();
         Plain { by_code }
@@ -111,13 +110,13 @@ impl Plain {
             }
         }
         let code = u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0');
-        let (head, body) = self
+        let prebuilt = self
             .by_code
             .get(usize::from(code).checked_sub(100)?)?
             .as_ref()?;
         let mut reply = Reply::new(known(code));
-        reply.body = body.clone();
-        reply.prebuilt = Some(Arc::clone(head));
+        reply.body = prebuilt.body().clone();
+        reply.prebuilt = Some(Arc::clone(prebuilt));
         Some(reply)
     }
 }

@@ -39,7 +39,8 @@ const FIRST_READ: usize = 1024;
 /// The largest header map (in fields it holds without growing) a connection keeps between
 /// requests: a browser's head fits; a map grown for a larger one is freed with its request.
 const KEEP_HEADERS: usize = 24;
-/// The longest target a connection memoizes the URI of ([`Conn::uri_of`]).
+/// The longest target a connection memoizes the URI of ([`Conn::uri_of`]), and the longest
+/// `Host` value it keeps as checked.
 const MEMO_TARGET: usize = 256;
 /// Output is flushed once it grows past this, even while pipelined requests remain.
 const FLUSH_AT: usize = 64 * 1024;
@@ -137,6 +138,9 @@ pub(crate) struct Conn<T, S> {
     memo: Option<Box<(Bytes, Uri)>>,
     /// [`fingerprint`] of the last target parsed.
     recent: u64,
+    /// The last `Host` value found valid on this connection, owned: a client names the same
+    /// host in every request, and it is checked once.
+    host: Option<Box<[u8]>>,
     /// The shutdown waiter has registered with the shutdown token (see `read_head`).
     watching: bool,
     /// A `100 Continue` already went out for the request being answered.
@@ -269,6 +273,7 @@ impl<T: Io, S: Service> Conn<T, S> {
             spare: None,
             memo: None,
             recent: 0,
+            host: None,
             watching: false,
             continued: false,
             linger: false,
@@ -333,7 +338,7 @@ impl<T: Io, S: Service> Conn<T, S> {
                     Ok(exchange) => self.serve_one(&mut req, exchange, started).await,
                     Err((code, detail)) => self.refuse(&req, code, &detail, started).await,
                 };
-                self.keep_headers(req.headers);
+                self.keep_headers(&mut req.headers);
                 match next {
                     Ok(Next::KeepAlive) => {}
                     Ok(Next::WebSocket) => {
@@ -530,12 +535,13 @@ impl<T: Io, S: Service> Conn<T, S> {
     /// Keeps a finished request's header map, emptied, for the next request (a plain request
     /// then allocates nothing for its headers), unless it grew large: an idle connection
     /// should not hold the map of the largest head it was sent.
-    fn keep_headers(&mut self, mut headers: HeaderMap) {
+    fn keep_headers(&mut self, headers: &mut HeaderMap) {
         if headers.capacity() <= KEEP_HEADERS {
             headers.clear();
             match &mut self.spare {
-                Some(spare) => **spare = headers,
-                None => self.spare = Some(Box::new(headers)),
+                // The spare's map (empty) goes in its place, to be dropped with the request.
+                Some(spare) => std::mem::swap(&mut **spare, headers),
+                None => self.spare = Some(Box::new(std::mem::take(headers))),
             }
         }
     }
@@ -564,11 +570,11 @@ impl<T: Io, S: Service> Conn<T, S> {
         // answer, when it is given a copy of its own (`detach`).
         let bytes = self.buf.split_to(head.len).freeze();
         let mut fields = head.headers;
-        let mut headers = self
-            .spare
-            .as_deref_mut()
-            .map(std::mem::take)
-            .unwrap_or_default();
+        // The kept map, if any, trades places with the stand-in's empty one (nothing dropped).
+        if let Some(spare) = self.spare.as_deref_mut() {
+            std::mem::swap(&mut req.headers, spare);
+        }
+        let headers = &mut req.headers;
         headers.reserve(fields.len());
         // The fields the connection itself reads, noted while the map is filled: most heads
         // have none but Host, and each look-up in the map hashes the name.
@@ -595,13 +601,18 @@ impl<T: Io, S: Service> Conn<T, S> {
         self.fields = fields;
         req.method = head.method;
         req.version = head.version;
-        req.headers = headers;
         req.uri = match self.uri_of(&bytes, head.target) {
             Ok(uri) => uri,
             Err(_) => return Err((400, "the request target is not a valid URI".to_owned())),
         };
-        if let Some(problem) = check_host(req.version, hosts, &bytes[host.0..host.1]) {
-            return Err((400, problem.to_owned()));
+        let host = &bytes[host.0..host.1];
+        if !(hosts == 1 && self.host.as_deref() == Some(host)) {
+            if let Some(problem) = check_host(req.version, hosts, host) {
+                return Err((400, problem.to_owned()));
+            }
+            if hosts == 1 && host.len() <= MEMO_TARGET {
+                self.host = Some(host.into());
+            }
         }
         let role = Role::Request {
             http10: req.version == Version::HTTP_10,
@@ -769,6 +780,7 @@ impl<T: Io, S: Service> Conn<T, S> {
         self.fields = Vec::new();
         self.spare = None;
         self.memo = None;
+        self.host = None;
         fut.await
     }
 

@@ -125,6 +125,12 @@ pub struct Reply {
 pub(crate) struct Prebuilt {
     headers: HeaderMap,
     h1: Bytes,
+    /// The content the reply was prebuilt with.
+    body: Body,
+    /// What [`put_final`] writes after `Date` when the reply still is as prebuilt (`h1`, the
+    /// framing, the blank line, the content) and the exchange adds nothing (not HEAD, not
+    /// closing): a pipelined batch of plain answers is a copy of this per reply.
+    whole: Bytes,
     /// `headers`, a `Date` to be set, and the `Content-Length` `length`, if any: a map that
     /// needs no growing, as `headers` would for these two per request.
     h2: HeaderMap,
@@ -132,13 +138,19 @@ pub(crate) struct Prebuilt {
 }
 
 impl Prebuilt {
-    /// Renders `headers` (which must hold no framing field and no `Date`) of a reply whose
-    /// `Content-Length` is `length`, if it has one.
-    pub(crate) fn new(headers: HeaderMap, length: Option<usize>) -> Prebuilt {
+    /// Renders the `headers` (which must hold no framing field and no `Date`) and `body` of a
+    /// reply with code `status`.
+    pub(crate) fn new(status: Status, headers: HeaderMap, body: Body) -> Prebuilt {
         let mut out = BytesMut::new();
         for (name, value) in &headers {
             put_header(&mut out, name.as_str().as_bytes(), value.as_bytes());
         }
+        let h1 = out.split().freeze();
+        let mut bare = Reply::new(status);
+        bare.body = body;
+        out.put_slice(&h1);
+        put_rest(&mut out, &bare, false, false);
+        let length = bare.has_content_length().then(|| bare.content_length());
         let mut h2 = headers.clone();
         h2.insert(header::DATE, HeaderValue::from_static(""));
         if let Some(n) = length {
@@ -146,10 +158,28 @@ impl Prebuilt {
         }
         Prebuilt {
             headers,
-            h1: out.freeze(),
+            h1,
+            body: bare.body,
+            whole: out.freeze(),
             h2,
             length,
         }
+    }
+
+    /// The content, for each reply made from this one.
+    pub(crate) fn body(&self) -> &Body {
+        &self.body
+    }
+
+    /// Everything after `Date`, if `reply` (made from this one) is still as prebuilt and the
+    /// exchange adds nothing to it.
+    fn whole(&self, reply: &Reply, head_only: bool, close: bool) -> Option<&[u8]> {
+        let same_body = match (&reply.body, &self.body) {
+            (Body::Empty, Body::Empty) => true,
+            (Body::Full(a), Body::Full(b)) => a.as_ptr() == b.as_ptr() && a.len() == b.len(),
+            _ => false,
+        };
+        (same_body && !head_only && !close && reply.headers.is_empty()).then_some(&self.whole[..])
     }
 
     /// The fields.
@@ -332,12 +362,22 @@ pub(crate) fn put_final(
     if let Some(p) = &reply.prebuilt {
         // Date first, as below; a prebuilt reply never holds one.
         put_date(out, at);
+        if let Some(whole) = p.whole(reply, head_only, close) {
+            out.put_slice(whole);
+            return;
+        }
         out.put_slice(&p.h1);
     } else if !reply.headers.contains_key(header::DATE) {
         // A Date the request asked for (`header=Date:...`) replaces the clock's: Date is a
         // singleton field (RFC 9110 §6.6.1), never sent twice.
         put_date(out, at);
     }
+    put_rest(out, reply, head_only, close);
+}
+
+/// What [`put_final`] writes after the status line, `Date` and the prebuilt fields: the
+/// reply's own fields, the framing, the blank line and the content.
+fn put_rest(out: &mut BytesMut, reply: &Reply, head_only: bool, close: bool) {
     let mut said_close = false;
     for (name, value) in &reply.headers {
         if close && !said_close && *name == header::CONNECTION {

@@ -728,6 +728,37 @@ async fn repeated_and_alike_targets_are_each_answered_for_themselves() {
     }
 }
 
+/// A connection checks the `Host` of each request, though it keeps the last one found valid:
+/// after valid requests, a value that extends the kept one, or a second `Host`, is refused.
+#[tokio::test]
+async fn hosts_are_checked_on_every_request_of_a_connection() {
+    let server = TestServer::start().await;
+    let host = server.host();
+    let extended = [
+        format!("{host}/x"),
+        format!("{host}@evil"),
+        format!("{host}:1"),
+    ];
+    for (i, bad) in extended.iter().map(Some).chain([None]).enumerate() {
+        let mut conn = server.connect().await;
+        for _ in 0..3 {
+            conn.send(&request("GET", "/status/418", &host, &[], b""))
+                .await;
+            assert_eq!(conn.read_response(false).await.status, 418, "case {i}");
+        }
+        let head = match bad {
+            Some(bad) => request("GET", "/status/418", bad, &[], b""),
+            None => request("GET", "/status/418", &host, &[("Host", &host)], b""),
+        };
+        conn.send(&head).await;
+        assert_eq!(
+            conn.read_response(false).await.status,
+            400,
+            "case {i}: {bad:?}"
+        );
+    }
+}
+
 /// The `Date` of the reply to `resp`, and the time `before` floored to its second: a reply
 /// made at or after `before` is dated no earlier.
 fn dated_since(resp: &crate::support::Response, before: std::time::SystemTime) -> bool {
