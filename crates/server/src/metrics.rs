@@ -108,24 +108,47 @@ impl Metrics {
 
     /// Counts an answered request: its route (index; out of range means unmatched), method,
     /// final code and how long it took.
-    pub(crate) fn request(&self, route: usize, method: &str, code: u16, took: Duration) {
+    #[cfg(test)]
+    pub(crate) fn request(self: &Arc<Self>, route: usize, method: &str, code: u16, took: Duration) {
+        let mut tally = Tally::default();
+        self.tally(&mut tally, route, method, code, took);
+    }
+
+    /// [`Metrics::request`] into `tally`, which adds its requests to the counters when it is
+    /// settled, dropped, or given a request of another kind (route, method, code, duration
+    /// bucket). A connection answering a run of alike requests then adds to the shared
+    /// counters once per run, not three times per request.
+    pub(crate) fn tally(
+        self: &Arc<Self>,
+        tally: &mut Tally,
+        route: usize,
+        method: &str,
+        code: u16,
+        took: Duration,
+    ) {
         let route = route.min(self.unmatched());
         let method = METHODS[..METHODS.len() - 1]
             .iter()
             .position(|m| *m == method)
             .unwrap_or(METHODS.len() - 1);
         let code = usize::from(code.clamp(100, 599) - 100);
-        self.requests[(route * METHODS.len() + method) * CODES + code]
-            .fetch_add(1, Ordering::Relaxed);
-        let h = &self.durations[route];
+        let counter = (route * METHODS.len() + method) * CODES + code;
         let secs = took.as_secs_f64();
         let bucket = BUCKETS
             .iter()
             .position(|&b| secs <= b)
             .unwrap_or(BUCKETS.len());
-        h.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        h.sum_us
-            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        let kind = (counter, route, bucket);
+        let same = tally.metrics.as_ref().is_some_and(|m| Arc::ptr_eq(m, self));
+        if !same || tally.kind != kind {
+            tally.settle();
+            if !same {
+                tally.metrics = Some(Arc::clone(self));
+            }
+            tally.kind = kind;
+        }
+        tally.requests += 1;
+        tally.sum_us += took.as_micros() as u64;
     }
 
     /// A connection opened (`+1`) or closed (`-1`).
@@ -172,6 +195,40 @@ impl Metrics {
         };
         encoded.expect("writing to a String does not fail");
         out
+    }
+}
+
+/// Answered requests of one kind (route, method, code, duration bucket) not yet added to the
+/// shared counters: see [`Metrics::tally`].
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    metrics: Option<Arc<Metrics>>,
+    /// The request counter's index, the route, the duration bucket.
+    kind: (usize, usize, usize),
+    requests: u64,
+    sum_us: u64,
+}
+
+impl Tally {
+    /// Adds what is tallied to the counters.
+    pub(crate) fn settle(&mut self) {
+        let Some(m) = &self.metrics else { return };
+        if self.requests == 0 {
+            return;
+        }
+        let (counter, route, bucket) = self.kind;
+        m.requests[counter].fetch_add(self.requests, Ordering::Relaxed);
+        let h = &m.durations[route];
+        h.buckets[bucket].fetch_add(self.requests, Ordering::Relaxed);
+        h.sum_us.fetch_add(self.sum_us, Ordering::Relaxed);
+        self.requests = 0;
+        self.sum_us = 0;
+    }
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        self.settle();
     }
 }
 
@@ -334,6 +391,46 @@ impl prometheus_client::collector::Collector for Scrape {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A tally counts a run of alike requests when a request of another kind comes, when it
+    /// is settled and when it is dropped; never twice.
+    #[test]
+    fn a_tally_counts_each_request_once() {
+        let m = Arc::new(Metrics::new(["/status/{codes}"], "memory"));
+        let count = |code: &str| {
+            let series = format!(
+                "statuslab_http_requests_total{{route=\"/status/{{codes}}\",method=\"GET\",code=\"{code}\"}} "
+            );
+            let text = m.render(Gauges::default(), false);
+            text.lines()
+                .find_map(|l| l.strip_prefix(&series)?.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let mut tally = Tally::default();
+        let fast = Duration::from_micros(100);
+        for _ in 0..3 {
+            m.tally(&mut tally, 0, "GET", 404, fast);
+        }
+        assert_eq!(count("404"), 0);
+        m.tally(&mut tally, 0, "GET", 500, fast);
+        assert_eq!((count("404"), count("500")), (3, 0));
+        // Another duration bucket is another kind.
+        m.tally(&mut tally, 0, "GET", 500, Duration::from_secs(1));
+        assert_eq!(count("500"), 1);
+        tally.settle();
+        tally.settle();
+        assert_eq!(count("500"), 2);
+        m.tally(&mut tally, 0, "GET", 404, fast);
+        drop(tally);
+        assert_eq!((count("404"), count("500")), (4, 2));
+        let text = m.render(Gauges::default(), false);
+        assert!(
+            text.contains(
+                "statuslab_http_request_duration_seconds_count{route=\"/status/{codes}\"} 6"
+            ),
+            "{text}"
+        );
+    }
 
     #[test]
     fn counts_render_as_prometheus_text() {

@@ -33,6 +33,7 @@ use crate::config::Config;
 use crate::ctx::Ctx;
 use crate::edge::{self, RateLimited, Slot};
 use crate::gateway;
+use crate::metrics::Tally;
 use crate::problem::{FIXED_LIMIT, Problem};
 use crate::wire::Service;
 use crate::wire::reply::{Reply, known};
@@ -787,6 +788,7 @@ fn panicked(panic: &(dyn std::any::Any + Send)) -> Problem {
 
 impl Service for App {
     type Ticket = Ticket;
+    type Tally = Tally;
 
     async fn admit(&self, req: &Request) -> Result<Ticket, Box<Reply>> {
         guarded(self.admission(req))
@@ -835,6 +837,10 @@ impl Service for App {
         self.finish(problem.into_reply(&self.ctx, req))
     }
 
+    fn settle(&self, tally: &mut Tally) {
+        tally.settle();
+    }
+
     fn budget(&self) -> &std::sync::Arc<crate::wire::BodyBudget> {
         &self.ctx.budget
     }
@@ -843,9 +849,17 @@ impl Service for App {
         self.stopping.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    fn completed(&self, req: &Request, reply: &Reply, started: Instant, done: Instant) {
+    fn completed(
+        &self,
+        tally: &mut Tally,
+        req: &Request,
+        reply: &Reply,
+        started: Instant,
+        done: Instant,
+    ) {
         if let Some(m) = &self.ctx.metrics {
-            m.request(
+            m.tally(
+                tally,
                 reply.route,
                 req.method.as_str(),
                 reply.status.code(),

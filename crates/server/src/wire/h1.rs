@@ -113,7 +113,7 @@ enum Then {
     Next(Next),
 }
 
-pub(crate) struct Conn<T, S> {
+pub(crate) struct Conn<T, S: Service> {
     io: T,
     bounds: Limits,
     peer: SocketAddr,
@@ -141,6 +141,8 @@ pub(crate) struct Conn<T, S> {
     /// The last `Host` value found valid on this connection, owned: a client names the same
     /// host in every request, and it is checked once.
     host: Option<Box<[u8]>>,
+    /// The answered requests not yet counted (see [`Service::settle`]).
+    tally: S::Tally,
     /// The shutdown waiter has registered with the shutdown token (see `read_head`).
     watching: bool,
     /// A `100 Continue` already went out for the request being answered.
@@ -274,6 +276,7 @@ impl<T: Io, S: Service> Conn<T, S> {
             memo: None,
             recent: 0,
             host: None,
+            tally: S::Tally::default(),
             watching: false,
             continued: false,
             linger: false,
@@ -1036,6 +1039,8 @@ impl<T: Io, S: Service> Conn<T, S> {
     /// Writes what is queued. A write that makes no progress for `--send-timeout` fails, so a
     /// client that never reads cannot hold its connection (and the queued answers) forever.
     async fn flush(&mut self) -> std::io::Result<()> {
+        // Counted before the client can see them.
+        self.app.settle(&mut self.tally);
         let mut done = 0;
         while done < self.out.len() {
             // Most writes complete at once: try first, and start the --send-timeout clock
@@ -1147,8 +1152,9 @@ impl<T: Io, S: Service> Conn<T, S> {
         }
     }
 
-    fn log(&self, req: &Request, reply: &Reply, started: Instant, done: Instant) {
-        self.app.completed(req, reply, started, done);
+    fn log(&mut self, req: &Request, reply: &Reply, started: Instant, done: Instant) {
+        self.app
+            .completed(&mut self.tally, req, reply, started, done);
     }
 }
 

@@ -209,7 +209,8 @@ fn begin<S: Service>(
     match made {
         Some(reply) if reply.fault.is_none() && !matches!(reply.body, Body::Paced(_)) => {
             drop(admitted);
-            app.completed(&req, &reply, started, started);
+            // Counted at once: each stream's reply is written by the h2 crate on its own.
+            app.completed(&mut S::Tally::default(), &req, &reply, started, started);
             let _ = send(&mut respond, &req, reply, false, started);
             Begun::Answered(started)
         }
@@ -353,7 +354,7 @@ async fn stream<S: Service>(begun: Waiting<S>, app: Arc<S>, cfg: Limits) {
         }
     };
     let done = Instant::now();
-    app.completed(&req, &reply, started, done);
+    app.completed(&mut S::Tally::default(), &req, &reply, started, done);
     match reply.fault {
         Some(fault) => faulty(respond, &req, reply, fault, continued).await,
         None => {

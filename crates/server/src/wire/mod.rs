@@ -59,9 +59,25 @@ pub(crate) trait Service: Send + Sync + 'static {
     /// head, limits, time-outs, too many connections): `code` with `detail` saying why.
     fn reject(&self, req: &Request, code: u16, detail: &str) -> Reply;
 
+    /// What a connection keeps of the requests it answered until it writes their replies
+    /// (counts to add to shared counters), given to [`Service::completed`].
+    type Tally: Default + Send;
+
     /// Called once per answered request (metrics, the access log): its head was read at
-    /// `started`, its reply made at `done`.
-    fn completed(&self, req: &Request, reply: &Reply, started: Instant, done: Instant);
+    /// `started`, its reply made at `done`. What goes into `tally` counts once the tally is
+    /// settled or dropped.
+    fn completed(
+        &self,
+        tally: &mut Self::Tally,
+        req: &Request,
+        reply: &Reply,
+        started: Instant,
+        done: Instant,
+    );
+
+    /// Counts what `tally` holds. A connection settles its tally before it writes, so a
+    /// client that has its reply finds its request counted.
+    fn settle(&self, tally: &mut Self::Tally);
 
     /// The server-wide budget for buffered request content.
     fn budget(&self) -> &Arc<BodyBudget>;

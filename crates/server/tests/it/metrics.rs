@@ -106,3 +106,49 @@ async fn no_metrics_means_404() {
     let server = TestServer::start_with(|c| c.metrics = false).await;
     assert_eq!(server.get("/metrics", &[]).await.status, 404);
 }
+
+/// A connection adds a run of alike requests to the counters together, before it writes
+/// their replies: a client that has its replies finds them counted, pipelined or one at a
+/// time, while the connection stays open.
+#[tokio::test]
+async fn replies_received_are_counted_while_their_connection_stays_open() {
+    let server = TestServer::start().await;
+    let host = server.host();
+    let series = |code: u16| {
+        format!(
+            "statuslab_http_requests_total{{route=\"/status/{{codes}}\",method=\"GET\",code=\"{code}\"}}"
+        )
+    };
+    let mut conn = server.connect().await;
+    let mut burst = Vec::new();
+    let codes = [404, 404, 404, 404, 404, 500, 500, 500, 404, 404];
+    for code in codes {
+        burst.extend(request("GET", &format!("/status/{code}"), &host, &[], b""));
+    }
+    conn.send(&burst).await;
+    for code in codes {
+        assert_eq!(conn.read_response(false).await.status, code);
+    }
+    for _ in 0..3 {
+        conn.send(&request("GET", "/status/418", &host, &[], b""))
+            .await;
+        assert_eq!(conn.read_response(false).await.status, 418);
+    }
+    let text = server.get("/metrics", &[]).await.text();
+    assert_eq!(value(&text, &series(404)), Some(7.0), "{text}");
+    assert_eq!(value(&text, &series(500)), Some(3.0), "{text}");
+    assert_eq!(value(&text, &series(418)), Some(3.0), "{text}");
+    assert_eq!(
+        value(
+            &text,
+            "statuslab_http_request_duration_seconds_count{route=\"/status/{codes}\"}"
+        ),
+        Some(13.0),
+        "{text}"
+    );
+    // The connection's own scrape counts what it answered before.
+    conn.send(&request("GET", "/metrics", &host, &[], b""))
+        .await;
+    let text = String::from_utf8(conn.read_response(false).await.body).unwrap();
+    assert_eq!(value(&text, &series(418)), Some(3.0), "{text}");
+}
