@@ -51,12 +51,14 @@ pub(crate) async fn serve<T, S>(
     // the latest one's start counts as activity.
     let mut streams = FuturesUnordered::new();
     let mut answered: Option<Instant> = None;
+    // Counts the streams answered at once (settled at once: the h2 crate writes each reply).
+    let mut tally = S::Tally::default();
     loop {
         tokio::select! {
             Some(()) = streams.next(), if !streams.is_empty() => {}
             next = conn.accept() => match next {
                 Some(Ok((req, respond))) => {
-                    let begun = match begin(req, respond, peer, &*app, cfg) {
+                    let begun = match begin(req, respond, peer, &*app, &mut tally, cfg) {
                         Begun::Answered(at) => {
                             answered = Some(at);
                             continue;
@@ -190,6 +192,7 @@ fn begin<S: Service>(
     mut respond: SendResponse<Bytes>,
     peer: SocketAddr,
     app: &S,
+    tally: &mut S::Tally,
     cfg: Limits,
 ) -> Begun<S> {
     let started = Instant::now();
@@ -209,8 +212,8 @@ fn begin<S: Service>(
     match made {
         Some(reply) if reply.fault.is_none() && !matches!(reply.body, Body::Paced(_)) => {
             drop(admitted);
-            // Counted at once: each stream's reply is written by the h2 crate on its own.
-            app.completed(&mut S::Tally::default(), &req, &reply, started, started);
+            app.completed(tally, &req, &reply, started, started);
+            app.settle(tally);
             let _ = send(&mut respond, &req, reply, false, started);
             Begun::Answered(started)
         }

@@ -917,3 +917,39 @@ async fn streams_answered_at_once_keep_the_connection_from_idling_out() {
         quiet.elapsed()
     );
 }
+
+/// Streams are counted in the metrics whether answered at once or by a handler that waited,
+/// each once, by the time their replies arrive.
+#[tokio::test]
+async fn h2_streams_are_counted_once_by_the_time_they_are_answered() {
+    let server = TestServer::start().await;
+    let mut client = connect(&server).await;
+    for _ in 0..3 {
+        let r = send(
+            &mut client,
+            Method::GET,
+            &server.url("/status/404"),
+            &[],
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 404);
+    }
+    let r = send(
+        &mut client,
+        Method::GET,
+        &server.url("/status/503?sleep=10"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 503);
+    let r = send(&mut client, Method::GET, &server.url("/metrics"), &[], None).await;
+    let text = String::from_utf8(r.body).expect("text");
+    for (code, n) in [(404, 3), (503, 1)] {
+        let series = format!(
+            "statuslab_http_requests_total{{route=\"/status/{{codes}}\",method=\"GET\",code=\"{code}\"}} {n}\n"
+        );
+        assert!(text.contains(&series), "no {series:?} in\n{text}");
+    }
+}
