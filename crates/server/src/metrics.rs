@@ -56,7 +56,7 @@ pub(crate) struct Metrics {
     durations: Box<[Histogram]>,
     /// Client connections open now.
     connections: AtomicI64,
-    /// Requests admitted and not yet answered.
+    /// Requests admitted and waiting for their content or their answer (`Service::hold`).
     in_flight: AtomicI64,
     /// Requests refused by load shedding (`--max-in-flight`).
     shed: AtomicU64,
@@ -333,7 +333,7 @@ impl prometheus_client::collector::Collector for Scrape {
         gauge(
             &mut encoder,
             "statuslab_requests_in_flight",
-            "Requests admitted and not yet answered",
+            "Requests admitted and waiting for their content or their answer",
             m.in_flight.load(Ordering::Relaxed),
         )?;
         let counter = |encoder: &mut DescriptorEncoder<'_>, name: &str, help: &str, v: u64| {

@@ -415,7 +415,7 @@ pub(crate) struct Ticket {
     route: usize,
     /// Where the route's parameters lie in the path.
     spans: Spans,
-    /// Counts the request in flight while it is handled (with metrics on).
+    /// Counts the request in flight while it waits (with metrics on; see [`Service::hold`]).
     _in_flight: Option<crate::metrics::InFlight>,
 }
 
@@ -541,6 +541,8 @@ impl App {
     /// route → method → auth → what the route demands of an upload's head.
     async fn admission(&self, req: &Request) -> Result<Ticket, Problem> {
         let mut ticket = self.admission_before_limit(req)?;
+        // It may wait for the store: in flight from here.
+        self.hold(&mut ticket);
         if !edge::exempt(req.path()) {
             let ctx = &self.ctx;
             ticket.limited = edge::rate_limit::server(ctx, req)
@@ -584,7 +586,7 @@ impl App {
             limited: None,
             route: usize::MAX,
             spans: Spans::default(),
-            _in_flight: ctx.metrics.as_ref().map(crate::metrics::Metrics::admitted),
+            _in_flight: None,
         })
     }
 
@@ -800,6 +802,16 @@ impl Service for App {
         let admitted = std::panic::catch_unwind(AssertUnwindSafe(|| self.admission_now(req)))
             .unwrap_or_else(|panic| Some(Err(panicked(&*panic))))?;
         Some(admitted.map_err(|p| Box::new(self.refused(req, p))))
+    }
+
+    fn hold(&self, ticket: &mut Ticket) {
+        if ticket._in_flight.is_none() {
+            ticket._in_flight = self
+                .ctx
+                .metrics
+                .as_ref()
+                .map(crate::metrics::Metrics::admitted);
+        }
     }
 
     async fn handle(&self, req: &Request, ticket: &Ticket) -> Reply {

@@ -690,7 +690,7 @@ impl<T: Io, S: Service> Conn<T, S> {
             close: asks_close,
         } = exchange;
         let has_body = framing != Framing::None && framing != Framing::Length(0);
-        let ticket = {
+        let mut ticket = {
             let admitted = match self.app.admit_now(req) {
                 Some(admitted) => admitted,
                 None => self.app.admit(req).await,
@@ -714,6 +714,7 @@ impl<T: Io, S: Service> Conn<T, S> {
         // only for requests with content: no shared counter is touched on the plain path.)
         let mut held = has_body.then(|| Reservation::new(self.app.budget()));
         if let Some(held) = &mut held {
+            self.app.hold(&mut ticket);
             match self.read_body(framing, held).await {
                 Ok(body) => req.body = body,
                 Err(BodyError::Io) => return Ok(Next::Close),
@@ -725,10 +726,11 @@ impl<T: Io, S: Service> Conn<T, S> {
         // Made at once, the reply takes the head's instant as its own, unless content was
         // read since (which may have taken long).
         let made = (!has_body).then_some(started);
-        let ticket = match self.answer_now(req, ticket, asks_close, started, made) {
+        let mut ticket = match self.answer_now(req, ticket, asks_close, started, made) {
             Ok(sent) => return sent.await,
             Err(ticket) => ticket,
         };
+        self.app.hold(&mut ticket);
         // The handler may keep the request for long (a delayed reply): it should hold a few
         // hundred bytes of its own, not the read buffer (1 KiB and more per held request).
         detach(req, &head, target);

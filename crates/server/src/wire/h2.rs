@@ -309,7 +309,8 @@ async fn stream<S: Service>(begun: Waiting<S>, app: Arc<S>, cfg: Limits) {
     let mut continued = false;
     let reply = match admitted {
         Err(reply) => *reply,
-        Ok(ticket) => {
+        Ok(mut ticket) => {
+            app.hold(&mut ticket);
             if !recv.is_end_stream()
                 && req
                     .headers

@@ -46,6 +46,11 @@ pub(crate) trait Service: Send + Sync + 'static {
     /// otherwise (then `admit` decides). The hot path: no future is made for it.
     fn admit_now(&self, req: &Request) -> Option<Result<Self::Ticket, Box<Reply>>>;
 
+    /// The admitted request is about to wait (for its content or its handler): from now until
+    /// its ticket is dropped it counts as in flight. A request answered without waiting is
+    /// never held: it is in flight for no time anyone could observe.
+    fn hold(&self, ticket: &mut Self::Ticket);
+
     /// Answers an admitted request whose content has been read. The ticket is lent, not
     /// given: the caller keeps it (and what it holds) until the reply is made, and a held
     /// request's future carries no copy of it.

@@ -152,3 +152,34 @@ async fn replies_received_are_counted_while_their_connection_stays_open() {
     let text = String::from_utf8(conn.read_response(false).await.body).unwrap();
     assert_eq!(value(&text, &series(418)), Some(3.0), "{text}");
 }
+
+/// A request counts as in flight while it waits for its content or its handler (a scrape
+/// counts itself), and no longer once answered.
+#[tokio::test]
+async fn requests_waiting_are_in_flight() {
+    let server = TestServer::start().await;
+    let host = server.host();
+    let in_flight = async || {
+        let text = server.get("/metrics", &[]).await.text();
+        value(&text, "statuslab_requests_in_flight")
+    };
+    assert_eq!(in_flight().await, Some(1.0));
+    let mut held = server.connect().await;
+    held.send(&request("GET", "/status/200?sleep=1500", &host, &[], b""))
+        .await;
+    let mut upload = server.connect().await;
+    let mut head = request("POST", "/status/201", &host, &[], b"hello");
+    head.truncate(head.len() - 5);
+    upload.send(&head).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(in_flight().await, Some(3.0));
+    upload.send(b"hello").await;
+    assert_eq!(upload.read_response(false).await.status, 201);
+    assert_eq!(held.read_response(false).await.status, 200);
+    for _ in 0..5 {
+        held.send(&request("GET", "/status/404", &host, &[], b""))
+            .await;
+        assert_eq!(held.read_response(false).await.status, 404);
+    }
+    assert_eq!(in_flight().await, Some(1.0));
+}
