@@ -641,17 +641,19 @@ impl App {
 
     /// The answer to an admitted request that needs no waiting and no handler future: a plain
     /// on-demand code, prebuilt.
-    fn answer_now(&self, req: &Request, ticket: &Ticket) -> Option<Reply> {
+    fn answer_now(&self, req: &Request, ticket: &Ticket, reply: &mut Reply) -> bool {
         if ticket.proxied {
-            return None;
+            return false;
         }
-        let r = self.admitted(ticket, req.path())?;
+        let Some(r) = self.admitted(ticket, req.path()) else {
+            return false;
+        };
         let param = match r.route.handler {
             Handler::OnDemand => r.param("codes"),
             Handler::Httpstat => r.param("code"),
-            _ => return None,
+            _ => return false,
         };
-        self.plain.answer(req, param)
+        self.plain.answer(req, param, reply)
     }
 
     /// What every reply of an admitted request gets, whatever produced it.
@@ -823,17 +825,18 @@ impl Service for App {
         reply
     }
 
-    fn handle_now(&self, req: &Request, ticket: &Ticket) -> Option<Reply> {
-        // Concluded inside the guard: the reply is then moved once on its way out, not twice.
+    fn handle_now_in(&self, req: &Request, ticket: &Ticket, reply: &mut Reply) -> bool {
         std::panic::catch_unwind(AssertUnwindSafe(|| {
-            let mut reply = self.answer_now(req, ticket)?;
-            self.conclude(&mut reply, ticket);
-            Some(reply)
+            let answered = self.answer_now(req, ticket, reply);
+            if answered {
+                self.conclude(reply, ticket);
+            }
+            answered
         }))
         .unwrap_or_else(|panic| {
-            let mut reply = panicked(&*panic).into_reply(&self.ctx, req);
-            self.conclude(&mut reply, ticket);
-            Some(reply)
+            *reply = panicked(&*panic).into_reply(&self.ctx, req);
+            self.conclude(reply, ticket);
+            true
         })
     }
 

@@ -88,8 +88,13 @@ impl Plain {
         Plain { by_code }
     }
 
-    /// The prebuilt reply to `req` for the route parameter `param`, if the request is plain.
-    pub(crate) fn answer(&self, req: &Request, param: &str) -> Option<Reply> {
+    /// Makes `reply` (a [`Reply::new`]) the prebuilt reply to `req` for the route parameter
+    /// `param`, if the request is plain; says whether it did.
+    pub(crate) fn answer(&self, req: &Request, param: &str, reply: &mut Reply) -> bool {
+        self.answer_in(req, param, reply).is_some()
+    }
+
+    fn answer_in(&self, req: &Request, param: &str, reply: &mut Reply) -> Option<()> {
         if req.method != Method::GET || req.uri.query().is_some() {
             return None;
         }
@@ -114,10 +119,10 @@ impl Plain {
             .by_code
             .get(usize::from(code).checked_sub(100)?)?
             .as_ref()?;
-        let mut reply = Reply::new(known(code));
+        reply.status = known(code);
         reply.body = prebuilt.body().clone();
         reply.prebuilt = Some(Arc::clone(prebuilt));
-        Some(reply)
+        Some(())
     }
 }
 

@@ -755,9 +755,10 @@ impl<T: Io, S: Service> Conn<T, S> {
         started: Instant,
         made: Option<Instant>,
     ) -> Result<impl Future<Output = std::io::Result<Next>> + Send + use<'a, T, S>, S::Ticket> {
-        let Some(mut reply) = self.app.handle_now(req, &ticket) else {
+        let mut reply = Reply::new(reply::known(200));
+        if !self.app.handle_now_in(req, &ticket, &mut reply) {
             return Err(ticket);
-        };
+        }
         // What admission holds (an in-flight slot) is given back before the reply goes out.
         drop(ticket);
         // `made`, when given, is the head's instant: one clock read per request on the hot
@@ -1055,7 +1056,10 @@ impl<T: Io, S: Service> Conn<T, S> {
                 Some(wrote) => wrote?,
                 None => {
                     self.settled = None;
-                    tokio::time::timeout(self.bounds.send_timeout, self.io.write(&self.out[done..]))
+                    // Boxed: a write that waits is rare, and its timer inline would grow every
+                    // future that may flush (a reply's, moved on the hot path) by its size.
+                    let wait = self.io.write(&self.out[done..]);
+                    Box::pin(tokio::time::timeout(self.bounds.send_timeout, wait))
                         .await
                         .map_err(|_| {
                             std::io::Error::new(
