@@ -138,7 +138,7 @@ impl Metrics {
             .iter()
             .position(|&b| secs <= b)
             .unwrap_or(BUCKETS.len());
-        let kind = (counter, route, bucket);
+        let kind = (counter, bucket);
         let same = tally.metrics.as_ref().is_some_and(|m| Arc::ptr_eq(m, self));
         if !same || tally.kind != kind {
             tally.settle();
@@ -203,8 +203,8 @@ impl Metrics {
 #[derive(Debug, Default)]
 pub(crate) struct Tally {
     metrics: Option<Arc<Metrics>>,
-    /// The request counter's index, the route, the duration bucket.
-    kind: (usize, usize, usize),
+    /// The request counter's index (route × method × code) and the duration bucket.
+    kind: (usize, usize),
     requests: u64,
     sum_us: u64,
 }
@@ -216,9 +216,9 @@ impl Tally {
         if self.requests == 0 {
             return;
         }
-        let (counter, route, bucket) = self.kind;
+        let (counter, bucket) = self.kind;
         m.requests[counter].fetch_add(self.requests, Ordering::Relaxed);
-        let h = &m.durations[route];
+        let h = &m.durations[counter / (METHODS.len() * CODES)];
         h.buckets[bucket].fetch_add(self.requests, Ordering::Relaxed);
         h.sum_us.fetch_add(self.sum_us, Ordering::Relaxed);
         self.requests = 0;
