@@ -42,6 +42,13 @@ const KEEP_HEADERS: usize = 24;
 /// The longest target a connection memoizes the URI of ([`Conn::uri_of`]), and the longest
 /// `Host` value it keeps as checked.
 const MEMO_TARGET: usize = 256;
+/// The longest field lines a connection keeps ([`Kept`]), and the most fields.
+const KEPT_LINES: usize = 1024;
+const KEPT_FIELDS: usize = 32;
+/// Heads in a row with other field lines after which a connection keeps new ones: a client
+/// that alternates between two sets of fields, or varies one field on every request, does
+/// not pay for a copy on every request.
+const KEPT_MISSES: u8 = 8;
 /// Output is flushed once it grows past this, even while pipelined requests remain.
 const FLUSH_AT: usize = 64 * 1024;
 /// Longest chunk-size line (with its extensions) accepted in chunked content.
@@ -60,7 +67,12 @@ struct Head {
     method: Method,
     target: (usize, usize),
     version: Version,
+    /// The header fields (none listed when `kept`).
     headers: Vec<(HeaderName, usize, usize)>,
+    /// Where the field lines start (the first field's name; `len` when there are none).
+    fields: usize,
+    /// The field lines are the connection's kept ones ([`Kept`]).
+    kept: bool,
     len: usize,
 }
 
@@ -73,9 +85,9 @@ enum Woke {
 
 /// What a request's head says of the exchange, beyond the request itself.
 struct Exchange {
-    /// The head's bytes, split off the read buffer, and where in them the target is: what the
-    /// request's target and header values are slices of (see [`detach`]).
-    head: Bytes,
+    /// The head's bytes, if split off the read buffer, and where in them the target is: what
+    /// the request's target and header values may be slices of (see [`detach`]).
+    head: Option<Bytes>,
     target: (usize, usize),
     /// How its content is framed.
     framing: Framing,
@@ -102,6 +114,41 @@ enum Next {
     Abort,
     /// A 101 was sent: the connection now speaks WebSocket.
     WebSocket,
+}
+
+/// A repeated target and its URI ([`Conn::uri_of`]). The URI is lent to each request that
+/// names the target (moved, not cloned: a clone and its drop are two atomic operations on
+/// the target's bytes) and given back when the request is done ([`Conn::give_back`]); `uri`
+/// is `None` only while a request has it.
+struct Memo {
+    target: Bytes,
+    uri: Option<Uri>,
+}
+
+/// The field lines of an earlier head on the connection (from its first field name to the
+/// blank line), owned, and the header map made from them: a head that repeats them byte for
+/// byte (most clients send the same fields on every request of a connection) is lent the
+/// map, instead of its fields being named, sliced, checked and hashed into a map again
+/// ([`Conn::keep_fields`]). `map` is `None` only while a request has it.
+struct Kept {
+    block: Bytes,
+    map: Option<HeaderMap>,
+    facts: Facts,
+    /// Heads in a row since that had other lines.
+    misses: u8,
+}
+
+/// What the connection itself reads in a head's fields, noted as the map is made.
+#[derive(Clone, Copy)]
+struct Facts {
+    /// `Host` fields.
+    hosts: usize,
+    /// Has `Content-Length` or `Transfer-Encoding`.
+    framed: bool,
+    /// Has `Expect`.
+    expects: bool,
+    /// Has `Connection`.
+    connection: bool,
 }
 
 /// What follows a reply once it is queued.
@@ -134,10 +181,13 @@ pub(crate) struct Conn<T, S: Service> {
     /// has room for each field, a held request's too.
     spare: Option<Box<HeaderMap>>,
     /// A target this connection was sent twice in a row, and its URI, both owned (not the
-    /// read buffer's): while requests keep naming it, its URI is cloned instead of parsed.
-    memo: Option<Box<(Bytes, Uri)>>,
+    /// read buffer's): while requests keep naming it, its URI is lent to them instead of
+    /// parsed (see [`Memo`]).
+    memo: Option<Box<Memo>>,
     /// [`fingerprint`] of the last target parsed.
     recent: u64,
+    /// The field lines of an earlier head, and their map (see [`Kept`]).
+    kept: Option<Box<Kept>>,
     /// The last `Host` value found valid on this connection, owned: a client names the same
     /// host in every request, and it is checked once.
     host: Option<Box<[u8]>>,
@@ -275,6 +325,7 @@ impl<T: Io, S: Service> Conn<T, S> {
             spare: None,
             memo: None,
             recent: 0,
+            kept: None,
             host: None,
             tally: S::Tally::default(),
             watching: false,
@@ -341,7 +392,7 @@ impl<T: Io, S: Service> Conn<T, S> {
                     Ok(exchange) => self.serve_one(&mut req, exchange, started).await,
                     Err((code, detail)) => self.refuse(&req, code, &detail, started).await,
                 };
-                self.keep_headers(&mut req.headers);
+                self.give_back(&mut req);
                 match next {
                     Ok(Next::KeepAlive) => {}
                     Ok(Next::WebSocket) => {
@@ -410,7 +461,9 @@ impl<T: Io, S: Service> Conn<T, S> {
                     if due {
                         parsed_at = Some(self.buf.len());
                         let fields = std::mem::take(&mut self.fields);
-                        if let Some(head) = parse_head(&self.buf, cfg.max_headers, fields)? {
+                        let kept = self.kept.as_deref().filter(|k| k.map.is_some());
+                        let kept = kept.map(|k| &k.block[..]);
+                        if let Some(head) = parse_head(&self.buf, cfg.max_headers, fields, kept)? {
                             check_head_size(&head, cfg)?;
                             return Ok(Some(head));
                         }
@@ -514,25 +567,59 @@ impl<T: Io, S: Service> Conn<T, S> {
         let _ = self.flush().await;
     }
 
-    /// The URI of the target at `at` in `head`: a clone of the memo's if it names the same
-    /// target, parsed otherwise (and memoized, owned, when the target is the one parsed last:
-    /// a client that repeats one URL, as a retry loop or a health check does).
-    fn uri_of(&mut self, head: &Bytes, at: (usize, usize)) -> Result<Uri, InvalidUri> {
+    /// The URI of the target at `at` in the head (of `len` bytes, `taken` or still at the
+    /// front of the read buffer): the memo's, lent, if it names the same target; parsed
+    /// otherwise (and memoized, owned, when the target is the one parsed last: a client that
+    /// repeats one URL, as a retry loop or a health check does).
+    fn uri_of(
+        &mut self,
+        at: (usize, usize),
+        len: usize,
+        taken: &mut Option<Bytes>,
+    ) -> Result<Uri, InvalidUri> {
+        let head = match taken {
+            Some(bytes) => &bytes[..],
+            None => &self.buf[..len],
+        };
         let target = &head[at.0..at.1];
-        if let Some(memo) = &self.memo
-            && memo.0[..] == *target
+        if let Some(memo) = &mut self.memo
+            && memo.target[..] == *target
+            && let Some(uri) = memo.uri.take()
         {
-            return Ok(memo.1.clone());
+            return Ok(uri);
         }
         let print = fingerprint(target);
         if print == self.recent && target.len() <= MEMO_TARGET {
             let owned = Bytes::copy_from_slice(target);
             let uri = Uri::from_maybe_shared(owned.clone())?;
-            self.memo = Some(Box::new((owned, uri.clone())));
+            self.memo = Some(Box::new(Memo {
+                target: owned,
+                uri: None,
+            }));
             return Ok(uri);
         }
         self.recent = print;
-        Uri::from_maybe_shared(head.slice(at.0..at.1))
+        let bytes = taken.get_or_insert_with(|| self.buf.split_to(len).freeze());
+        Uri::from_maybe_shared(bytes.slice(at.0..at.1))
+    }
+
+    /// Whether the request being served has the memo's URI ([`Conn::uri_of`]).
+    fn lent(&self) -> bool {
+        self.memo.as_ref().is_some_and(|memo| memo.uri.is_none())
+    }
+
+    /// Takes back what a finished request was lent: the memo's URI, the kept header map, or
+    /// else its own header map emptied ([`Conn::keep_headers`]).
+    fn give_back(&mut self, req: &mut Request) {
+        if let Some(memo) = &mut self.memo
+            && memo.uri.is_none()
+        {
+            memo.uri = Some(std::mem::take(&mut req.uri));
+        }
+        match &mut self.kept {
+            Some(kept) if kept.map.is_none() => kept.map = Some(std::mem::take(&mut req.headers)),
+            _ => self.keep_headers(&mut req.headers),
+        }
     }
 
     /// Keeps a finished request's header map, emptied, for the next request (a plain request
@@ -562,59 +649,105 @@ impl<T: Io, S: Service> Conn<T, S> {
         }
     }
 
-    /// Makes `req` (a [`Conn::bare_request`]) the request of `head`, whose bytes are taken
-    /// from the read buffer, and says what its head says of the exchange; or the code and
-    /// detail it is refused with, `req` made as far as it got. (Made in place: a request is
-    /// 280 bytes, and the hot path moves it as little as it can.)
+    /// Makes `req` (a [`Conn::bare_request`]) the request of `head`, and says what its head
+    /// says of the exchange; or the code and detail it is refused with, `req` made as far as
+    /// it got. (Made in place: a request is 280 bytes, and the hot path moves it as little as
+    /// it can.) The head's bytes leave the read buffer either way: split off it when the
+    /// request has slices of them, dropped from it when it has none (its header fields and
+    /// target lent by the connection: [`Kept`], [`Memo`]).
     fn request(&mut self, head: Head, req: &mut Request) -> Result<Exchange, (u16, String)> {
-        let cfg = self.bounds;
-        // Split off the read buffer, not copied: the request shares the buffer's allocation
-        // (which the next read reuses once the request is gone) unless it has to wait for its
-        // answer, when it is given a copy of its own (`detach`).
-        let bytes = self.buf.split_to(head.len).freeze();
-        let mut fields = head.headers;
-        // The kept map, if any, trades places with the stand-in's empty one (nothing dropped).
-        if let Some(spare) = self.spare.as_deref_mut() {
-            std::mem::swap(&mut req.headers, spare);
+        let len = head.len;
+        let mut taken = None;
+        let made = self.make_request(head, req, &mut taken);
+        if taken.is_none() {
+            bytes::Buf::advance(&mut self.buf, len);
         }
-        let headers = &mut req.headers;
-        headers.reserve(fields.len());
-        // The fields the connection itself reads, noted while the map is filled: most heads
-        // have none but Host, and each look-up in the map hashes the name.
+        made.map(|exchange| Exchange {
+            head: taken,
+            ..exchange
+        })
+    }
+
+    /// [`Conn::request`]'s work; `taken`, the head once split off the read buffer (the
+    /// exchange's `head` is left `None`).
+    fn make_request(
+        &mut self,
+        head: Head,
+        req: &mut Request,
+        taken: &mut Option<Bytes>,
+    ) -> Result<Exchange, (u16, String)> {
+        let cfg = self.bounds;
+        let len = head.len;
+        let mut fields = head.headers;
+        // The fields the connection itself reads: most heads have none but Host, and each
+        // look-up in the map hashes the name.
         let (mut hosts, mut host) = (0, (0, 0));
-        let (mut framed, mut expects, mut connection) = (false, false, false);
-        for (name, start, end) in fields.drain(..) {
-            if name == header::HOST {
-                hosts += 1;
-                host = (start, end);
-            } else if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
-                framed = true;
-            } else if name == header::EXPECT {
-                expects = true;
-            } else if name == header::CONNECTION {
-                connection = true;
+        let (framed, expects, connection, checked);
+        if head.kept {
+            // The same field lines as the kept ones: their map is lent, already made.
+            let kept = self
+                .kept
+                .as_deref_mut()
+                .expect("parse_head compared with it");
+            req.headers = kept.map.take().expect("a kept map is lent only once");
+            kept.misses = 0;
+            hosts = kept.facts.hosts;
+            (framed, expects, connection) =
+                (kept.facts.framed, kept.facts.expects, kept.facts.connection);
+            // A kept single Host was found valid when the lines were kept.
+            checked = hosts == 1;
+        } else {
+            // Split off the read buffer, not copied: the request shares the buffer's
+            // allocation (which the next read reuses once the request is gone) unless it has
+            // to wait for its answer, when it is given a copy of its own (`detach`).
+            let bytes = taken.insert(self.buf.split_to(len).freeze());
+            // The kept map, if any, trades places with the stand-in's empty one (nothing
+            // dropped).
+            if let Some(spare) = self.spare.as_deref_mut() {
+                std::mem::swap(&mut req.headers, spare);
             }
-            let Ok(value) = HeaderValue::from_maybe_shared(bytes.slice(start..end)) else {
-                let detail = format!("the value of {name} is not a valid field value");
-                return Err((400, detail));
-            };
-            headers.append(name, value);
+            let headers = &mut req.headers;
+            headers.reserve(fields.len());
+            let (mut f, mut e, mut c) = (false, false, false);
+            for (name, start, end) in fields.drain(..) {
+                if name == header::HOST {
+                    hosts += 1;
+                    host = (start, end);
+                } else if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+                    f = true;
+                } else if name == header::EXPECT {
+                    e = true;
+                } else if name == header::CONNECTION {
+                    c = true;
+                }
+                let Ok(value) = HeaderValue::from_maybe_shared(bytes.slice(start..end)) else {
+                    let detail = format!("the value of {name} is not a valid field value");
+                    return Err((400, detail));
+                };
+                headers.append(name, value);
+            }
+            (framed, expects, connection) = (f, e, c);
+            let value = &bytes[host.0..host.1];
+            checked = hosts == 1 && self.host.as_deref() == Some(value);
+            if let Some(kept) = &mut self.kept {
+                kept.misses = kept.misses.saturating_add(1);
+            }
         }
         // The list's allocation serves the next head.
         self.fields = fields;
         req.method = head.method;
         req.version = head.version;
-        req.uri = match self.uri_of(&bytes, head.target) {
+        req.uri = match self.uri_of(head.target, len, taken) {
             Ok(uri) => uri,
             Err(_) => return Err((400, "the request target is not a valid URI".to_owned())),
         };
-        let host = &bytes[host.0..host.1];
-        if !(hosts == 1 && self.host.as_deref() == Some(host)) {
-            if let Some(problem) = check_host(req.version, hosts, host) {
+        if !checked {
+            let value = taken.as_ref().map_or(&b""[..], |b| &b[host.0..host.1]);
+            if let Some(problem) = check_host(req.version, hosts, value) {
                 return Err((400, problem.to_owned()));
             }
-            if hosts == 1 && host.len() <= MEMO_TARGET {
-                self.host = Some(host.into());
+            if hosts == 1 && value.len() <= MEMO_TARGET {
+                self.host = Some(value.into());
             }
         }
         let role = Role::Request {
@@ -666,13 +799,59 @@ impl<T: Io, S: Service> Conn<T, S> {
         } else {
             req.version == Version::HTTP_10
         };
+        if !head.kept
+            && let Some(bytes) = taken
+        {
+            self.keep_fields(
+                &bytes[head.fields..len],
+                &req.headers,
+                Facts {
+                    hosts,
+                    framed,
+                    expects,
+                    connection,
+                },
+            );
+        }
         Ok(Exchange {
-            head: bytes,
+            head: None,
             target: head.target,
             framing,
             expect_continue,
             close,
         })
+    }
+
+    /// Keeps a copy of a valid head's field lines and their map (`headers`, made from them),
+    /// for the requests after it that repeat them (as most clients do on a connection):
+    /// from a connection's second request, when none are kept or the kept ones missed
+    /// [`KEPT_MISSES`] requests in a row; not for long lines.
+    fn keep_fields(&mut self, lines: &[u8], headers: &HeaderMap, facts: Facts) {
+        let due = match &self.kept {
+            None => self.served > 0,
+            Some(kept) => kept.misses >= KEPT_MISSES,
+        };
+        if !due || lines.len() > KEPT_LINES || headers.len() > KEPT_FIELDS {
+            return;
+        }
+        let block = Bytes::copy_from_slice(lines);
+        let base = lines.as_ptr() as usize;
+        let mut map = HeaderMap::with_capacity(headers.len());
+        for (name, value) in headers {
+            let at = value.as_bytes().as_ptr() as usize - base;
+            let Ok(mine) =
+                HeaderValue::from_maybe_shared(block.slice(at..at + value.as_bytes().len()))
+            else {
+                return;
+            };
+            map.append(name.clone(), mine);
+        }
+        self.kept = Some(Box::new(Kept {
+            block,
+            map: Some(map),
+            facts,
+            misses: 0,
+        }));
     }
 
     /// Admits, reads the content of, answers and sends one request.
@@ -733,8 +912,10 @@ impl<T: Io, S: Service> Conn<T, S> {
         self.app.hold(&mut ticket);
         // The handler may keep the request for long (a delayed reply): it should hold a few
         // hundred bytes of its own, not the read buffer (1 KiB and more per held request).
-        detach(req, &head, target);
-        drop(head);
+        if let Some(head) = head {
+            let lent = self.lent();
+            detach(req, &head, (!lent).then_some(target));
+        }
         let sent = {
             let mut reply = self.call(req, &ticket).await;
             drop(ticket);
@@ -786,6 +967,7 @@ impl<T: Io, S: Service> Conn<T, S> {
         self.fields = Vec::new();
         self.spare = None;
         self.memo = None;
+        self.kept = None;
         self.host = None;
         fut.await
     }
@@ -1249,11 +1431,13 @@ fn check_head_size(head: &Head, cfg: Limits) -> Result<(), HeadError> {
 }
 
 /// Parses a head from `buf`; `Ok(None)` if it is incomplete.
-/// `fields`: an empty list to fill with the header fields (its allocation reused).
+/// `fields`: an empty list to fill with the header fields (its allocation reused), left empty
+/// if the head's field lines are `kept`.
 fn parse_head(
     buf: &[u8],
     max_headers: usize,
     mut fields: Vec<(HeaderName, usize, usize)>,
+    kept: Option<&[u8]>,
 ) -> Result<Option<Head>, HeadError> {
     // Left uninitialized: httparse writes the slots it fills (zeroing all of them cost a
     // 3.2 KiB memset per request).
@@ -1292,17 +1476,24 @@ fn parse_head(
     } else {
         Version::HTTP_11
     };
+    let lines = req
+        .headers
+        .first()
+        .map_or(len, |h| offset(h.name.as_bytes()));
+    fields.clear();
     let mut head = Head {
         method,
         target,
         version,
-        headers: {
-            fields.clear();
-            fields.reserve(req.headers.len());
-            fields
-        },
+        headers: fields,
+        fields: lines,
+        kept: kept.is_some_and(|kept| *kept == buf[lines..len]),
         len,
     };
+    if head.kept {
+        return Ok(Some(head));
+    }
+    head.headers.reserve(req.headers.len());
     for h in req.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| HeadError::Reject(400, format!("malformed header name {:?}", h.name)))?;
@@ -1469,8 +1660,9 @@ fn valid_host_general(v: &[u8]) -> bool {
 
 /// Gives `req` a copy of `head` (the bytes its target and header values were made from,
 /// slices of the connection's read buffer) and re-slices them from it, so that a request kept
-/// while its handler waits holds no part of the read buffer.
-fn detach(req: &mut Request, head: &Bytes, target: (usize, usize)) {
+/// while its handler waits holds no part of the read buffer. The URI is re-sliced from
+/// `target`, if given (not for a URI that owns its bytes: the memo's).
+fn detach(req: &mut Request, head: &Bytes, target: Option<(usize, usize)>) {
     let copy = Bytes::copy_from_slice(head);
     let base = head.as_ptr() as usize;
     for value in req.headers.values_mut() {
@@ -1483,7 +1675,9 @@ fn detach(req: &mut Request, head: &Bytes, target: (usize, usize)) {
             *value = mine;
         }
     }
-    if let Ok(uri) = Uri::from_maybe_shared(copy.slice(target.0..target.1)) {
+    if let Some((start, end)) = target
+        && let Ok(uri) = Uri::from_maybe_shared(copy.slice(start..end))
+    {
         req.uri = uri;
     }
 }
@@ -1605,7 +1799,7 @@ pub(crate) mod props {
     /// What `read_head` decides from the bytes buffered so far: a head that passes the target
     /// limit, a refusal, or `None` (read on).
     fn decide(buf: &[u8], max_headers: usize, max_uri: usize) -> Option<Result<Parsed, u16>> {
-        match parse_head(buf, max_headers, Vec::new()) {
+        match parse_head(buf, max_headers, Vec::new(), None) {
             Ok(Some(head)) if head.target.1 - head.target.0 > max_uri => Some(Err(414)),
             Ok(Some(h)) => Some(Ok((h.method, h.target, h.version, h.headers, h.len))),
             Err(HeadError::Reject(code, _)) => Some(Err(code)),
@@ -1824,11 +2018,38 @@ mod tests {
 
     /// What `parse_head` answers: `Some(0)` for a head, a refusal's code, `None` to read on.
     fn answer(buf: &[u8]) -> Option<u16> {
-        match parse_head(buf, HEADER_SLOTS, Vec::new()) {
+        match parse_head(buf, HEADER_SLOTS, Vec::new(), None) {
             Ok(Some(_)) => Some(0),
             Ok(None) => None,
             Err(HeadError::Reject(code, _)) => Some(code),
             Err(HeadError::Close) => Some(1),
+        }
+    }
+
+    /// A head is found to repeat the kept field lines only when its lines are the same bytes,
+    /// whatever its request line; its fields are then not listed.
+    #[test]
+    fn kept_field_lines_are_matched_byte_for_byte() {
+        let lines = b"Host: a.test\r\nX-A: 1\r\n\r\n";
+        let parse = |head: &[u8]| {
+            parse_head(head, HEADER_SLOTS, Vec::new(), Some(lines))
+                .map_err(|_| ())
+                .expect("a valid head")
+                .expect("a whole head")
+        };
+        let same = parse(b"POST /x?y HTTP/1.0\r\nHost: a.test\r\nX-A: 1\r\n\r\n");
+        assert!(same.kept && same.headers.is_empty());
+        assert_eq!(same.fields, "POST /x?y HTTP/1.0\r\n".len());
+        for other in [
+            &b"GET / HTTP/1.1\r\nHost: a.test\r\nX-A: 2\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nhost: a.test\r\nX-A: 1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a.test\r\nX-A: 1\r\nX-B: 1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n",
+            b"GET / HTTP/1.1\nHost: a.test\nX-A: 1\n\n",
+        ] {
+            let head = parse(other);
+            assert!(!head.kept, "{:?}", String::from_utf8_lossy(other));
+            assert!(!head.headers.is_empty());
         }
     }
 
@@ -1879,7 +2100,7 @@ mod tests {
             peer: SocketAddr::from(([127, 0, 0, 1], 9)),
         };
         let made = req.clone();
-        detach(&mut req, &head, (4, 23));
+        detach(&mut req, &head, Some((4, 23)));
         assert_eq!(req.uri, made.uri);
         assert_eq!(req.headers, made.headers);
         let within = |p: *const u8| head.as_ptr_range().contains(&p);

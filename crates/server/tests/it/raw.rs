@@ -759,6 +759,118 @@ async fn hosts_are_checked_on_every_request_of_a_connection() {
     }
 }
 
+/// The fields a `/headers` or `/anything` reply echoes, names lowercased, `x-` ones only.
+fn echoed_x_fields(resp: &crate::support::Response) -> Vec<(String, String)> {
+    let echoed: serde_json::Value = serde_json::from_slice(&resp.body).expect("JSON");
+    let mut fields: Vec<(String, String)> = echoed["headers"]
+        .as_object()
+        .expect("an object of fields")
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.as_str().unwrap_or("").to_owned()))
+        .filter(|(k, _)| k.starts_with("x-"))
+        .collect();
+    fields.sort();
+    fields
+}
+
+/// A connection keeps the field lines of a head, and lends their map to the heads that
+/// repeat them byte for byte: each request still gets its own target, method and version,
+/// its content, and the checks its fields call for (Host on HTTP/1.1), whether its lines are
+/// the kept ones, others, or alternate; one by one and pipelined.
+#[tokio::test]
+async fn repeated_field_lines_serve_each_request_as_its_own() {
+    let server = TestServer::start().await;
+    let host = server.host();
+    let mut conn = server.connect().await;
+    let (a, b) = ([("X-A", "1")], [("X-B", "2")]);
+    let want = |fields: &[(&str, &str)]| -> Vec<(String, String)> {
+        fields
+            .iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), (*v).to_owned()))
+            .collect()
+    };
+    // Kept from the second head on; then other lines, alternating, and back.
+    let order: [(&str, &[(&str, &str)]); 12] = [
+        ("/headers", &a),
+        ("/headers", &a),
+        ("/anything/one", &a),
+        ("/headers", &a),
+        ("/headers", &b),
+        ("/anything/two", &a),
+        ("/headers", &b),
+        ("/headers", &a),
+        ("/headers", &b),
+        ("/headers", &b),
+        ("/headers", &b),
+        ("/anything/three", &a),
+    ];
+    for (i, (target, fields)) in order.iter().enumerate() {
+        conn.send(&request("GET", target, &host, fields, b"")).await;
+        let resp = conn.read_response(false).await;
+        assert_eq!(resp.status, 200, "request {i}");
+        assert_eq!(echoed_x_fields(&resp), want(fields), "request {i}");
+        if target.starts_with("/anything") {
+            let echoed: serde_json::Value = serde_json::from_slice(&resp.body).expect("JSON");
+            assert!(echoed["url"].as_str().is_some_and(|u| u.ends_with(target)));
+        }
+    }
+    // Pipelined: one write of alike heads, each with its own content.
+    let mut batch = Vec::new();
+    for word in ["alpha", "bravo", "delta"] {
+        batch.extend(request("POST", "/anything", &host, &a, word.as_bytes()));
+    }
+    for _ in 0..2 {
+        conn.send(&batch).await;
+        for word in ["alpha", "bravo", "delta"] {
+            let resp = conn.read_response(false).await;
+            assert_eq!(resp.status, 200);
+            let echoed: serde_json::Value = serde_json::from_slice(&resp.body).expect("JSON");
+            assert_eq!(echoed["data"], word);
+            assert_eq!(echoed_x_fields(&resp), want(&a));
+        }
+    }
+    // A held reply between kept heads: the connection lets go of what it kept, and goes on.
+    conn.send(&request("GET", "/status/200?sleep=100", &host, &a, b""))
+        .await;
+    assert_eq!(conn.read_response(false).await.status, 200);
+    for _ in 0..3 {
+        conn.send(&request("GET", "/headers", &host, &a, b"")).await;
+        let resp = conn.read_response(false).await;
+        assert_eq!(echoed_x_fields(&resp), want(&a));
+    }
+
+    // Lines without Host, kept while HTTP/1.0 may leave it out: HTTP/1.1 with the same lines
+    // still needs one.
+    let mut conn = server.connect().await;
+    let lines = "Connection: keep-alive\r\nX-A: 1\r\n\r\n";
+    for i in 0..3 {
+        conn.send(format!("GET /status/418 HTTP/1.0\r\n{lines}").as_bytes())
+            .await;
+        assert_eq!(conn.read_response(false).await.status, 418, "HTTP/1.0 {i}");
+    }
+    conn.send(format!("GET /status/418 HTTP/1.1\r\n{lines}").as_bytes())
+        .await;
+    assert_eq!(conn.read_response(false).await.status, 400);
+
+    // An HTTP/1.0 head's kept lines with `Connection: keep-alive` keep the connection open;
+    // the same lines on HTTP/1.1 too, and without it, HTTP/1.0 closes.
+    let mut conn = server.connect().await;
+    let lines = format!("Host: {host}\r\nConnection: keep-alive\r\n\r\n");
+    for version in ["1.0", "1.0", "1.0", "1.1", "1.0"] {
+        conn.send(format!("GET /status/418 HTTP/{version}\r\n{lines}").as_bytes())
+            .await;
+        assert_eq!(
+            conn.read_response(false).await.status,
+            418,
+            "HTTP/{version}"
+        );
+    }
+    conn.send(format!("GET /status/418 HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+        .await;
+    assert_eq!(conn.read_response(false).await.status, 418);
+    conn.expect_eof().await;
+}
+
 /// The `Date` of the reply to `resp`, and the time `before` floored to its second: a reply
 /// made at or after `before` is dated no earlier.
 fn dated_since(resp: &crate::support::Response, before: std::time::SystemTime) -> bool {
