@@ -123,6 +123,9 @@ fi
 
 note "bench: cargo build --release -p statuslab -p statuslab-loadgen"
 cargo build --release -q -p statuslab -p statuslab-loadgen
+# A build leaves hundreds of MB of dirty pages; their writeback, on any core, would land in the
+# measurements (held replies' lateness above all). Written out now, before any is taken.
+sync
 STATUSLAB=$ROOT/target/release/statuslab
 LOADGEN=$ROOT/target/release/statuslab-loadgen
 
