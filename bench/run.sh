@@ -591,6 +591,9 @@ EOF
 }
 
 if [[ -z ${BENCH_SKIP_DELAYED:-} ]]; then
+    # The rows above leave ~1 GB of access logs in the page cache: written out now, or their
+    # writeback steals the server's core for tens of milliseconds in the middle of a pass.
+    sync
     echo "== $DELAYED concurrent held requests (statuslab --workers $N; $PIN_NOTE)" | tee "$RUN/held.txt"
     # Steady ramp: all requests in flight together, responses after the ramp is over. Twice on
     # one server: a cold server pays for growing its file table while the ramp runs.
