@@ -17,20 +17,22 @@ secs=${AB_SECONDS:-3}
 conns=${AB_CONNECTIONS:-64}
 export BENCH_PIPELINE=${BENCH_PIPELINE:-16}
 command -v wrk >/dev/null || { echo "bench/ab.sh: wrk is missing (apt-get install -y wrk)" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 ports=()
 for i in "${!bins[@]}"; do
-    port=$(free_port)
+    port=$(free_port "${ports[@]}")
     ports+=("$port")
     taskset -c 0 "${bins[$i]}" serve --listen "127.0.0.1:$port" --no-access-log --workers 1 \
         --data-dir "$work/data-$i" 2>/dev/null &
     pids+=($!)
 done
 for i in "${!bins[@]}"; do
-    for _ in $(seq 100); do curl -fso /dev/null "http://127.0.0.1:${ports[$i]}/status/200" && break; sleep 0.1; done
+    wait_http "http://127.0.0.1:${ports[$i]}/status/200" "${pids[$i]}" ||
+        { echo "bench/ab.sh: ${bins[$i]} did not start" >&2; exit 1; }
 done
 load() { # index seconds -> wrk output
     taskset -c 1 wrk -t1 -c"$conns" -d"$2"s -s bench/pipeline.lua "http://127.0.0.1:${ports[$1]}/status/404"

@@ -139,7 +139,7 @@ struct Kept {
 }
 
 /// What the connection itself reads in a head's fields, noted as the map is made.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct Facts {
     /// `Host` fields.
     hosts: usize,
@@ -681,8 +681,8 @@ impl<T: Io, S: Service> Conn<T, S> {
         let mut fields = head.headers;
         // The fields the connection itself reads: most heads have none but Host, and each
         // look-up in the map hashes the name.
-        let (mut hosts, mut host) = (0, (0, 0));
-        let (framed, expects, connection, checked);
+        let mut host = (0, 0);
+        let (facts, checked);
         if head.kept {
             // The same field lines as the kept ones: their map is lent, already made.
             let kept = self
@@ -691,11 +691,9 @@ impl<T: Io, S: Service> Conn<T, S> {
                 .expect("parse_head compared with it");
             req.headers = kept.map.take().expect("a kept map is lent only once");
             kept.misses = 0;
-            hosts = kept.facts.hosts;
-            (framed, expects, connection) =
-                (kept.facts.framed, kept.facts.expects, kept.facts.connection);
+            facts = kept.facts;
             // A kept single Host was found valid when the lines were kept.
-            checked = hosts == 1;
+            checked = facts.hosts == 1;
         } else {
             // Split off the read buffer, not copied: the request shares the buffer's
             // allocation (which the next read reuses once the request is gone) unless it has
@@ -708,17 +706,17 @@ impl<T: Io, S: Service> Conn<T, S> {
             }
             let headers = &mut req.headers;
             headers.reserve(fields.len());
-            let (mut f, mut e, mut c) = (false, false, false);
+            let mut noted = Facts::default();
             for (name, start, end) in fields.drain(..) {
                 if name == header::HOST {
-                    hosts += 1;
+                    noted.hosts += 1;
                     host = (start, end);
                 } else if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
-                    f = true;
+                    noted.framed = true;
                 } else if name == header::EXPECT {
-                    e = true;
+                    noted.expects = true;
                 } else if name == header::CONNECTION {
-                    c = true;
+                    noted.connection = true;
                 }
                 let Ok(value) = HeaderValue::from_maybe_shared(bytes.slice(start..end)) else {
                     let detail = format!("the value of {name} is not a valid field value");
@@ -726,9 +724,9 @@ impl<T: Io, S: Service> Conn<T, S> {
                 };
                 headers.append(name, value);
             }
-            (framed, expects, connection) = (f, e, c);
+            facts = noted;
             let value = &bytes[host.0..host.1];
-            checked = hosts == 1 && self.host.as_deref() == Some(value);
+            checked = facts.hosts == 1 && self.host.as_deref() == Some(value);
             if let Some(kept) = &mut self.kept {
                 kept.misses = kept.misses.saturating_add(1);
             }
@@ -743,17 +741,17 @@ impl<T: Io, S: Service> Conn<T, S> {
         };
         if !checked {
             let value = taken.as_ref().map_or(&b""[..], |b| &b[host.0..host.1]);
-            if let Some(problem) = check_host(req.version, hosts, value) {
+            if let Some(problem) = check_host(req.version, facts.hosts, value) {
                 return Err((400, problem.to_owned()));
             }
-            if hosts == 1 && value.len() <= MEMO_TARGET {
+            if facts.hosts == 1 && value.len() <= MEMO_TARGET {
                 self.host = Some(value.into());
             }
         }
         let role = Role::Request {
             http10: req.version == Version::HTTP_10,
         };
-        let framing = if framed {
+        let framing = if facts.framed {
             match framing::framing(&req.headers, role) {
                 Ok(f) => f,
                 Err(e) => {
@@ -764,7 +762,7 @@ impl<T: Io, S: Service> Conn<T, S> {
         } else {
             Framing::None
         };
-        let expect = if expects {
+        let expect = if facts.expects {
             req.headers.get(header::EXPECT)
         } else {
             None
@@ -794,7 +792,7 @@ impl<T: Io, S: Service> Conn<T, S> {
             );
             return Err((413, detail));
         }
-        let close = if connection {
+        let close = if facts.connection {
             wants_close(req)
         } else {
             req.version == Version::HTTP_10
@@ -802,16 +800,7 @@ impl<T: Io, S: Service> Conn<T, S> {
         if !head.kept
             && let Some(bytes) = taken
         {
-            self.keep_fields(
-                &bytes[head.fields..len],
-                &req.headers,
-                Facts {
-                    hosts,
-                    framed,
-                    expects,
-                    connection,
-                },
-            );
+            self.keep_fields(&bytes[head.fields..len], &req.headers, facts);
         }
         Ok(Exchange {
             head: None,
@@ -835,17 +824,8 @@ impl<T: Io, S: Service> Conn<T, S> {
             return;
         }
         let block = Bytes::copy_from_slice(lines);
-        let base = lines.as_ptr() as usize;
-        let mut map = HeaderMap::with_capacity(headers.len());
-        for (name, value) in headers {
-            let at = value.as_bytes().as_ptr() as usize - base;
-            let Ok(mine) =
-                HeaderValue::from_maybe_shared(block.slice(at..at + value.as_bytes().len()))
-            else {
-                return;
-            };
-            map.append(name.clone(), mine);
-        }
+        let mut map = headers.clone();
+        rebase(&mut map, lines, &block);
         self.kept = Some(Box::new(Kept {
             block,
             map: Some(map),
@@ -1664,8 +1644,19 @@ fn valid_host_general(v: &[u8]) -> bool {
 /// `target`, if given (not for a URI that owns its bytes: the memo's).
 fn detach(req: &mut Request, head: &Bytes, target: Option<(usize, usize)>) {
     let copy = Bytes::copy_from_slice(head);
-    let base = head.as_ptr() as usize;
-    for value in req.headers.values_mut() {
+    rebase(&mut req.headers, head, &copy);
+    if let Some((start, end)) = target
+        && let Ok(uri) = Uri::from_maybe_shared(copy.slice(start..end))
+    {
+        req.uri = uri;
+    }
+}
+
+/// Makes each value of `headers` that is a slice of `from` the same slice of `copy` (a copy of
+/// `from`); other values are left as they are.
+fn rebase(headers: &mut HeaderMap, from: &[u8], copy: &Bytes) {
+    let base = from.as_ptr() as usize;
+    for value in headers.values_mut() {
         let bytes = value.as_bytes();
         let start = (bytes.as_ptr() as usize).wrapping_sub(base);
         if bytes.is_empty() || start > copy.len() || copy.len() - start < bytes.len() {
@@ -1674,11 +1665,6 @@ fn detach(req: &mut Request, head: &Bytes, target: Option<(usize, usize)>) {
         if let Ok(mine) = HeaderValue::from_maybe_shared(copy.slice(start..start + bytes.len())) {
             *value = mine;
         }
-    }
-    if let Some((start, end)) = target
-        && let Ok(uri) = Uri::from_maybe_shared(copy.slice(start..end))
-    {
-        req.uri = uri;
     }
 }
 
